@@ -1,0 +1,616 @@
+/*
+ * index: the store's SQLite catalogue (see index.h).
+ *
+ * Each call prepares its statement, runs it and finalizes it; SQLite's
+ * serialized mode makes one connection safe across threads. SQLite result
+ * codes become errno values in index_errno() and nowhere else.
+ */
+#include "index.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+struct index {
+	sqlite3 *db;
+};
+
+/* Wait this long for another process's write transaction. */
+#define BUSY_TIMEOUT_MS 10000
+
+/*
+ * Migrations, in order: migrations[i] takes a database from version i to
+ * version i + 1. Never edit one that has shipped; append a new one.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1: blobs and tags. */
+	"CREATE TABLE blobs ("
+	"  digest TEXT PRIMARY KEY,"
+	"  size INTEGER NOT NULL,"
+	"  media_type TEXT NOT NULL DEFAULT '',"
+	"  created INTEGER NOT NULL,"
+	"  last_access INTEGER NOT NULL);"
+	"CREATE TABLE tags ("
+	"  registry TEXT NOT NULL,"
+	"  repository TEXT NOT NULL,"
+	"  tag TEXT NOT NULL,"
+	"  manifest TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  PRIMARY KEY (registry, repository, tag));",
+	/* 1 -> 2: pinning and manifest -> blob edges, for GC. */
+	"ALTER TABLE blobs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE edges ("
+	"  parent TEXT NOT NULL,"
+	"  child TEXT NOT NULL,"
+	"  PRIMARY KEY (parent, child)) WITHOUT ROWID;"
+	"CREATE INDEX edges_by_child ON edges(child);"
+	"CREATE INDEX tags_by_manifest ON tags(manifest);",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
+	       "one migration per schema version");
+
+/* Every blob reachable from a tag or a pinned blob. */
+#define LIVE_CTE                                                                                   \
+	"WITH RECURSIVE live(d) AS ("                                                              \
+	"  SELECT manifest FROM tags"                                                              \
+	"  UNION SELECT digest FROM blobs WHERE pinned"                                            \
+	"  UNION SELECT e.child FROM edges e JOIN live ON e.parent = live.d) "
+
+#define BLOB_COLUMNS "digest, size, media_type, created, last_access, pinned"
+
+static int index_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	default:
+		return -EIO;
+	}
+}
+
+static int prepare(struct index *idx, const char *sql, sqlite3_stmt **ret)
+{
+	return index_errno(sqlite3_prepare_v2(idx->db, sql, -1, ret, NULL));
+}
+
+static int exec(struct index *idx, const char *sql)
+{
+	return index_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+}
+
+/* Step a statement that returns no rows, then finalize it. */
+static int run(sqlite3_stmt *stmt)
+{
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : index_errno(rc);
+}
+
+static void bind_digest(sqlite3_stmt *stmt, int column, const struct digest *d)
+{
+	sqlite3_bind_text(stmt, column, d->hex, DIGEST_HEX_LEN, SQLITE_STATIC);
+}
+
+static bool name_fits(const char *s)
+{
+	return strlen(s) <= INDEX_NAME_MAX;
+}
+
+static void copy_text(char *dst, sqlite3_stmt *stmt, int column)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, column);
+	size_t len = text ? strlen((const char *)text) : 0;
+
+	if (len > INDEX_NAME_MAX)
+		len = INDEX_NAME_MAX;
+	memcpy(dst, text ? (const char *)text : "", len);
+	dst[len] = '\0';
+}
+
+/* Read a hex digest column; a malformed one means a damaged database. */
+static int column_digest(sqlite3_stmt *stmt, int column, struct digest *ret)
+{
+	const unsigned char *text = sqlite3_column_text(stmt, column);
+
+	if (!text || digest_parse_hex((const char *)text, ret) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+static int row_to_blob(sqlite3_stmt *stmt, struct index_blob *ret)
+{
+	int r = column_digest(stmt, 0, &ret->digest);
+
+	if (r < 0)
+		return r;
+	ret->size = sqlite3_column_int64(stmt, 1);
+	copy_text(ret->media_type, stmt, 2);
+	ret->created = sqlite3_column_int64(stmt, 3);
+	ret->last_access = sqlite3_column_int64(stmt, 4);
+	ret->pinned = sqlite3_column_int(stmt, 5) != 0;
+	return 0;
+}
+
+static int row_to_tag(sqlite3_stmt *stmt, struct index_tag *ret)
+{
+	copy_text(ret->registry, stmt, 0);
+	copy_text(ret->repository, stmt, 1);
+	copy_text(ret->tag, stmt, 2);
+	ret->fetched = sqlite3_column_int64(stmt, 4);
+	return column_digest(stmt, 3, &ret->manifest);
+}
+
+int index_schema_version(struct index *idx, int *ret_version)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "PRAGMA user_version", &stmt);
+
+	if (r < 0)
+		return r;
+	if (sqlite3_step(stmt) != SQLITE_ROW) {
+		r = index_errno(sqlite3_errcode(idx->db));
+		sqlite3_finalize(stmt);
+		return r < 0 ? r : -EIO;
+	}
+	*ret_version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return 0;
+}
+
+/* Bring the schema to INDEX_SCHEMA_VERSION, each step in its own transaction. */
+static int migrate(struct index *idx)
+{
+	char sql[64];
+	int version, r;
+
+	r = index_schema_version(idx, &version);
+	if (r < 0)
+		return r;
+	if (version > INDEX_SCHEMA_VERSION)
+		return -EPROTONOSUPPORT;
+	while (version < INDEX_SCHEMA_VERSION) {
+		r = exec(idx, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		/* Another process may have migrated while we waited. */
+		r = index_schema_version(idx, &version);
+		if (r == 0 && version < INDEX_SCHEMA_VERSION) {
+			r = exec(idx, migrations[version]);
+			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+			if (r == 0)
+				r = exec(idx, sql);
+		}
+		if (r < 0) {
+			index_rollback(idx);
+			return r;
+		}
+		r = exec(idx, "COMMIT");
+		if (r < 0)
+			return r;
+		r = index_schema_version(idx, &version);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int index_open(const char *path, struct index **ret)
+{
+	struct index *idx = calloc(1, sizeof(*idx));
+	int r;
+
+	if (!idx)
+		return -ENOMEM;
+	r = index_errno(sqlite3_open_v2(
+		path, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+		NULL));
+	if (r < 0)
+		goto out_close;
+	sqlite3_busy_timeout(idx->db, BUSY_TIMEOUT_MS);
+	/*
+	 * WAL lets readers run beside a writer; synchronous=NORMAL is durable
+	 * enough for an index that open-time recovery can rebuild from files.
+	 */
+	r = exec(idx, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+		      "PRAGMA foreign_keys = OFF;");
+	if (r < 0)
+		goto out_close;
+	r = migrate(idx);
+	if (r < 0)
+		goto out_close;
+	*ret = idx;
+	return 0;
+out_close:
+	index_close(idx);
+	return r;
+}
+
+void index_close(struct index *idx)
+{
+	if (!idx)
+		return;
+	sqlite3_close(idx->db);
+	free(idx);
+}
+
+int index_begin(struct index *idx)
+{
+	return exec(idx, "BEGIN IMMEDIATE");
+}
+
+int index_commit(struct index *idx)
+{
+	return exec(idx, "COMMIT");
+}
+
+void index_rollback(struct index *idx)
+{
+	sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int index_put_blob(struct index *idx, const struct digest *d, int64_t size, const char *media_type,
+		   int64_t now)
+{
+	sqlite3_stmt *stmt;
+	int r;
+
+	if (!media_type)
+		media_type = "";
+	if (!name_fits(media_type) || size < 0)
+		return -EINVAL;
+	r = prepare(idx,
+		    "INSERT INTO blobs (digest, size, media_type, created, last_access)"
+		    " VALUES (?1, ?2, ?3, ?4, ?4)"
+		    " ON CONFLICT (digest) DO UPDATE SET"
+		    "  last_access = max(last_access, excluded.last_access),"
+		    "  size = excluded.size,"
+		    "  media_type = CASE WHEN media_type = '' THEN excluded.media_type"
+		    "               ELSE media_type END",
+		    &stmt);
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, d);
+	sqlite3_bind_int64(stmt, 2, size);
+	sqlite3_bind_text(stmt, 3, media_type, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, now);
+	return run(stmt);
+}
+
+int index_get_blob(struct index *idx, const struct digest *d, struct index_blob *ret)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT " BLOB_COLUMNS " FROM blobs WHERE digest = ?1", &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, d);
+	r = sqlite3_step(stmt);
+	if (r == SQLITE_ROW)
+		r = row_to_blob(stmt, ret);
+	else if (r == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = index_errno(r);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+/* Run an UPDATE or DELETE on one blob; -ENOENT when no row matched. */
+static int change_blob(struct index *idx, const char *sql, const struct digest *d, int64_t value)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, sql, &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, d);
+	sqlite3_bind_int64(stmt, 2, value);
+	r = run(stmt);
+	if (r == 0 && sqlite3_changes(idx->db) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+int index_touch_blob(struct index *idx, const struct digest *d, int64_t now)
+{
+	return change_blob(idx,
+			   "UPDATE blobs SET last_access = max(last_access, ?2) WHERE digest = ?1",
+			   d, now);
+}
+
+int index_set_pinned(struct index *idx, const struct digest *d, bool pinned)
+{
+	return change_blob(idx, "UPDATE blobs SET pinned = ?2 WHERE digest = ?1", d, pinned);
+}
+
+int index_remove_blob(struct index *idx, const struct digest *d)
+{
+	static const char *const statements[] = {
+		"DELETE FROM tags WHERE manifest = ?1",
+		"DELETE FROM edges WHERE parent = ?1",
+		"DELETE FROM blobs WHERE digest = ?1",
+	};
+	size_t i;
+	int r = index_begin(idx);
+
+	if (r < 0)
+		return r;
+	for (i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+		r = change_blob(idx, statements[i], d, 0);
+		if (r < 0 && r != -ENOENT)
+			goto out_rollback;
+	}
+	/* r is the result of deleting the blob row itself. */
+	if (r == -ENOENT)
+		goto out_rollback;
+	return index_commit(idx);
+out_rollback:
+	index_rollback(idx);
+	return r;
+}
+
+/* Walk the rows of a prepared SELECT of BLOB_COLUMNS; finalizes stmt. */
+static int walk_blobs(sqlite3_stmt *stmt, index_blob_fn fn, void *ctx)
+{
+	struct index_blob blob;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = row_to_blob(stmt, &blob);
+		if (r == 0)
+			r = fn(&blob, ctx);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = index_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_foreach_blob(struct index *idx, index_blob_fn fn, void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT " BLOB_COLUMNS " FROM blobs ORDER BY last_access, digest",
+			&stmt);
+
+	return r < 0 ? r : walk_blobs(stmt, fn, ctx);
+}
+
+int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
+{
+	struct digest d;
+	sqlite3_stmt *stmt;
+	int rc, r = prepare(idx, "SELECT digest FROM blobs ORDER BY digest", &stmt);
+
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = column_digest(stmt, 0, &d);
+		if (r == 0)
+			r = fn(&d, ctx);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = index_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_foreach_unreferenced(struct index *idx, index_blob_fn fn, void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			LIVE_CTE "SELECT " BLOB_COLUMNS " FROM blobs"
+				 " WHERE digest NOT IN (SELECT d FROM live)"
+				 " ORDER BY last_access, digest",
+			&stmt);
+
+	return r < 0 ? r : walk_blobs(stmt, fn, ctx);
+}
+
+/* Run a SELECT that yields one row of one or two integers. */
+static int select_integers(sqlite3_stmt *stmt, int64_t *ret_a, int64_t *ret_b)
+{
+	int rc = sqlite3_step(stmt);
+	int r = 0;
+
+	if (rc == SQLITE_ROW) {
+		*ret_a = sqlite3_column_int64(stmt, 0);
+		if (ret_b)
+			*ret_b = sqlite3_column_int64(stmt, 1);
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : index_errno(rc);
+	}
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_is_referenced(struct index *idx, const struct digest *d, bool *ret)
+{
+	sqlite3_stmt *stmt;
+	int64_t found;
+	int r = prepare(idx, LIVE_CTE "SELECT EXISTS (SELECT 1 FROM live WHERE d = ?1)", &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, d);
+	r = select_integers(stmt, &found, NULL);
+	if (r == 0)
+		*ret = found != 0;
+	return r;
+}
+
+int index_image_size(struct index *idx, const struct digest *manifest, int64_t *ret_bytes)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(
+		idx,
+		"WITH RECURSIVE needs(d) AS (SELECT ?1"
+		"  UNION SELECT e.child FROM edges e JOIN needs ON e.parent = needs.d)"
+		" SELECT coalesce(sum(b.size), 0) FROM blobs b JOIN needs ON b.digest = needs.d",
+		&stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, manifest);
+	return select_integers(stmt, ret_bytes, NULL);
+}
+
+int index_blob_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT count(*), coalesce(sum(size), 0) FROM blobs", &stmt);
+
+	return r < 0 ? r : select_integers(stmt, ret_count, ret_bytes);
+}
+
+static int bind_tag_key(sqlite3_stmt *stmt, const char *registry, const char *repository,
+			const char *tag)
+{
+	if (!name_fits(registry) || !name_fits(repository) || !name_fits(tag))
+		return -ENAMETOOLONG;
+	sqlite3_bind_text(stmt, 1, registry, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, repository, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, tag, -1, SQLITE_STATIC);
+	return 0;
+}
+
+int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  const struct digest *manifest, int64_t fetched)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"INSERT INTO tags (registry, repository, tag, manifest, fetched)"
+			" VALUES (?1, ?2, ?3, ?4, ?5)"
+			" ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+			"  manifest = excluded.manifest, fetched = excluded.fetched",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, tag);
+	if (r < 0) {
+		sqlite3_finalize(stmt);
+		return r;
+	}
+	bind_digest(stmt, 4, manifest);
+	sqlite3_bind_int64(stmt, 5, fetched);
+	return run(stmt);
+}
+
+int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  struct index_tag *ret)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"SELECT registry, repository, tag, manifest, fetched FROM tags"
+			" WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, tag);
+	if (r == 0) {
+		r = sqlite3_step(stmt);
+		if (r == SQLITE_ROW)
+			r = row_to_tag(stmt, ret);
+		else
+			r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
+	}
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_remove_tag(struct index *idx, const char *registry, const char *repository,
+		     const char *tag)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, tag);
+	if (r < 0) {
+		sqlite3_finalize(stmt);
+		return r;
+	}
+	r = run(stmt);
+	if (r == 0 && sqlite3_changes(idx->db) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
+{
+	struct index_tag tag;
+	sqlite3_stmt *stmt;
+	int rc, r = prepare(idx,
+			    "SELECT t.registry, t.repository, t.tag, t.manifest, t.fetched"
+			    " FROM tags t LEFT JOIN blobs b ON b.digest = t.manifest"
+			    " ORDER BY coalesce(b.last_access, 0), t.registry, t.repository, t.tag",
+			    &stmt);
+
+	if (r < 0)
+		return r;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = row_to_tag(stmt, &tag);
+		if (r == 0)
+			r = fn(&tag, ctx);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = index_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_add_edges(struct index *idx, const struct digest *parent, const struct digest *children,
+		    size_t n_children)
+{
+	sqlite3_stmt *stmt;
+	size_t i;
+	int r = prepare(idx, "INSERT OR IGNORE INTO edges (parent, child) VALUES (?1, ?2)", &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, parent);
+	for (i = 0; i < n_children && r == 0; i++) {
+		bind_digest(stmt, 2, &children[i]);
+		r = sqlite3_step(stmt) == SQLITE_DONE ? 0 : index_errno(sqlite3_errcode(idx->db));
+		sqlite3_reset(stmt);
+	}
+	sqlite3_finalize(stmt);
+	return r;
+}

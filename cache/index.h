@@ -1,0 +1,110 @@
+/*
+ * index: the SQLite catalogue of the store.
+ *
+ * It records every committed blob (size, media type, when it was created
+ * and last used, whether it is pinned), every tag (registry, repository,
+ * tag -> manifest digest, and when upstream was last asked), and the
+ * manifest -> blob edges that tell GC what each image needs.
+ *
+ * The database runs in WAL mode so that the mount daemon and host-side
+ * commands can use one store at once. The schema is versioned with
+ * PRAGMA user_version and migrated forward on open; a database from a
+ * newer dindfs is refused. One connection is safe to share between
+ * threads (SQLite's serialized mode).
+ *
+ * All functions return 0 or a negative errno.
+ */
+#ifndef DINDFS_INDEX_H
+#define DINDFS_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+#define INDEX_SCHEMA_VERSION 2
+/* Longest media type, registry, repository or tag the index stores. */
+#define INDEX_NAME_MAX 255
+
+struct index;
+
+struct index_blob {
+	struct digest digest;
+	int64_t size;
+	char media_type[INDEX_NAME_MAX + 1]; /* "" when unknown */
+	int64_t created;		     /* seconds since the epoch */
+	int64_t last_access;
+	bool pinned;
+};
+
+struct index_tag {
+	char registry[INDEX_NAME_MAX + 1];
+	char repository[INDEX_NAME_MAX + 1];
+	char tag[INDEX_NAME_MAX + 1];
+	struct digest manifest;
+	int64_t fetched; /* when upstream last confirmed the tag */
+};
+
+/* Callbacks return 0 to go on; anything else stops the walk and is returned. */
+typedef int (*index_blob_fn)(const struct index_blob *blob, void *ctx);
+typedef int (*index_tag_fn)(const struct index_tag *tag, void *ctx);
+
+/*
+ * Open (creating if needed) the index at path and migrate it to
+ * INDEX_SCHEMA_VERSION. -EPROTONOSUPPORT if it is from a newer dindfs.
+ */
+int index_open(const char *path, struct index **ret);
+/* Accepts NULL. */
+void index_close(struct index *idx);
+int index_schema_version(struct index *idx, int *ret_version);
+
+/* Transactions, for callers that batch several changes. Not nestable. */
+int index_begin(struct index *idx);
+int index_commit(struct index *idx);
+void index_rollback(struct index *idx);
+
+/*
+ * Record a committed blob. If it is already known, only last_access moves
+ * and a missing media type is filled in.
+ */
+int index_put_blob(struct index *idx, const struct digest *d, int64_t size, const char *media_type,
+		   int64_t now);
+int index_get_blob(struct index *idx, const struct digest *d, struct index_blob *ret);
+int index_touch_blob(struct index *idx, const struct digest *d, int64_t now);
+int index_set_pinned(struct index *idx, const struct digest *d, bool pinned);
+/*
+ * Forget a blob: its row, the tags that name it and the edges that start
+ * from it. The file itself is the caller's business.
+ */
+int index_remove_blob(struct index *idx, const struct digest *d);
+/* Every blob, oldest access first. */
+int index_foreach_blob(struct index *idx, index_blob_fn fn, void *ctx);
+/* Every blob's digest, in digest order (for merging with a directory scan). */
+typedef int (*index_digest_fn)(const struct digest *d, void *ctx);
+int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx);
+int index_blob_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes);
+
+int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  const struct digest *manifest, int64_t fetched);
+int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  struct index_tag *ret);
+int index_remove_tag(struct index *idx, const char *registry, const char *repository,
+		     const char *tag);
+/* Every tag, least recently used manifest first. */
+int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx);
+
+/* Record that manifest `parent` needs each of `children`. Idempotent. */
+int index_add_edges(struct index *idx, const struct digest *parent, const struct digest *children,
+		    size_t n_children);
+
+/*
+ * Blobs that no tag and no pinned blob reaches through edges, oldest
+ * access first.
+ */
+int index_foreach_unreferenced(struct index *idx, index_blob_fn fn, void *ctx);
+/* Is d reachable from a tag or a pinned blob? */
+int index_is_referenced(struct index *idx, const struct digest *d, bool *ret);
+/* Sum of the sizes of the blobs reachable from manifest (itself included). */
+int index_image_size(struct index *idx, const struct digest *manifest, int64_t *ret_bytes);
+
+#endif

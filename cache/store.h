@@ -1,0 +1,97 @@
+/*
+ * store: the content-addressed blob store.
+ *
+ * Layout under the store directory:
+ *   blobs/sha256/<first 2 hex>/<hex>   committed blobs, exactly their digest's bytes
+ *   tmp/<hex or "any">.XXXXXX          ingests in progress, each flock()ed by its writer
+ *   quarantine/<hex>                   blobs fsck found damaged
+ *   index.db                           the SQLite index (index.h)
+ *   lock                               flock(): writers commit shared, GC deletes exclusive
+ *
+ * A blob becomes visible only by rename() from tmp/ after it was hashed,
+ * compared with its expected digest and fsync()ed, so nothing partial or
+ * unverified is ever under blobs/, whatever crashes. Opening the store
+ * recovers from a crash: stale temp files go, index rows whose file is gone
+ * go, committed files without a row are indexed again.
+ *
+ * A struct store may be shared between threads. Functions return 0 or a
+ * negative errno and never print.
+ */
+#ifndef DINDFS_STORE_H
+#define DINDFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "index.h"
+
+struct store;
+struct store_writer;
+
+/* Open the store at dir, creating it (and its parents) if needed, then recover. */
+int store_open(const char *dir, struct store **ret);
+/* Accepts NULL. */
+void store_close(struct store *s);
+
+const char *store_dir(const struct store *s);
+struct index *store_index(struct store *s);
+
+/* Path of d's blob file, whether or not it exists. -ENAMETOOLONG if size is short. */
+int store_blob_path(const struct store *s, const struct digest *d, char *buf, size_t size);
+/* Open a committed blob read-only. -ENOENT when absent. */
+int store_open_blob(struct store *s, const struct digest *d, int *ret_fd);
+bool store_has_blob(struct store *s, const struct digest *d);
+
+/*
+ * Start an ingest. With expected set, the commit succeeds only if the bytes
+ * hash to it; with NULL, whatever the bytes hash to is committed.
+ */
+int store_writer_new(struct store *s, const struct digest *expected, struct store_writer **ret);
+int store_writer_write(struct store_writer *w, const void *data, size_t len);
+/* Bytes written so far. */
+uint64_t store_writer_size(const struct store_writer *w);
+/* The temp file, for readers that follow a download while it runs. */
+int store_writer_fd(const struct store_writer *w);
+/*
+ * Verify, fsync, rename into place, fsync the directory, index. Consumes w
+ * whatever happens. -EBADMSG when the bytes do not match the expected
+ * digest; nothing is kept then. ret_digest (may be NULL) gets the digest.
+ */
+int store_writer_commit(struct store_writer *w, const char *media_type, struct digest *ret_digest);
+/* Drop an ingest and its temp file. Accepts NULL. */
+void store_writer_abort(struct store_writer *w);
+
+/* Ingest a whole buffer; the arguments are as for the writer. */
+int store_put(struct store *s, const void *data, size_t len, const struct digest *expected,
+	      const char *media_type, struct digest *ret_digest);
+
+/* Is some process (this one or another) ingesting d right now? */
+bool store_ingest_active(struct store *s, const struct digest *d);
+
+/*
+ * The store-wide lock. Commits take it shared; GC and fsck take it
+ * exclusive while they delete, so a blob cannot be committed and removed
+ * at once. Returns a lock handle (an fd) for store_unlock.
+ */
+int store_lock(struct store *s, bool exclusive, int *ret_handle);
+void store_unlock(int handle);
+
+/*
+ * Remove a blob's file and its index row. The caller holds the exclusive
+ * lock. -EBUSY when it is being ingested.
+ */
+int store_remove_blob(struct store *s, const struct digest *d);
+/* Move a blob to quarantine/ and drop its row. The caller holds the exclusive lock. */
+int store_quarantine_blob(struct store *s, const struct digest *d);
+
+/* For crash tests: called at each step of a commit. NULL in normal use. */
+enum store_stage {
+	STORE_STAGE_SYNCED,  /* temp file verified and fsync()ed */
+	STORE_STAGE_RENAMED, /* renamed into blobs/, directory not yet synced */
+	STORE_STAGE_INDEXED, /* in the index */
+};
+extern void (*store_fault_hook)(enum store_stage stage);
+
+#endif

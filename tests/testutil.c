@@ -1,0 +1,97 @@
+/*
+ * testutil: helpers shared by the Check suites (see testutil.h).
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+char *test_mkdtemp(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *dir;
+
+	ck_assert_int_ge(asprintf(&dir, "%s/dindfs-test.XXXXXX", base ? base : "/tmp"), 0);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void test_rmdir(char *dir)
+{
+	if (!dir)
+		return;
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+unsigned char *test_random_bytes(size_t len, uint32_t seed)
+{
+	unsigned char *buf = malloc(len ? len : 1);
+	uint32_t x = seed ? seed : 1;
+	size_t i;
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < len; i++) {
+		/* xorshift32 */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (unsigned char)x;
+	}
+	return buf;
+}
+
+struct digest test_digest_of(const void *data, size_t len)
+{
+	struct digest d;
+
+	ck_assert_int_eq(digest_of_buffer(data, len, &d), 0);
+	return d;
+}
+
+bool test_path_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+int test_count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+int test_run(Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed;
+
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

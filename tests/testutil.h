@@ -1,0 +1,32 @@
+/*
+ * testutil: helpers shared by the Check suites — temp directories that
+ * clean themselves up, reproducible random bytes, file checks.
+ */
+#ifndef DINDFS_TESTUTIL_H
+#define DINDFS_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+/* A fresh directory under $TMPDIR; removed (recursively) by test_rmdir. */
+char *test_mkdtemp(void);
+void test_rmdir(char *dir);
+
+/* len bytes from a fixed-seed generator, so failures reproduce. Caller frees. */
+unsigned char *test_random_bytes(size_t len, uint32_t seed);
+
+/* The digest of a buffer, or a test failure. */
+struct digest test_digest_of(const void *data, size_t len);
+
+bool test_path_exists(const char *path);
+/* Number of entries (not . or ..) in a directory; -1 when it cannot be read. */
+int test_count_entries(const char *dir);
+
+/* Run a Check suite (fork mode) and return main()'s exit status. */
+struct Suite;
+int test_run(struct Suite *suite);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * dindfs: the command-line entry point. Finds the command and hands it
+ * the rest of the arguments.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd_store.h"
+
+static const struct tool_command *const commands[] = {
+	&tool_cmd_ls,
+	&tool_cmd_gc,
+	&tool_cmd_fsck,
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fputs("usage: dindfs COMMAND [OPTIONS]\n\n"
+	      "A shared image cache and workspace for Docker-in-Docker.\n\n"
+	      "Commands:\n",
+	      out);
+	for (i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->brief);
+	fputs("\nRun 'dindfs COMMAND --help' for a command's options.\n", out);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return TOOL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return TOOL_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("dindfs %s\n", DINDFS_VERSION);
+		return TOOL_EXIT_OK;
+	}
+	for (i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(argv[1], commands[i]->name))
+			return commands[i]->run(commands[i], argc - 1, argv + 1);
+	fprintf(stderr, "dindfs: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return TOOL_EXIT_USAGE;
+}
