@@ -3,6 +3,8 @@
  */
 #include "testutil.h"
 
+#include "fixture.h"
+
 #include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <time.h>
 
 char *test_mkdtemp(void)
 {
@@ -42,17 +45,9 @@ void test_rmdir(char *dir)
 unsigned char *test_random_bytes(size_t len, uint32_t seed)
 {
 	unsigned char *buf = malloc(len ? len : 1);
-	uint32_t x = seed ? seed : 1;
-	size_t i;
 
 	ck_assert_ptr_nonnull(buf);
-	for (i = 0; i < len; i++) {
-		/* xorshift32 */
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		buf[i] = (unsigned char)x;
-	}
+	fixture_random_bytes(buf, len, seed);
 	return buf;
 }
 
@@ -94,4 +89,16 @@ int test_run(Suite *suite)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+struct digest test_make_image(struct store *s, const char *repository, const char *tag,
+			      int n_layers, size_t layer_size, uint32_t seed,
+			      const struct digest *shared_layer, struct digest *ret_layers)
+{
+	struct digest manifest;
+
+	ck_assert_int_eq(fixture_make_image(s, repository, tag, n_layers, layer_size, seed,
+					    shared_layer, ret_layers, &manifest),
+			 0);
+	return manifest;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "digest.h"
+#include "store.h"
 
 /* A fresh directory under $TMPDIR; removed (recursively) by test_rmdir. */
 char *test_mkdtemp(void);
@@ -24,6 +25,16 @@ struct digest test_digest_of(const void *data, size_t len);
 bool test_path_exists(const char *path);
 /* Number of entries (not . or ..) in a directory; -1 when it cannot be read. */
 int test_count_entries(const char *dir);
+
+/*
+ * Put a small image into a store: n_layers random layers of layer_size
+ * bytes (seeded by seed), a config, and a manifest that names them, with
+ * the edges and the tag registry/repository:tag. shared_layer, when not
+ * NULL, is added as one more layer. Returns the manifest's digest.
+ */
+struct digest test_make_image(struct store *s, const char *repository, const char *tag,
+			      int n_layers, size_t layer_size, uint32_t seed,
+			      const struct digest *shared_layer, struct digest *ret_layers);
 
 /* Run a Check suite (fork mode) and return main()'s exit status. */
 struct Suite;

@@ -213,7 +213,7 @@ static int run_fsck(const struct tool_command *cmd, int argc, char **argv)
 
 #define STORE_OPTION                                                                               \
 	"  --store DIR            the store (default $DINDFS_STORE, then " TOOL_DEFAULT_STORE ")"  \
-											      "\n"
+	"\n"
 
 const struct tool_command tool_cmd_ls = {
 	.name = "ls",

@@ -1,0 +1,74 @@
+# Shared helpers for the integration scripts. Source it; it sets strict
+# mode, gives each script a temp dir removed on exit, and small assertions
+# that print what was expected and what came.
+
+set -euo pipefail
+
+: "${DINDFS:?DINDFS must name the dindfs binary}"
+
+TEST_NAME=$(basename "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dindfs-$TEST_NAME.XXXXXX")
+CLEANUPS=()
+PASSED=0
+FAILED=0
+
+# Register a command to run at exit (last registered runs first).
+on_exit() { CLEANUPS+=("$*"); }
+
+run_cleanups() {
+	local i
+	for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUPS[$i]}" || true
+	done
+	rm -rf "$WORK"
+}
+trap run_cleanups EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() {
+	local what=$1; shift
+	if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+# expect_exit CODE DESCRIPTION COMMAND...: run, capturing stdout/stderr in
+# $WORK/out and $WORK/err, and compare the exit status.
+expect_exit() {
+	local want=$1 what=$2 got=0; shift 2
+	"$@" >"$WORK/out" 2>"$WORK/err" || got=$?
+	if [[ $got == "$want" ]]; then
+		pass "$what"
+	else
+		fail "$what (exit $got, wanted $want)"
+		sed 's/^/    stdout: /' "$WORK/out" | head -20
+		sed 's/^/    stderr: /' "$WORK/err" | head -20
+	fi
+}
+
+# expect_match FILE REGEX DESCRIPTION
+expect_match() {
+	if grep -Eq -- "$2" "$1"; then pass "$3"; else
+		fail "$3 (no line of $(basename "$1") matches /$2/)"
+		sed 's/^/    /' "$1" | head -20
+	fi
+}
+
+expect_no_match() {
+	if ! grep -Eq -- "$2" "$1"; then pass "$3"; else
+		fail "$3 (a line of $(basename "$1") matches /$2/)"
+		grep -E -- "$2" "$1" | sed 's/^/    /' | head -20
+	fi
+}
+
+expect_lines() { # FILE N DESCRIPTION
+	local n
+	n=$(wc -l <"$1")
+	if [[ $n == "$2" ]]; then pass "$3"; else fail "$3 ($n lines, wanted $2)"; fi
+}
+
+finish() {
+	echo "$PASSED passed, $FAILED failed"
+	[[ $FAILED == 0 ]]
+}
