@@ -457,7 +457,7 @@ static int select_integers(sqlite3_stmt *stmt, int64_t *ret_a, int64_t *ret_b)
 int index_is_referenced(struct index *idx, const struct digest *d, bool *ret)
 {
 	sqlite3_stmt *stmt;
-	int64_t found;
+	int64_t found = 0;
 	int r = prepare(idx, LIVE_CTE "SELECT EXISTS (SELECT 1 FROM live WHERE d = ?1)", &stmt);
 
 	if (r < 0)

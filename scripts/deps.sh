@@ -1,0 +1,23 @@
+# Debian packages, by what needs them. Sourced by the scripts beside it.
+
+# To build dindfs.
+BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
+	libsqlite3-dev libssl-dev libjansson-dev)
+# To run its tests, on top of the build.
+TEST_PACKAGES=(check sqlite3 clang-format)
+
+# Install whichever of the named packages are missing (apt-get update only then).
+install_packages() {
+	local missing=() pkg
+	for pkg in "$@"; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$pkg")
+	done
+	((${#missing[@]})) || return 0
+	echo "installing: ${missing[*]}"
+	local sudo=()
+	[[ $(id -u) == 0 ]] || sudo=(sudo)
+	"${sudo[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
