@@ -285,6 +285,15 @@ int store_writer_write(struct store_writer *w, const void *data, size_t len)
 	return 0;
 }
 
+int store_writer_reset(struct store_writer *w)
+{
+	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	digest_hasher_reset(w->hasher);
+	w->size = 0;
+	return 0;
+}
+
 uint64_t store_writer_size(const struct store_writer *w)
 {
 	return w->size;

@@ -50,6 +50,8 @@ bool store_has_blob(struct store *s, const struct digest *d);
  */
 int store_writer_new(struct store *s, const struct digest *expected, struct store_writer **ret);
 int store_writer_write(struct store_writer *w, const void *data, size_t len);
+/* Throw away what was written and start from empty (a download restarting). */
+int store_writer_reset(struct store_writer *w);
 /* Bytes written so far. */
 uint64_t store_writer_size(const struct store_writer *w);
 /* The temp file, for readers that follow a download while it runs. */
