@@ -295,7 +295,7 @@ static int parse_root(json_t *root, const struct known_type *from_header, struct
 		return -EINVAL;
 	if (json_integer_value(v) != 2)
 		return -EPROTONOSUPPORT;
-	if (json_object_get(root, "fsLayers") || json_object_get(root, "signatures"))
+	if (json_object_get(root, "fsLayers"))
 		return -EPROTONOSUPPORT;
 
 	r = resolve_type(root, from_header, &type);
