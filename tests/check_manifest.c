@@ -906,11 +906,22 @@ START_TEST(test_select_host_and_misuse)
 }
 END_TEST
 
+START_TEST(test_accept_header)
+{
+	ck_assert_str_eq(MANIFEST_ACCEPT,
+			 "application/vnd.docker.distribution.manifest.v2+json, "
+			 "application/vnd.docker.distribution.manifest.list.v2+json, "
+			 "application/vnd.oci.image.manifest.v1+json, "
+			 "application/vnd.oci.image.index.v1+json");
+}
+END_TEST
+
 static Suite *manifest_suite(void)
 {
 	Suite *s = suite_create("manifest");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_test(tc, test_accept_header);
 	tcase_add_test(tc, test_docker_manifest);
 	tcase_add_test(tc, test_docker_list);
 	tcase_add_test(tc, test_oci_manifest);
