@@ -3,7 +3,8 @@
  * and with one picked by the input's length, then on success the
  * invariants the rest of dindfs relies on: children lists that match the
  * kind, selection that returns a child of the index, bounded strings.
- * The same bytes, cut short, also go to manifest_platform_parse().
+ * The same bytes, cut short, also go to manifest_platform_parse() and
+ * manifest_platform_from_machine().
  */
 #include <errno.h>
 #include <stdint.h>
@@ -76,12 +77,13 @@ static void check_manifest(const struct manifest *m)
 		abort();
 	digest_list_free(&children);
 
-	for (i = 0; i < COUNT(platforms); i++) {
+	for (i = 0; i <= COUNT(platforms); i++) {
 		int r;
 
-		if (manifest_platform_parse(platforms[i], &want) < 0)
+		/* the last round asks for the host */
+		if (i < COUNT(platforms) && manifest_platform_parse(platforms[i], &want) < 0)
 			abort();
-		r = manifest_select_platform(m, &want, &d);
+		r = manifest_select_platform(m, i < COUNT(platforms) ? &want : NULL, &d);
 		if (m->kind == MANIFEST_IMAGE) {
 			if (r != -EINVAL)
 				abort();
@@ -116,6 +118,8 @@ static void fuzz_platform(const uint8_t *data, size_t size)
 		size = sizeof(s) - 1;
 	memcpy(s, data, size);
 	s[size] = '\0';
+	manifest_platform_from_machine(s, &p);
+	check_string(p.architecture, sizeof(p.architecture));
 	if (manifest_platform_parse(s, &p) < 0)
 		return;
 	/* what parses, formats and parses back the same */
