@@ -64,7 +64,7 @@ static bool equal_ignoring_case(const char *s, size_t len, const char *name)
 }
 
 /*
- * Which of the four types s (len bytes, no parameters) names. NULL with
+ * Which of the four types s (len bytes, no parameters, any case) names;
  * -EPROTONOSUPPORT for anything else, schema1 included.
  */
 static int classify(const char *s, size_t len, const struct known_type **ret)
