@@ -17,7 +17,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Inputs bigger than this are not a corpus entry but a mistake. */
-#define MAX_INPUT (16u << 20)
+#define REPLAY_MAX_INPUT (16u << 20)
 
 static int replay_file(const char *path)
 {
@@ -29,12 +29,12 @@ static int replay_file(const char *path)
 		perror(path);
 		return -1;
 	}
-	buf = malloc(MAX_INPUT);
+	buf = malloc(REPLAY_MAX_INPUT);
 	if (!buf) {
 		fclose(f);
 		return -1;
 	}
-	len = fread(buf, 1, MAX_INPUT, f);
+	len = fread(buf, 1, REPLAY_MAX_INPUT, f);
 	fclose(f);
 	LLVMFuzzerTestOneInput(buf, len);
 	free(buf);
