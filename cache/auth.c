@@ -355,7 +355,7 @@ static void sb_append_escaped(struct strbuf_bounded *sb, const char *s, size_t n
 		char esc[3] = {'%', hex[c >> 4], hex[c & 0xf]};
 
 		if (is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			sb_append(sb, (const char *)&s[i], 1);
+			sb_append(sb, &s[i], 1);
 		else
 			sb_append(sb, esc, sizeof(esc));
 	}
@@ -1095,13 +1095,41 @@ out:
 	return r;
 }
 
+/* Close *fd if open, and mark it closed. */
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * Move a child's end off 0-2. A daemon that closed its stdio gets those
+ * numbers back from socketpair() and pipe2(); kept there, an end could be
+ * overwritten by the dup2()s that set up the child's stdio before its own
+ * turn, whatever order the kernel handed them out in.
+ */
+static int move_above_stdio(int *fd)
+{
+	int moved;
+
+	if (*fd > STDERR_FILENO)
+		return 0;
+	moved = fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	if (moved < 0)
+		return -errno;
+	close(*fd);
+	*fd = moved;
+	return 0;
+}
+
 int auth_run_helper(const char *helper, const char *server_url, int timeout_ms,
 		    struct auth_credentials *ret)
 {
 	char prog[sizeof(HELPER_PREFIX) + HELPER_NAME_MAX];
 	size_t url_len = strnlen(server_url, AUTH_REALM_MAX + 1), len = 0;
 	int64_t deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	int in[2], out[2], status = 0, r;
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, status = 0, r;
 	char *buf;
 	pid_t pid;
 
@@ -1114,39 +1142,46 @@ int auth_run_helper(const char *helper, const char *server_url, int timeout_ms,
 	/* stdin is a socket so that send(MSG_NOSIGNAL) cannot raise SIGPIPE. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0) {
 		r = -errno;
-		goto out_free;
+		in[0] = in[1] = -1;
+		goto out_close;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0) {
 		r = -errno;
-		goto out_close_in;
+		out[0] = out[1] = -1;
+		goto out_close;
 	}
-	r = spawn_helper(prog, in[1], out[1], &pid);
-	close(in[1]);
-	close(out[1]);
-	in[1] = out[1] = -1;
+	r = move_above_stdio(&in[1]);
+	if (r == 0)
+		r = move_above_stdio(&out[1]);
+	if (r == 0)
+		r = spawn_helper(prog, in[1], out[1], &pid);
+	close_fd(&in[1]);
+	close_fd(&out[1]);
 	if (r < 0)
-		goto out_close_out;
+		goto out_close;
 
 	/* As docker: the URL alone, no newline. A helper that does not read is fine. */
 	if (send(in[0], server_url, url_len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE) {
 		r = -errno;
 		goto out_kill;
 	}
-	close(in[0]);
-	in[0] = -1;
+	close_fd(&in[0]);
 	r = read_until(out[0], deadline, buf, AUTH_HELPER_OUTPUT_MAX, &len);
 	if (r < 0)
 		goto out_kill;
 	r = wait_until(pid, deadline, &status);
-	if (r < 0)
+	if (r == -ETIMEDOUT)
 		goto out_kill;
+	/* Any other failure: someone else reaped it, and its pid is not ours to signal. */
+	if (r < 0)
+		goto out_close;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		r = parse_helper_output(buf, len, ret);
 	else if (WIFEXITED(status) && memmem(buf, len, HELPER_NOT_FOUND, strlen(HELPER_NOT_FOUND)))
 		r = -ENOENT;
 	else
 		r = -EIO;
-	goto out_close_out;
+	goto out_close;
 
 out_kill:
 	/* Its process group is its pid; this reaches what it started, too. */
@@ -1154,14 +1189,11 @@ out_kill:
 	kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-out_close_out:
-	close(out[0]);
-out_close_in:
-	if (in[0] >= 0)
-		close(in[0]);
-	if (in[1] >= 0)
-		close(in[1]);
-out_free:
+out_close:
+	close_fd(&in[0]);
+	close_fd(&in[1]);
+	close_fd(&out[0]);
+	close_fd(&out[1]);
 	explicit_bzero(buf, len);
 	free(buf);
 	return r;

@@ -183,7 +183,10 @@ int auth_credentials_from_config(const char *json, size_t len, const char *regis
  * answer. A Username of "<token>" marks the secret as an identity token.
  * The helper runs in its own process group, with stderr discarded and no
  * file descriptors of ours but its stdin and stdout; after timeout_ms it is
- * killed, group and all. Safe to call from any thread.
+ * killed, group and all. Safe to call from any thread, provided nothing
+ * else in the process reaps children it did not start (waitpid(-1, ...) or
+ * SIGCHLD set to SIG_IGN): the exit status is needed, and a reaped pid
+ * could be reused.
  *
  * Returns 0; -EINVAL if helper is not a plain name ([A-Za-z0-9._-], at most
  * 64 bytes), server_url is longer than AUTH_REALM_MAX, or the output is
@@ -192,7 +195,7 @@ int auth_credentials_from_config(const char *json, size_t len, const char *regis
  * -ENOPKG if there is no such program in $PATH; -EIO if it exits non-zero
  * or is killed by a signal; -ETIMEDOUT; -E2BIG if it writes more than
  * AUTH_HELPER_OUTPUT_MAX bytes or a credential does not fit; -errno from
- * spawning it.
+ * spawning or waiting for it (-ECHILD if it was reaped elsewhere).
  */
 int auth_run_helper(const char *helper, const char *server_url, int timeout_ms,
 		    struct auth_credentials *ret);

@@ -823,6 +823,21 @@ START_TEST(test_helper_direct)
 }
 END_TEST
 
+START_TEST(test_helper_closed_stdio)
+{
+	char *dir = install_helpers();
+	struct auth_credentials c;
+
+	/* A daemon without stdio: the pipes get fds 0 and 1. */
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+	ck_assert_int_eq(auth_run_helper("fake", "https://index.docker.io/v1/", 10000, &c), 0);
+	ck_assert_str_eq(c.username, "hubuser");
+	ck_assert_str_eq(c.secret, "hubpass");
+	test_rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_helper_failures)
 {
 	char *dir = install_helpers();
@@ -1189,6 +1204,7 @@ static Suite *auth_suite(void)
 			    (int)(sizeof(malformed_configs) / sizeof(malformed_configs[0])));
 	tcase_add_test(tc, test_config_limits);
 	tcase_add_test(tc, test_helper_direct);
+	tcase_add_test(tc, test_helper_closed_stdio);
 	tcase_add_test(tc, test_helper_failures);
 	tcase_add_test(tc, test_helper_timeout);
 	tcase_add_test(tc, test_config_helpers);
