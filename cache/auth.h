@@ -241,8 +241,8 @@ int auth_cache_get(struct auth_cache *c, const char *registry, const char *scope
 
 /*
  * Keep a copy of token for (registry, scope), replacing any older one.
- * Returns 0; -EINVAL if registry or scope is longer than the challenge
- * limits or the token is empty; -ENOMEM.
+ * Returns 0; -EINVAL if registry is longer than AUTH_REGISTRY_MAX, scope
+ * longer than AUTH_SCOPE_MAX, or the token empty; -ENOMEM.
  */
 int auth_cache_put(struct auth_cache *c, const char *registry, const char *scope,
 		   const struct auth_token *token, int64_t now);
