@@ -35,7 +35,7 @@ static int quarantine_if_still_bad(struct store *s, const struct digest *d, bool
 {
 	int64_t size;
 	bool ok;
-	int lock, r = store_lock(s, true, &lock);
+	int lock = -1, r = store_lock(s, true, &lock);
 
 	if (r < 0)
 		return r;

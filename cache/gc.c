@@ -88,7 +88,7 @@ int gc_run(struct store *s, int64_t max_bytes, struct gc_result *ret)
 	struct sweep sw = {.store = s, .result = &res, .max_bytes = max_bytes};
 	struct index *idx = store_index(s);
 	int64_t count;
-	int lock, r;
+	int lock = -1, r;
 
 	r = store_lock(s, true, &lock);
 	if (r < 0)

@@ -536,7 +536,7 @@ out:
 
 static int recover(struct store *s)
 {
-	int lock, r = store_lock(s, true, &lock);
+	int lock = -1, r = store_lock(s, true, &lock);
 
 	if (r < 0)
 		return r;

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_pull.h"
 #include "cmd_store.h"
 
 static const struct tool_command *const commands[] = {
+	&tool_cmd_pull,
 	&tool_cmd_ls,
 	&tool_cmd_gc,
 	&tool_cmd_fsck,

@@ -1,0 +1,1075 @@
+/*
+ * registry: the registry HTTP API v2 client (see registry.h).
+ *
+ * Every call builds a struct request and hands it to request_run(), which
+ * owns the retry, authentication and resume logic. A request has one of
+ * three sinks for its body: a bounded memory buffer (manifests, tokens,
+ * error bodies), a store writer (blobs), or none (HEAD). curl's result
+ * codes become errno values in curl_errno() and nowhere else.
+ */
+#include "registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "auth.h"
+#include "manifest.h"
+
+#define USER_AGENT	"dindfs/0.1"
+#define ERROR_BODY_MAX	(64u << 10)
+#define MAX_UPSTREAMS	64
+#define MAX_BASIC_HOSTS 64
+#define MAX_REDIRECTS	5
+
+struct upstream {
+	char host[AUTH_REGISTRY_MAX + 1];
+	char url[REGISTRY_URL_MAX + 1];
+};
+
+struct registry {
+	struct registry_options opts;
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+	struct auth_cache *tokens;
+
+	pthread_mutex_t lock; /* guards upstreams and basic_hosts */
+	struct upstream upstreams[MAX_UPSTREAMS];
+	size_t n_upstreams;
+	/* registries that asked for Basic auth: send it up front next time */
+	char basic_hosts[MAX_BASIC_HOSTS][AUTH_REGISTRY_MAX + 1];
+	size_t n_basic_hosts;
+};
+
+struct buffer {
+	char *data;
+	size_t len, cap, max;
+};
+
+struct response_headers {
+	char content_type[REGISTRY_MEDIA_TYPE_MAX + 1];
+	char docker_digest[DIGEST_STRING_SIZE + 8];
+	char www_authenticate[AUTH_HEADER_MAX + 1];
+	bool www_authenticate_too_long;
+	char retry_after[64];
+	char content_range[128];
+};
+
+enum sink {
+	SINK_BUFFER,
+	SINK_WRITER,
+	SINK_NONE, /* HEAD */
+};
+
+struct request {
+	struct registry *reg;
+	const char *host;	/* the registry, for messages, auth and caches */
+	const char *repository; /* for the pull scope; NULL for /v2/ */
+	char url[REGISTRY_URL_MAX + 1024];
+	const char *accept;
+	enum sink sink;
+	bool no_auth_flow; /* a token request: a 401 is final */
+	const char *post;  /* form body for a POST, else GET/HEAD */
+
+	/* authorization sent with this request */
+	enum auth_scheme auth;
+	struct auth_token token;
+	struct auth_credentials creds;
+
+	/* what came back */
+	CURL *curl;
+	long status;
+	struct response_headers hdr;
+	struct buffer body;
+	char curl_error[CURL_ERROR_SIZE];
+
+	/* SINK_WRITER */
+	struct store_writer *writer;
+	int64_t expected_size;
+	bool body_started;
+	registry_progress_fn progress;
+	void *progress_ctx;
+
+	int sink_error; /* why a body callback stopped the transfer */
+	struct registry_error *err;
+};
+
+static void set_error(struct request *req, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_error(struct request *req, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!req->err)
+		return;
+	req->err->http_status = (int)req->status;
+	va_start(ap, fmt);
+	vsnprintf(req->err->message, sizeof(req->err->message), fmt, ap);
+	va_end(ap);
+}
+
+/* The one place where curl's codes become errno values. */
+static int curl_errno(CURL *curl, CURLcode rc)
+{
+	long os_errno = 0;
+
+	switch (rc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_COULDNT_CONNECT:
+		if (curl && curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+		    os_errno > 0)
+			return -(int)os_errno;
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return -ECONNRESET;
+	case CURLE_TOO_MANY_REDIRECTS:
+		return -ELOOP;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return -EINVAL;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+/* Transport errors worth another try: the connection broke mid-way. */
+static bool transport_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_OPERATION_TIMEDOUT:
+		return true;
+	default:
+		/* refused or unresolvable fails fast: the mount serves stale data then */
+		return false;
+	}
+}
+
+static bool status_retryable(long status)
+{
+	return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+static int buffer_append(struct buffer *b, const void *data, size_t len)
+{
+	if (len > b->max - b->len)
+		return -EFBIG;
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		if (cap > b->max + 1)
+			cap = b->max + 1;
+		p = realloc(b->data, cap);
+		if (!p)
+			return -ENOMEM;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static void buffer_free(struct buffer *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Copy a header value, trimmed, into dst; -E2BIG when it does not fit. */
+static int copy_value(char *dst, size_t size, const char *value, size_t len)
+{
+	while (len > 0 && (*value == ' ' || *value == '\t')) {
+		value++;
+		len--;
+	}
+	while (len > 0 && (value[len - 1] == '\r' || value[len - 1] == '\n' ||
+			   value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	if (len >= size)
+		return -E2BIG;
+	memcpy(dst, value, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+static bool header_is(const char *line, size_t name_len, const char *name)
+{
+	return strlen(name) == name_len && strncasecmp(line, name, name_len) == 0;
+}
+
+/* curl hands us each header line; a status line starts a new response (redirects). */
+static size_t on_header(char *line, size_t size, size_t n, void *ctx)
+{
+	struct request *req = ctx;
+	struct response_headers *h = &req->hdr;
+	size_t len = size * n, name_len;
+	const char *colon, *value;
+
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		memset(h, 0, sizeof(*h));
+		req->body_started = false;
+		return len;
+	}
+	colon = memchr(line, ':', len);
+	if (!colon)
+		return len;
+	name_len = (size_t)(colon - line);
+	value = colon + 1;
+	len -= name_len + 1;
+	if (header_is(line, name_len, "Content-Type")) {
+		if (copy_value(h->content_type, sizeof(h->content_type), value, len) < 0)
+			h->content_type[0] = '\0';
+	} else if (header_is(line, name_len, "Docker-Content-Digest")) {
+		if (copy_value(h->docker_digest, sizeof(h->docker_digest), value, len) < 0)
+			h->docker_digest[0] = '\0';
+	} else if (header_is(line, name_len, "Retry-After")) {
+		copy_value(h->retry_after, sizeof(h->retry_after), value, len);
+	} else if (header_is(line, name_len, "Content-Range")) {
+		copy_value(h->content_range, sizeof(h->content_range), value, len);
+	} else if (header_is(line, name_len, "WWW-Authenticate")) {
+		/* several headers are one comma-separated list (RFC 7235) */
+		size_t used = strlen(h->www_authenticate);
+		char *dst = h->www_authenticate + used;
+		size_t room = sizeof(h->www_authenticate) - used;
+
+		if (used > 0 && room > 2) {
+			memcpy(dst, ", ", 2);
+			dst += 2;
+			room -= 2;
+		}
+		if (copy_value(dst, room, value, len) < 0)
+			h->www_authenticate_too_long = true;
+	}
+	return size * n;
+}
+
+/* The first bytes of a 200 or 206 body decide whether a resume goes on or restarts. */
+static int start_blob_body(struct request *req)
+{
+	uint64_t have = store_writer_size(req->writer);
+	unsigned long long start = 0;
+
+	req->body_started = true;
+	if (req->status == 200)
+		return have > 0 ? store_writer_reset(req->writer) : 0;
+	/* 206: the range must start where we stopped */
+	if (sscanf(req->hdr.content_range, "bytes %llu-", &start) != 1 || start != have)
+		return -EPROTO;
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct request *req = ctx;
+	size_t len = size * n;
+	int r;
+
+	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+	if (req->sink == SINK_WRITER && (req->status == 200 || req->status == 206)) {
+		if (!req->body_started) {
+			r = start_blob_body(req);
+			if (r < 0)
+				goto out_stop;
+		}
+		if (req->expected_size >= 0 &&
+		    store_writer_size(req->writer) + len > (uint64_t)req->expected_size) {
+			r = -EBADMSG;
+			goto out_stop;
+		}
+		r = store_writer_write(req->writer, data, len);
+		if (r < 0)
+			goto out_stop;
+		if (req->progress)
+			req->progress(store_writer_size(req->writer), req->expected_size,
+				      req->progress_ctx);
+		return len;
+	}
+	r = buffer_append(&req->body, data, len);
+	if (r < 0)
+		goto out_stop;
+	return len;
+out_stop:
+	req->sink_error = r;
+	return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+}
+
+static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+	struct registry *reg = ctx;
+
+	(void)handle;
+	(void)access;
+	pthread_mutex_lock(&reg->share_locks[data]);
+}
+
+static void share_unlock(CURL *handle, curl_lock_data data, void *ctx)
+{
+	struct registry *reg = ctx;
+
+	(void)handle;
+	pthread_mutex_unlock(&reg->share_locks[data]);
+}
+
+static bool host_wants_basic(struct registry *reg, const char *host)
+{
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&reg->lock);
+	for (i = 0; i < reg->n_basic_hosts && !found; i++)
+		found = strcmp(reg->basic_hosts[i], host) == 0;
+	pthread_mutex_unlock(&reg->lock);
+	return found;
+}
+
+static void remember_basic_host(struct registry *reg, const char *host)
+{
+	if (host_wants_basic(reg, host) || strlen(host) > AUTH_REGISTRY_MAX)
+		return;
+	pthread_mutex_lock(&reg->lock);
+	if (reg->n_basic_hosts < MAX_BASIC_HOSTS)
+		snprintf(reg->basic_hosts[reg->n_basic_hosts++], AUTH_REGISTRY_MAX + 1, "%s", host);
+	pthread_mutex_unlock(&reg->lock);
+}
+
+static void pull_scope(const struct request *req, char *buf, size_t size)
+{
+	if (req->repository)
+		snprintf(buf, size, "repository:%s:pull", req->repository);
+	else
+		buf[0] = '\0';
+}
+
+/* Before the first try: a cached token, or Basic for a registry that wants it. */
+static void apply_known_auth(struct request *req)
+{
+	char scope[AUTH_SCOPE_MAX + 1];
+
+	if (req->no_auth_flow)
+		return;
+	pull_scope(req, scope, sizeof(scope));
+	if (auth_cache_get(req->reg->tokens, req->host, scope, time(NULL), &req->token) == 0) {
+		req->auth = AUTH_SCHEME_BEARER;
+	} else if (host_wants_basic(req->reg, req->host) &&
+		   auth_lookup_credentials(req->host, &req->creds) == 0) {
+		req->auth = AUTH_SCHEME_BASIC;
+	}
+}
+
+static int perform_once(struct request *req, CURLcode *ret_rc)
+{
+	struct registry *reg = req->reg;
+	struct curl_slist *headers = NULL;
+	char range[48], accept[1100];
+	CURLcode rc;
+
+	req->status = 0;
+	req->sink_error = 0;
+	req->curl_error[0] = '\0';
+	req->body.len = 0;
+	memset(&req->hdr, 0, sizeof(req->hdr));
+	req->body_started = false;
+	curl_easy_reset(req->curl);
+
+	curl_easy_setopt(req->curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(req->curl, CURLOPT_SHARE, reg->share);
+	curl_easy_setopt(req->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(req->curl, CURLOPT_USERAGENT, USER_AGENT);
+	curl_easy_setopt(req->curl, CURLOPT_ERRORBUFFER, req->curl_error);
+	curl_easy_setopt(req->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(req->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(req->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(req->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(req->curl, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+	/* never send our credentials to the host a redirect points at */
+	curl_easy_setopt(req->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	curl_easy_setopt(req->curl, CURLOPT_CONNECTTIMEOUT, reg->opts.connect_timeout_s);
+	curl_easy_setopt(req->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(req->curl, CURLOPT_LOW_SPEED_TIME, reg->opts.stall_timeout_s);
+	curl_easy_setopt(req->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(req->curl, CURLOPT_HEADERDATA, req);
+	curl_easy_setopt(req->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(req->curl, CURLOPT_WRITEDATA, req);
+	if (req->sink == SINK_NONE)
+		curl_easy_setopt(req->curl, CURLOPT_NOBODY, 1L);
+	if (req->post)
+		curl_easy_setopt(req->curl, CURLOPT_POSTFIELDS, req->post);
+	if (req->accept) {
+		snprintf(accept, sizeof(accept), "Accept: %s", req->accept);
+		headers = curl_slist_append(headers, accept);
+		if (!headers)
+			return -ENOMEM;
+		curl_easy_setopt(req->curl, CURLOPT_HTTPHEADER, headers);
+	}
+	if (req->sink == SINK_WRITER && store_writer_size(req->writer) > 0) {
+		snprintf(range, sizeof(range), "%llu-",
+			 (unsigned long long)store_writer_size(req->writer));
+		curl_easy_setopt(req->curl, CURLOPT_RANGE, range);
+	}
+	if (req->auth == AUTH_SCHEME_BEARER) {
+		curl_easy_setopt(req->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(req->curl, CURLOPT_XOAUTH2_BEARER, req->token.token);
+	} else if (req->auth == AUTH_SCHEME_BASIC) {
+		curl_easy_setopt(req->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(req->curl, CURLOPT_USERNAME, req->creds.username);
+		curl_easy_setopt(req->curl, CURLOPT_PASSWORD, req->creds.secret);
+	}
+
+	rc = curl_easy_perform(req->curl);
+	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+	curl_slist_free_all(headers);
+	*ret_rc = rc;
+	return 0;
+}
+
+static long wait_ms(struct request *req, int attempt)
+{
+	const struct registry_options *o = &req->reg->opts;
+	long cap = o->max_wait_s * 1000, ms = o->backoff_ms;
+	const char *ra = req->hdr.retry_after;
+	char *end;
+	int i;
+
+	if (*ra) {
+		long seconds = strtol(ra, &end, 10);
+
+		if (end == ra || *end) { /* an HTTP date */
+			time_t when = curl_getdate(ra, NULL);
+
+			seconds = when > 0 ? (long)(when - time(NULL)) : -1;
+		}
+		if (seconds >= 0)
+			return seconds * 1000 > cap ? cap : seconds * 1000;
+	}
+	for (i = 1; i < attempt && ms < cap; i++)
+		ms *= 2;
+	return ms > cap ? cap : ms;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int request_run(struct request *req);
+
+/* Get a Bearer token from the challenge's realm for this request's scope. */
+static int fetch_token(struct request *req, const struct auth_challenge *ch)
+{
+	struct request *tok = calloc(1, sizeof(*tok));
+	char scope[AUTH_SCOPE_MAX + 1], *form = NULL, *escaped = NULL;
+	bool have_creds;
+	int r;
+
+	if (!tok)
+		return -ENOMEM;
+	pull_scope(req, scope, sizeof(scope));
+	tok->reg = req->reg;
+	tok->host = req->host;
+	tok->sink = SINK_BUFFER;
+	tok->body.max = AUTH_TOKEN_RESPONSE_MAX;
+	tok->no_auth_flow = true;
+	tok->err = req->err;
+	tok->curl = req->curl;
+	r = auth_token_url(ch, *scope ? scope : NULL, tok->url, sizeof(tok->url));
+	if (r < 0) {
+		set_error(req, "%s: cannot use its token server '%s'", req->host, ch->realm);
+		goto out;
+	}
+	have_creds = auth_lookup_credentials(req->host, &tok->creds) == 0;
+	if (have_creds && tok->creds.identity_token) {
+		/* an OAuth refresh token is exchanged with a POST (docker does the same) */
+		escaped = curl_easy_escape(req->curl, tok->creds.secret, 0);
+		if (!escaped || asprintf(&form,
+					 "grant_type=refresh_token&client_id=dindfs"
+					 "&refresh_token=%s",
+					 escaped) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		tok->post = form;
+	} else if (have_creds) {
+		tok->auth = AUTH_SCHEME_BASIC;
+	}
+	r = request_run(tok);
+	if (r == -EACCES) {
+		set_error(req, "%s: %s", req->host,
+			  have_creds ? "the token server refused our credentials"
+				     : "authentication required, and no credentials for it in "
+				       "the docker config");
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	r = auth_parse_token_response(tok->body.data, tok->body.len, &req->token);
+	if (r < 0) {
+		set_error(req, "%s: the token server's answer is not a token", req->host);
+		r = -EPROTO;
+		goto out;
+	}
+	req->auth = AUTH_SCHEME_BEARER;
+	auth_cache_put(req->reg->tokens, req->host, scope, &req->token, time(NULL));
+out:
+	if (escaped)
+		curl_free(escaped);
+	free(form);
+	buffer_free(&tok->body);
+	auth_credentials_wipe(&tok->creds);
+	auth_token_wipe(&tok->token);
+	free(tok);
+	return r;
+}
+
+/* Answer a 401: read the challenge and get what it asks for. */
+static int authenticate(struct request *req)
+{
+	struct auth_challenge ch;
+	int r;
+
+	if (req->hdr.www_authenticate_too_long)
+		r = -E2BIG;
+	else
+		r = auth_parse_challenge(req->hdr.www_authenticate, &ch);
+	if (r < 0) {
+		set_error(req, "%s: answered 401 with a challenge we cannot read", req->host);
+		return -EACCES;
+	}
+	if (ch.scheme == AUTH_SCHEME_BEARER)
+		return fetch_token(req, &ch);
+	if (auth_lookup_credentials(req->host, &req->creds) < 0) {
+		set_error(req,
+			  "%s: authentication required, and no credentials for it in the "
+			  "docker config",
+			  req->host);
+		return -EACCES;
+	}
+	remember_basic_host(req->reg, req->host);
+	req->auth = AUTH_SCHEME_BASIC;
+	return 0;
+}
+
+static int status_error(struct request *req)
+{
+	switch (req->status) {
+	case 401:
+		set_error(req, "%s: access denied (HTTP 401)", req->host);
+		return -EACCES;
+	case 403:
+		set_error(req, "%s: access forbidden (HTTP 403)", req->host);
+		return -EACCES;
+	case 404:
+		set_error(req, "%s: not found", req->host);
+		return -ENOENT;
+	case 429:
+		set_error(req, "%s: too many requests (HTTP 429), still after retries", req->host);
+		return -EBUSY;
+	default:
+		set_error(req, "%s: unexpected HTTP status %ld", req->host, req->status);
+		return req->status >= 500 ? -EIO : -EPROTO;
+	}
+}
+
+/*
+ * Run a request to completion: retries on 429, 5xx and broken transfers,
+ * one authentication round on 401, resumes for blob downloads.
+ */
+static int request_run(struct request *req)
+{
+	uint64_t mark = req->sink == SINK_WRITER ? store_writer_size(req->writer) : 0;
+	bool authenticated = false;
+	int attempt = 0, r;
+
+	apply_known_auth(req);
+	for (;;) {
+		CURLcode rc;
+
+		attempt++;
+		r = perform_once(req, &rc);
+		if (r < 0)
+			return r;
+		if (req->sink_error) {
+			r = req->sink_error;
+			set_error(req, "%s: %s", req->host,
+				  r == -EBADMSG	 ? "sent more bytes than the blob has"
+				  : r == -EFBIG	 ? "response too large"
+				  : r == -EPROTO ? "answered a range request with the wrong range"
+						 : strerror(-r));
+			return r;
+		}
+		if (rc != CURLE_OK) {
+			r = curl_errno(req->curl, rc);
+			set_error(req, "%s: %s", req->host,
+				  *req->curl_error ? req->curl_error : curl_easy_strerror(rc));
+			if (!transport_retryable(rc))
+				return r;
+			/* a download that moves keeps its retries */
+			if (req->sink == SINK_WRITER && store_writer_size(req->writer) > mark) {
+				mark = store_writer_size(req->writer);
+				attempt = 1;
+			}
+			if (attempt >= req->reg->opts.max_attempts)
+				return r;
+			sleep_ms(wait_ms(req, attempt));
+			continue;
+		}
+		if (req->status >= 200 && req->status < 300)
+			return 0;
+		if (req->status == 401 && !req->no_auth_flow && !authenticated) {
+			r = authenticate(req);
+			if (r < 0)
+				return r;
+			authenticated = true;
+			attempt--;
+			continue;
+		}
+		if (req->status == 416 && req->sink == SINK_WRITER) {
+			/* our range made no sense to the server: start over */
+			r = store_writer_reset(req->writer);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (status_retryable(req->status) && attempt < req->reg->opts.max_attempts) {
+			sleep_ms(wait_ms(req, attempt));
+			continue;
+		}
+		return status_error(req);
+	}
+}
+
+static int request_init(struct request *req, struct registry *reg, const char *host,
+			const char *repository, struct registry_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* Fill in the common fields and the URL: the registry's base URL, then fmt. */
+static int request_init(struct request *req, struct registry *reg, const char *host,
+			const char *repository, struct registry_error *err, const char *fmt, ...)
+{
+	size_t used;
+	va_list ap;
+	int n, r;
+
+	memset(req, 0, sizeof(*req));
+	req->reg = reg;
+	req->host = host;
+	req->repository = repository;
+	req->err = err;
+	req->expected_size = -1;
+	if (err) {
+		err->http_status = 0;
+		err->message[0] = '\0';
+	}
+	r = registry_base_url(reg, host, req->url, sizeof(req->url));
+	if (r < 0) {
+		set_error(req, "'%s': not a registry name", host);
+		return r;
+	}
+	used = strlen(req->url);
+	va_start(ap, fmt);
+	n = vsnprintf(req->url + used, sizeof(req->url) - used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(req->url) - used) {
+		set_error(req, "%s: name too long", host);
+		return -ENAMETOOLONG;
+	}
+	req->curl = curl_easy_init();
+	return req->curl ? 0 : -ENOMEM;
+}
+
+static void request_release(struct request *req)
+{
+	if (req->curl)
+		curl_easy_cleanup(req->curl);
+	buffer_free(&req->body);
+	auth_credentials_wipe(&req->creds);
+	auth_token_wipe(&req->token);
+}
+
+/* Requests carry 25 KiB of secrets and headers: keep them off thread stacks. */
+static struct request *request_new(void)
+{
+	return calloc(1, sizeof(struct request));
+}
+
+int registry_ping(struct registry *reg, const char *host, struct registry_error *err)
+{
+	struct request *req = request_new();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, NULL, err, "/v2/");
+	if (r == 0) {
+		req->sink = SINK_BUFFER;
+		req->body.max = ERROR_BODY_MAX;
+		r = request_run(req);
+	}
+	request_release(req);
+	free(req);
+	return r;
+}
+
+static bool is_digest_reference(const char *reference, struct digest *ret)
+{
+	return digest_parse(reference, ret) == 0;
+}
+
+int registry_get_manifest(struct registry *reg, const char *host, const char *repository,
+			  const char *reference, struct registry_manifest *ret,
+			  struct registry_error *err)
+{
+	struct request *req = request_new();
+	struct digest wanted, announced;
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/manifests/%s", repository,
+			 reference);
+	if (r < 0)
+		goto out;
+	req->sink = SINK_BUFFER;
+	req->body.max = MANIFEST_MAX_SIZE;
+	req->accept = MANIFEST_ACCEPT;
+	r = request_run(req);
+	if (r == -ENOENT)
+		set_error(req, "%s: manifest '%s:%s' not found", host, repository, reference);
+	if (r < 0)
+		goto out;
+	r = digest_of_buffer(req->body.data ? req->body.data : "", req->body.len, &ret->digest);
+	if (r < 0)
+		goto out;
+	if (is_digest_reference(reference, &wanted) && !digest_equal(&wanted, &ret->digest)) {
+		set_error(req, "%s: manifest '%s@%s' does not match its digest", host, repository,
+			  reference);
+		r = -EBADMSG;
+		goto out;
+	}
+	if (*req->hdr.docker_digest && (digest_parse(req->hdr.docker_digest, &announced) < 0 ||
+					!digest_equal(&announced, &ret->digest))) {
+		set_error(req, "%s: manifest '%s:%s' does not match its Docker-Content-Digest",
+			  host, repository, reference);
+		r = -EBADMSG;
+		goto out;
+	}
+	snprintf(ret->media_type, sizeof(ret->media_type), "%s", req->hdr.content_type);
+	ret->body = req->body.data;
+	ret->len = req->body.len;
+	req->body.data = NULL; /* now the caller's */
+out:
+	request_release(req);
+	free(req);
+	return r;
+}
+
+void registry_manifest_release(struct registry_manifest *m)
+{
+	if (!m)
+		return;
+	free(m->body);
+	m->body = NULL;
+	m->len = 0;
+}
+
+int registry_head_manifest(struct registry *reg, const char *host, const char *repository,
+			   const char *reference, struct digest *ret_digest, char *media_type,
+			   size_t media_type_size, struct registry_error *err)
+{
+	struct request *req = request_new();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/manifests/%s", repository,
+			 reference);
+	if (r < 0)
+		goto out;
+	req->sink = SINK_NONE;
+	req->accept = MANIFEST_ACCEPT;
+	r = request_run(req);
+	if (r == -ENOENT)
+		set_error(req, "%s: manifest '%s:%s' not found", host, repository, reference);
+	if (r < 0)
+		goto out;
+	if (digest_parse(req->hdr.docker_digest, ret_digest) < 0) {
+		set_error(req, "%s: HEAD of a manifest gave no Docker-Content-Digest", host);
+		r = -EPROTO;
+		goto out;
+	}
+	if (media_type)
+		snprintf(media_type, media_type_size, "%s", req->hdr.content_type);
+out:
+	request_release(req);
+	free(req);
+	return r;
+}
+
+int registry_head_blob(struct registry *reg, const char *host, const char *repository,
+		       const struct digest *d, int64_t *ret_size, struct registry_error *err)
+{
+	struct request *req = request_new();
+	curl_off_t length = -1;
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/blobs/sha256:%s", repository,
+			 d->hex);
+	if (r < 0)
+		goto out;
+	req->sink = SINK_NONE;
+	r = request_run(req);
+	if (r == -ENOENT)
+		set_error(req, "%s: blob sha256:%s not found in '%s'", host, d->hex, repository);
+	if (r < 0)
+		goto out;
+	curl_easy_getinfo(req->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+	*ret_size = length;
+out:
+	request_release(req);
+	free(req);
+	return r;
+}
+
+int registry_fetch_blob(struct registry *reg, const char *host, const char *repository,
+			const struct digest *d, int64_t expected_size, struct store_writer *w,
+			registry_progress_fn progress, void *progress_ctx,
+			struct registry_error *err)
+{
+	struct request *req = request_new();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/blobs/sha256:%s", repository,
+			 d->hex);
+	if (r < 0)
+		goto out;
+	req->sink = SINK_WRITER;
+	req->writer = w;
+	req->expected_size = expected_size;
+	req->progress = progress;
+	req->progress_ctx = progress_ctx;
+	req->body.max = ERROR_BODY_MAX;
+	r = request_run(req);
+	if (r == -ENOENT)
+		set_error(req, "%s: blob sha256:%s not found in '%s'", host, d->hex, repository);
+	if (r == 0 && expected_size >= 0 && store_writer_size(w) != (uint64_t)expected_size) {
+		set_error(req, "%s: blob sha256:%s ended after %llu of %lld bytes", host, d->hex,
+			  (unsigned long long)store_writer_size(w), (long long)expected_size);
+		r = -EBADMSG;
+	}
+out:
+	request_release(req);
+	free(req);
+	return r;
+}
+
+/* Check an upstream URL with curl's URL parser: http(s), a host, no path, query or user. */
+static int normalize_upstream_url(const char *url, char *buf, size_t size)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *path = NULL, *query = NULL, *user = NULL, *fragment = NULL;
+	int r = -EINVAL, n;
+
+	if (!u)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	curl_url_get(u, CURLUPART_PATH, &path, 0);
+	curl_url_get(u, CURLUPART_QUERY, &query, 0);
+	curl_url_get(u, CURLUPART_USER, &user, 0);
+	curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
+	if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+		goto out;
+	if ((path && strcmp(path, "/") != 0) || query || user || fragment)
+		goto out;
+	n = snprintf(buf, size, "%s", url);
+	if (n < 0 || (size_t)n >= size) {
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	while (n > 0 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	r = 0;
+out:
+	curl_free(scheme);
+	curl_free(path);
+	curl_free(query);
+	curl_free(user);
+	curl_free(fragment);
+	curl_url_cleanup(u);
+	return r;
+}
+
+int registry_set_upstream(struct registry *reg, const char *host, const char *url)
+{
+	char normalized[REGISTRY_URL_MAX + 1];
+	size_t i;
+	int r;
+
+	if (!*host || strlen(host) > AUTH_REGISTRY_MAX || strpbrk(host, "/ \t"))
+		return -EINVAL;
+	r = normalize_upstream_url(url, normalized, sizeof(normalized));
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&reg->lock);
+	for (i = 0; i < reg->n_upstreams; i++)
+		if (strcmp(reg->upstreams[i].host, host) == 0)
+			break;
+	if (i == MAX_UPSTREAMS) {
+		r = -ENOSPC;
+	} else {
+		snprintf(reg->upstreams[i].host, sizeof(reg->upstreams[i].host), "%s", host);
+		snprintf(reg->upstreams[i].url, sizeof(reg->upstreams[i].url), "%s", normalized);
+		if (i == reg->n_upstreams)
+			reg->n_upstreams++;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return r;
+}
+
+int registry_add_upstream_spec(struct registry *reg, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	char host[AUTH_REGISTRY_MAX + 1];
+
+	if (!eq || eq == spec || (size_t)(eq - spec) > AUTH_REGISTRY_MAX)
+		return -EINVAL;
+	memcpy(host, spec, (size_t)(eq - spec));
+	host[eq - spec] = '\0';
+	return registry_set_upstream(reg, host, eq + 1);
+}
+
+int registry_base_url(struct registry *reg, const char *host, char *buf, size_t size)
+{
+	const char *url = NULL;
+	size_t i;
+	int n;
+
+	if (!*host || strlen(host) > AUTH_REGISTRY_MAX || strpbrk(host, "/?#@ \t\r\n"))
+		return -EINVAL;
+	pthread_mutex_lock(&reg->lock);
+	for (i = 0; i < reg->n_upstreams && !url; i++)
+		if (strcmp(reg->upstreams[i].host, host) == 0)
+			url = reg->upstreams[i].url;
+	if (url)
+		n = snprintf(buf, size, "%s", url);
+	else if (strcmp(host, "docker.io") == 0)
+		n = snprintf(buf, size, "%s", REGISTRY_DOCKER_HUB_URL);
+	else
+		n = snprintf(buf, size, "https://%s", host);
+	pthread_mutex_unlock(&reg->lock);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void init_curl(void)
+{
+	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int registry_new(const struct registry_options *opts, struct registry **ret)
+{
+	struct registry *reg;
+	int i, r;
+
+	pthread_once(&curl_once, init_curl);
+	if (curl_init_result != CURLE_OK)
+		return -EIO;
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	if (opts)
+		reg->opts = *opts;
+	if (reg->opts.connect_timeout_s <= 0)
+		reg->opts.connect_timeout_s = 15;
+	if (reg->opts.stall_timeout_s <= 0)
+		reg->opts.stall_timeout_s = 30;
+	if (reg->opts.max_attempts <= 0)
+		reg->opts.max_attempts = 5;
+	if (reg->opts.backoff_ms <= 0)
+		reg->opts.backoff_ms = 500;
+	if (reg->opts.max_wait_s <= 0)
+		reg->opts.max_wait_s = 60;
+	pthread_mutex_init(&reg->lock, NULL);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&reg->share_locks[i], NULL);
+	r = auth_cache_new(0, &reg->tokens);
+	if (r < 0)
+		goto out_free;
+	reg->share = curl_share_init();
+	if (!reg->share) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	curl_share_setopt(reg->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(reg->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(reg->share, CURLSHOPT_USERDATA, reg);
+	curl_share_setopt(reg->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(reg->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(reg->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	*ret = reg;
+	return 0;
+out_free:
+	registry_free(reg);
+	return r;
+}
+
+void registry_free(struct registry *reg)
+{
+	int i;
+
+	if (!reg)
+		return;
+	if (reg->share)
+		curl_share_cleanup(reg->share);
+	auth_cache_free(reg->tokens);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&reg->share_locks[i]);
+	pthread_mutex_destroy(&reg->lock);
+	free(reg);
+}

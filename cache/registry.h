@@ -1,0 +1,116 @@
+/*
+ * registry: the client for the registry HTTP API v2, on libcurl.
+ *
+ * Only the host daemon talks to registries, through one struct registry
+ * shared by all its threads: one connection cache (HTTP/2 where offered,
+ * the system CA bundle), one token cache. Each call:
+ *   - sends the request to the registry's endpoint: an --upstream override,
+ *     or https://registry-1.docker.io for docker.io, or https://<host>;
+ *   - on 401 reads WWW-Authenticate, gets a Bearer token (cached per
+ *     registry and scope until it expires) or uses Basic, with credentials
+ *     from the user's docker config.json, and tries again once;
+ *   - on 429 and 5xx, and on transport errors, tries again with exponential
+ *     backoff, honouring Retry-After;
+ *   - follows redirects (blob downloads go to CDNs) without sending
+ *     credentials to another host;
+ *   - bounds every response: manifests to MANIFEST_MAX_SIZE, blobs to their
+ *     expected size, connects and stalls by timeouts.
+ *
+ * Functions return 0 or a negative errno: -ENOENT when the registry says
+ * the thing does not exist, -EACCES when it refuses us, -EBADMSG when the
+ * bytes do not match their digest, a transport error (-ECONNREFUSED,
+ * -EHOSTUNREACH, -ETIMEDOUT, -EIO...) when it could not be reached. When
+ * err is not NULL it gets a one-line description naming the registry.
+ */
+#ifndef DINDFS_REGISTRY_H
+#define DINDFS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "store.h"
+
+#define REGISTRY_URL_MAX	1024
+#define REGISTRY_MEDIA_TYPE_MAX 255
+/* The endpoint of docker.io when no --upstream names another. */
+#define REGISTRY_DOCKER_HUB_URL "https://registry-1.docker.io"
+
+struct registry;
+
+struct registry_options {
+	long connect_timeout_s; /* 0: 15 s */
+	long stall_timeout_s;	/* abort a transfer that moves no byte for this long; 0: 30 s */
+	int max_attempts;	/* per request, for 429, 5xx and transport errors; 0: 5 */
+	long backoff_ms;	/* first backoff, doubled each time; 0: 500 ms */
+	long max_wait_s;	/* cap on any single wait, Retry-After included; 0: 60 s */
+};
+
+struct registry_error {
+	int http_status; /* 0 when no response came */
+	char message[512];
+};
+
+int registry_new(const struct registry_options *opts, struct registry **ret);
+/* Accepts NULL. */
+void registry_free(struct registry *reg);
+
+/*
+ * Send host's traffic to url instead (--upstream HOST=URL): an http:// or
+ * https:// base URL without a path beyond "/". -EINVAL otherwise.
+ */
+int registry_set_upstream(struct registry *reg, const char *host, const char *url);
+/* Parse "HOST=URL" and call registry_set_upstream. */
+int registry_add_upstream_spec(struct registry *reg, const char *spec);
+/* The base URL requests for host go to, without a trailing slash. */
+int registry_base_url(struct registry *reg, const char *host, char *buf, size_t size);
+
+/* GET /v2/, authenticating if asked: is the registry there and are we let in? */
+int registry_ping(struct registry *reg, const char *host, struct registry_error *err);
+
+struct registry_manifest {
+	void *body;
+	size_t len;
+	char media_type[REGISTRY_MEDIA_TYPE_MAX + 1]; /* Content-Type, "" when absent */
+	struct digest digest;			      /* of body */
+};
+
+/*
+ * GET a manifest by tag or by "sha256:<hex>" digest, accepting Docker
+ * schema2 manifests and manifest lists, OCI manifests and OCI indexes. By
+ * digest the body must hash to it; a Docker-Content-Digest header must
+ * agree with the body. Release ret with registry_manifest_release.
+ */
+int registry_get_manifest(struct registry *reg, const char *host, const char *repository,
+			  const char *reference, struct registry_manifest *ret,
+			  struct registry_error *err);
+void registry_manifest_release(struct registry_manifest *m);
+
+/*
+ * HEAD a manifest: what its digest is now, without downloading it (Docker
+ * Hub does not count HEADs against its rate limit). media_type may be NULL.
+ */
+int registry_head_manifest(struct registry *reg, const char *host, const char *repository,
+			   const char *reference, struct digest *ret_digest, char *media_type,
+			   size_t media_type_size, struct registry_error *err);
+
+/* HEAD a blob: does the repository hold it, and how big is it? */
+int registry_head_blob(struct registry *reg, const char *host, const char *repository,
+		       const struct digest *d, int64_t *ret_size, struct registry_error *err);
+
+/* Called as blob bytes arrive: bytes written so far, and the size when known (else -1). */
+typedef void (*registry_progress_fn)(uint64_t done, int64_t total, void *ctx);
+
+/*
+ * Download a blob into w, which was started for d. A dropped connection
+ * resumes with a Range request from what w holds; a server that ignores
+ * Range starts w over. More than expected_size bytes (when >= 0) is
+ * -EBADMSG. The caller commits w, which verifies the digest.
+ */
+int registry_fetch_blob(struct registry *reg, const char *host, const char *repository,
+			const struct digest *d, int64_t expected_size, struct store_writer *w,
+			registry_progress_fn progress, void *progress_ctx,
+			struct registry_error *err);
+
+#endif
