@@ -1,6 +1,7 @@
 # Shared helpers for the integration scripts. Source it; it sets strict
 # mode, gives each script a temp dir removed on exit, and small assertions
-# that print what was expected and what came.
+# that print what was expected and what came. KEEP_WORK=1 keeps the temp
+# dir for a post-mortem.
 
 set -euo pipefail
 
@@ -20,7 +21,7 @@ run_cleanups() {
 	for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
 		eval "${CLEANUPS[$i]}" || true
 	done
-	rm -rf "$WORK"
+	if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap run_cleanups EXIT
 
