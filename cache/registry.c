@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct registry {
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	struct auth_cache *tokens;
+	atomic_uint_fast64_t requests; /* sent upstream */
+	atomic_uint_fast64_t bytes;    /* body bytes received */
 
 	pthread_mutex_t lock; /* guards upstreams and basic_hosts */
 	struct upstream upstreams[MAX_UPSTREAMS];
@@ -302,6 +305,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 	int r;
 
 	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+	atomic_fetch_add(&req->reg->bytes, len);
 	if (req->sink == SINK_WRITER && (req->status == 200 || req->status == 206)) {
 		if (!req->body_started) {
 			r = start_blob_body(req);
@@ -452,6 +456,7 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 		curl_easy_setopt(req->curl, CURLOPT_PASSWORD, req->creds.secret);
 	}
 
+	atomic_fetch_add(&reg->requests, 1);
 	rc = curl_easy_perform(req->curl);
 	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
 	curl_slist_free_all(headers);
@@ -747,6 +752,12 @@ int registry_ping(struct registry *reg, const char *host, struct registry_error 
 	request_release(req);
 	free(req);
 	return r;
+}
+
+void registry_counters(struct registry *reg, uint64_t *ret_requests, uint64_t *ret_bytes)
+{
+	*ret_requests = atomic_load(&reg->requests);
+	*ret_bytes = atomic_load(&reg->bytes);
 }
 
 static bool is_digest_reference(const char *reference, struct digest *ret)

@@ -66,6 +66,9 @@ int registry_add_upstream_spec(struct registry *reg, const char *spec);
 /* The base URL requests for host go to, without a trailing slash. */
 int registry_base_url(struct registry *reg, const char *host, char *buf, size_t size);
 
+/* Requests sent upstream and body bytes received so far, token requests included. */
+void registry_counters(struct registry *reg, uint64_t *ret_requests, uint64_t *ret_bytes);
+
 /* GET /v2/, authenticating if asked: is the registry there and are we let in? */
 int registry_ping(struct registry *reg, const char *host, struct registry_error *err);
 
