@@ -120,7 +120,7 @@ struct progress_ctx {
 	size_t i;
 };
 
-static void on_progress(uint64_t done, int64_t total, void *ctx)
+static int on_progress(uint64_t done, int64_t total, void *ctx)
 {
 	struct progress_ctx *pc = ctx;
 	struct pull *p = pc->pull;
@@ -131,6 +131,7 @@ static void on_progress(uint64_t done, int64_t total, void *ctx)
 	p->blobs[pc->i].state = PULL_BLOB_DOWNLOADING;
 	notify_blob(p, pc->i);
 	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 static void set_state(struct pull *p, size_t i, enum pull_blob_state state)

@@ -58,8 +58,8 @@ out_close:
 }
 
 /* What a manifest of this repository names, the repository holds. */
-static int record(struct store *s, const char *registry, const char *repository,
-		  const struct digest *d, int64_t size, const struct manifest *m)
+int resolve_record(struct store *s, const char *registry, const char *repository,
+		   const struct digest *d, int64_t size, const struct manifest *m)
 {
 	struct index *idx = store_index(s);
 	const struct manifest_descriptor *descs;
@@ -111,7 +111,7 @@ static int fetch(struct registry *reg, struct store *s, const char *registry,
 	}
 	r = store_put(s, got.body, got.len, &got.digest, m->media_type, NULL);
 	if (r == 0)
-		r = record(s, registry, repository, &got.digest, (int64_t)got.len, m);
+		r = resolve_record(s, registry, repository, &got.digest, (int64_t)got.len, m);
 	if (r < 0) {
 		snprintf(err->message, sizeof(err->message), "cannot store manifest '%s': %s",
 			 reference, strerror(-r));

@@ -47,6 +47,13 @@ int resolve_digest(struct registry *reg, struct store *s, const char *registry,
 		   const char *repository, const struct digest *d, struct resolved *ret,
 		   struct registry_error *err);
 
+/*
+ * Record what manifest d (size bytes, parsed as m) of registry/repository
+ * needs (edges) and what the repository therefore holds (links).
+ */
+int resolve_record(struct store *s, const char *registry, const char *repository,
+		   const struct digest *d, int64_t size, const struct manifest *m);
+
 /* Parse a manifest that is in the store. */
 int resolve_load(struct store *s, const struct digest *d, struct manifest **ret);
 
