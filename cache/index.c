@@ -411,14 +411,12 @@ int index_foreach_blob(struct index *idx, index_blob_fn fn, void *ctx)
 	return r < 0 ? r : walk_blobs(stmt, fn, ctx);
 }
 
-int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
+/* Walk the digests in column 0 of a prepared SELECT; finalizes stmt. */
+static int walk_digests(sqlite3_stmt *stmt, index_digest_fn fn, void *ctx)
 {
 	struct digest d;
-	sqlite3_stmt *stmt;
-	int rc, r = prepare(idx, "SELECT digest FROM blobs ORDER BY digest", &stmt);
+	int rc, r = 0;
 
-	if (r < 0)
-		return r;
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		r = column_digest(stmt, 0, &d);
 		if (r == 0)
@@ -430,6 +428,14 @@ int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
 		r = index_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
+}
+
+int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT digest FROM blobs ORDER BY digest", &stmt);
+
+	return r < 0 ? r : walk_digests(stmt, fn, ctx);
 }
 
 int index_foreach_unreferenced(struct index *idx, index_blob_fn fn, void *ctx)
@@ -511,24 +517,33 @@ static int bind_tag_key(sqlite3_stmt *stmt, const char *registry, const char *re
 	return 0;
 }
 
+/* Prepare a statement keyed by ?1 registry, ?2 repository, ?3 tag. */
+static int prepare_keyed(struct index *idx, const char *sql, const char *registry,
+			 const char *repository, const char *tag, sqlite3_stmt **ret)
+{
+	int r = prepare(idx, sql, ret);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(*ret, registry, repository, tag);
+	if (r < 0)
+		sqlite3_finalize(*ret);
+	return r;
+}
+
 int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
 		  const struct digest *manifest, int64_t fetched)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"INSERT INTO tags (registry, repository, tag, manifest, fetched)"
-			" VALUES (?1, ?2, ?3, ?4, ?5)"
-			" ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-			"  manifest = excluded.manifest, fetched = excluded.fetched",
-			&stmt);
+	int r = prepare_keyed(idx,
+			      "INSERT INTO tags (registry, repository, tag, manifest, fetched)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5)"
+			      " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+			      "  manifest = excluded.manifest, fetched = excluded.fetched",
+			      registry, repository, tag, &stmt);
 
 	if (r < 0)
 		return r;
-	r = bind_tag_key(stmt, registry, repository, tag);
-	if (r < 0) {
-		sqlite3_finalize(stmt);
-		return r;
-	}
 	bind_digest(stmt, 4, manifest);
 	sqlite3_bind_int64(stmt, 5, fetched);
 	return run(stmt);
@@ -538,22 +553,29 @@ int index_get_tag(struct index *idx, const char *registry, const char *repositor
 		  struct index_tag *ret)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"SELECT registry, repository, tag, manifest, fetched FROM tags"
-			" WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
-			&stmt);
+	int r = prepare_keyed(idx,
+			      "SELECT registry, repository, tag, manifest, fetched FROM tags"
+			      " WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+			      registry, repository, tag, &stmt);
 
 	if (r < 0)
 		return r;
-	r = bind_tag_key(stmt, registry, repository, tag);
-	if (r == 0) {
-		r = sqlite3_step(stmt);
-		if (r == SQLITE_ROW)
-			r = row_to_tag(stmt, ret);
-		else
-			r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
-	}
+	r = sqlite3_step(stmt);
+	if (r == SQLITE_ROW)
+		r = row_to_tag(stmt, ret);
+	else
+		r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
 	sqlite3_finalize(stmt);
+	return r;
+}
+
+/* Run a keyed UPDATE or DELETE; -ENOENT when no row matched. */
+static int change_keyed(struct index *idx, sqlite3_stmt *stmt)
+{
+	int r = run(stmt);
+
+	if (r == 0 && sqlite3_changes(idx->db) == 0)
+		r = -ENOENT;
 	return r;
 }
 
@@ -561,21 +583,26 @@ int index_remove_tag(struct index *idx, const char *registry, const char *reposi
 		     const char *tag)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
-			&stmt);
+	int r = prepare_keyed(
+		idx, "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
+		registry, repository, tag, &stmt);
+
+	return r < 0 ? r : change_keyed(idx, stmt);
+}
+
+int index_touch_tag(struct index *idx, const char *registry, const char *repository,
+		    const char *tag, int64_t fetched)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare_keyed(idx,
+			      "UPDATE tags SET fetched = ?4 WHERE registry = ?1 AND repository = ?2"
+			      " AND tag = ?3",
+			      registry, repository, tag, &stmt);
 
 	if (r < 0)
 		return r;
-	r = bind_tag_key(stmt, registry, repository, tag);
-	if (r < 0) {
-		sqlite3_finalize(stmt);
-		return r;
-	}
-	r = run(stmt);
-	if (r == 0 && sqlite3_changes(idx->db) == 0)
-		r = -ENOENT;
-	return r;
+	sqlite3_bind_int64(stmt, 4, fetched);
+	return change_keyed(idx, stmt);
 }
 
 int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
@@ -603,23 +630,23 @@ int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
 	return r;
 }
 
+/* Links are keyed like tags, with an empty tag (?3). */
 int index_add_link(struct index *idx, const char *registry, const char *repository,
 		   const struct digest *d, int64_t size)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(
-		idx,
-		"INSERT INTO links (registry, repository, digest, size) VALUES (?1, ?2, ?4, ?5)"
-		" ON CONFLICT (registry, repository, digest) DO UPDATE SET size = excluded.size",
-		&stmt);
+	int r;
 
+	if (size < 0)
+		return -EINVAL;
+	r = prepare_keyed(
+		idx,
+		"INSERT INTO links (registry, repository, digest, size)"
+		" SELECT ?1, ?2, ?4, ?5 WHERE ?3 = ''"
+		" ON CONFLICT (registry, repository, digest) DO UPDATE SET size = excluded.size",
+		registry, repository, "", &stmt);
 	if (r < 0)
 		return r;
-	r = bind_tag_key(stmt, registry, repository, "");
-	if (r < 0 || size < 0) {
-		sqlite3_finalize(stmt);
-		return r < 0 ? r : -EINVAL;
-	}
 	bind_digest(stmt, 4, d);
 	sqlite3_bind_int64(stmt, 5, size);
 	return run(stmt);
@@ -629,18 +656,13 @@ int index_get_link(struct index *idx, const char *registry, const char *reposito
 		   const struct digest *d, int64_t *ret_size)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"SELECT size FROM links WHERE registry = ?1 AND repository = ?2"
-			" AND digest = ?4 AND ?3 = ''",
-			&stmt);
+	int r = prepare_keyed(idx,
+			      "SELECT size FROM links WHERE registry = ?1 AND repository = ?2"
+			      " AND digest = ?4 AND ?3 = ''",
+			      registry, repository, "", &stmt);
 
 	if (r < 0)
 		return r;
-	r = bind_tag_key(stmt, registry, repository, "");
-	if (r < 0) {
-		sqlite3_finalize(stmt);
-		return r;
-	}
 	bind_digest(stmt, 4, d);
 	return select_integers(stmt, ret_size, NULL);
 }
@@ -648,49 +670,13 @@ int index_get_link(struct index *idx, const char *registry, const char *reposito
 int index_foreach_link(struct index *idx, const char *registry, const char *repository,
 		       index_digest_fn fn, void *ctx)
 {
-	struct digest d;
 	sqlite3_stmt *stmt;
-	int rc = SQLITE_DONE,
-	    r = prepare(idx,
-			"SELECT digest FROM links WHERE registry = ?1 AND repository = ?2"
-			" AND ?3 = '' ORDER BY digest",
-			&stmt);
+	int r = prepare_keyed(idx,
+			      "SELECT digest FROM links WHERE registry = ?1 AND repository = ?2"
+			      " AND ?3 = '' ORDER BY digest",
+			      registry, repository, "", &stmt);
 
-	if (r < 0)
-		return r;
-	r = bind_tag_key(stmt, registry, repository, "");
-	while (r == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		r = column_digest(stmt, 0, &d);
-		if (r == 0)
-			r = fn(&d, ctx);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = index_errno(rc);
-	sqlite3_finalize(stmt);
-	return r;
-}
-
-int index_touch_tag(struct index *idx, const char *registry, const char *repository,
-		    const char *tag, int64_t fetched)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"UPDATE tags SET fetched = ?4 WHERE registry = ?1 AND repository = ?2"
-			" AND tag = ?3",
-			&stmt);
-
-	if (r < 0)
-		return r;
-	r = bind_tag_key(stmt, registry, repository, tag);
-	if (r < 0) {
-		sqlite3_finalize(stmt);
-		return r;
-	}
-	sqlite3_bind_int64(stmt, 4, fetched);
-	r = run(stmt);
-	if (r == 0 && sqlite3_changes(idx->db) == 0)
-		r = -ENOENT;
-	return r;
+	return r < 0 ? r : walk_digests(stmt, fn, ctx);
 }
 
 int index_add_edges(struct index *idx, const struct digest *parent, const struct digest *children,
