@@ -16,7 +16,7 @@ mkdir -p "$DOCKER_CONFIG"
 
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 blob_gets() { registry_log_count hub GET "/v2/$1/blobs/$2"; } # REPO DIGEST
-in_flight_is() { [[ $(stat_of "$MNT" fetches_in_flight 2>/dev/null) == "$1" ]]; }
+in_flight_is() { stat_is "$MNT" fetches_in_flight "$1"; }
 answers() { [[ $(fsop stat "$1/.dindfs/stats") == OK ]]; } # MNT
 file_is() { [[ $(cat "$1" 2>/dev/null) == "$2" ]]; }       # FILE CONTENT
 

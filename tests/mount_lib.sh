@@ -151,6 +151,9 @@ stat_of() {
 	echo "$out"
 }
 
+# stat_is MNT FIELD VALUE: the counter is VALUE now.
+stat_is() { [[ $(stat_of "$1" "$2" 2>/dev/null) == "$3" ]]; }
+
 # stats_save MNT FILE: all counters, as "NAME VALUE" lines; stat_in FILE NAME.
 stats_save() {
 	fsop stats "$1/.dindfs/stats" >"$2"
