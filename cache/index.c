@@ -48,6 +48,13 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (parent, child)) WITHOUT ROWID;"
 	"CREATE INDEX edges_by_child ON edges(child);"
 	"CREATE INDEX tags_by_manifest ON tags(manifest);",
+	/* 2 -> 3: which repository holds which blob, for the mount's registry/ paths. */
+	"CREATE TABLE links ("
+	"  registry TEXT NOT NULL,"
+	"  repository TEXT NOT NULL,"
+	"  digest TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  PRIMARY KEY (registry, repository, digest)) WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
@@ -593,6 +600,96 @@ int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
 	if (r == 0 && rc != SQLITE_DONE)
 		r = index_errno(rc);
 	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_add_link(struct index *idx, const char *registry, const char *repository,
+		   const struct digest *d, int64_t size)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(
+		idx,
+		"INSERT INTO links (registry, repository, digest, size) VALUES (?1, ?2, ?4, ?5)"
+		" ON CONFLICT (registry, repository, digest) DO UPDATE SET size = excluded.size",
+		&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, "");
+	if (r < 0 || size < 0) {
+		sqlite3_finalize(stmt);
+		return r < 0 ? r : -EINVAL;
+	}
+	bind_digest(stmt, 4, d);
+	sqlite3_bind_int64(stmt, 5, size);
+	return run(stmt);
+}
+
+int index_get_link(struct index *idx, const char *registry, const char *repository,
+		   const struct digest *d, int64_t *ret_size)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"SELECT size FROM links WHERE registry = ?1 AND repository = ?2"
+			" AND digest = ?4 AND ?3 = ''",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, "");
+	if (r < 0) {
+		sqlite3_finalize(stmt);
+		return r;
+	}
+	bind_digest(stmt, 4, d);
+	return select_integers(stmt, ret_size, NULL);
+}
+
+int index_foreach_link(struct index *idx, const char *registry, const char *repository,
+		       index_digest_fn fn, void *ctx)
+{
+	struct digest d;
+	sqlite3_stmt *stmt;
+	int rc = SQLITE_DONE,
+	    r = prepare(idx,
+			"SELECT digest FROM links WHERE registry = ?1 AND repository = ?2"
+			" AND ?3 = '' ORDER BY digest",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, "");
+	while (r == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = column_digest(stmt, 0, &d);
+		if (r == 0)
+			r = fn(&d, ctx);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = index_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_touch_tag(struct index *idx, const char *registry, const char *repository,
+		    const char *tag, int64_t fetched)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"UPDATE tags SET fetched = ?4 WHERE registry = ?1 AND repository = ?2"
+			" AND tag = ?3",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	r = bind_tag_key(stmt, registry, repository, tag);
+	if (r < 0) {
+		sqlite3_finalize(stmt);
+		return r;
+	}
+	sqlite3_bind_int64(stmt, 4, fetched);
+	r = run(stmt);
+	if (r == 0 && sqlite3_changes(idx->db) == 0)
+		r = -ENOENT;
 	return r;
 }
 

@@ -4,7 +4,10 @@
  * It records every committed blob (size, media type, when it was created
  * and last used, whether it is pinned), every tag (registry, repository,
  * tag -> manifest digest, and when upstream was last asked), and the
- * manifest -> blob edges that tell GC what each image needs.
+ * manifest -> blob edges that tell GC what each image needs, and the
+ * repository links that say which repository is known to hold which blob
+ * (so that what one repository cached does not leak through another's
+ * path on the mount).
  *
  * The database runs in WAL mode so that the mount daemon and host-side
  * commands can use one store at once. The schema is versioned with
@@ -22,7 +25,7 @@
 
 #include "digest.h"
 
-#define INDEX_SCHEMA_VERSION 2
+#define INDEX_SCHEMA_VERSION 3
 /* Longest media type, registry, repository or tag the index stores. */
 #define INDEX_NAME_MAX 255
 
@@ -96,6 +99,23 @@ int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx);
 /* Record that manifest `parent` needs each of `children`. Idempotent. */
 int index_add_edges(struct index *idx, const struct digest *parent, const struct digest *children,
 		    size_t n_children);
+
+/*
+ * Record that registry/repository holds blob d of the given size (a
+ * manifest fetched for the repository names it, or upstream confirmed it).
+ * Idempotent; a later size replaces an earlier one.
+ */
+int index_add_link(struct index *idx, const char *registry, const char *repository,
+		   const struct digest *d, int64_t size);
+/* Is d known to be in registry/repository? Its size then. -ENOENT if not. */
+int index_get_link(struct index *idx, const char *registry, const char *repository,
+		   const struct digest *d, int64_t *ret_size);
+/* Every blob linked to registry/repository, in digest order. */
+int index_foreach_link(struct index *idx, const char *registry, const char *repository,
+		       index_digest_fn fn, void *ctx);
+/* Update a tag's fetched time (upstream confirmed it). -ENOENT if unknown. */
+int index_touch_tag(struct index *idx, const char *registry, const char *repository,
+		    const char *tag, int64_t fetched);
 
 /*
  * Blobs that no tag and no pinned blob reaches through edges, oldest

@@ -3,16 +3,15 @@
  */
 #include "pull.h"
 
+#include "resolve.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 struct pull {
 	struct registry *reg;
@@ -44,132 +43,37 @@ static void fail(struct pull *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Read a whole (small) blob from the store: a manifest we already hold. */
-static int read_stored(struct store *s, const struct digest *d, void **ret, size_t *ret_len)
+/* Parse a resolved manifest from the store, saying so in err when it cannot be. */
+static int load(struct pull *p, const struct resolved *res, struct manifest **ret)
 {
-	struct stat st;
-	char *buf;
-	ssize_t n;
-	int fd, r = store_open_blob(s, d, &fd);
+	char name[DIGEST_STRING_SIZE];
+	int r = resolve_load(p->store, &res->digest, ret);
 
-	if (r < 0)
-		return r;
-	if (fstat(fd, &st) < 0 || st.st_size > (off_t)MANIFEST_MAX_SIZE) {
-		r = st.st_size > (off_t)MANIFEST_MAX_SIZE ? -EFBIG : -errno;
-		goto out_close;
+	if (r < 0) {
+		digest_format(&res->digest, name);
+		fail(p, "cannot read manifest %s from the store: %s", name, strerror(-r));
 	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out_close;
-	}
-	n = pread(fd, buf, (size_t)st.st_size, 0);
-	if (n != st.st_size) {
-		free(buf);
-		r = n < 0 ? -errno : -EIO;
-		goto out_close;
-	}
-	*ret = buf;
-	*ret_len = (size_t)n;
-	r = 0;
-out_close:
-	close(fd);
+	if (res->fetched)
+		p->result->manifests_fetched++;
 	return r;
 }
 
-/*
- * Get a manifest into the store and parse it. reference is a tag or a
- * digest string; known, when not NULL, is a digest we hold for it that is
- * still current, so no GET is needed.
- */
-static int resolve_manifest(struct pull *p, const char *reference, const struct digest *known,
-			    struct digest *ret_digest, struct manifest **ret)
-{
-	struct registry_manifest fetched = {0};
-	struct index_blob row;
-	void *body = NULL;
-	size_t len = 0;
-	const char *media_type = NULL;
-	int r;
-
-	if (known && read_stored(p->store, known, &body, &len) == 0) {
-		*ret_digest = *known;
-		if (index_get_blob(store_index(p->store), known, &row) == 0)
-			media_type = row.media_type;
-		index_touch_blob(store_index(p->store), known, time(NULL));
-		r = manifest_parse(body, len, media_type, ret);
-		free(body);
-		if (r == 0)
-			return 0;
-		/* a stored manifest we cannot read: fetch it again */
-	}
-	r = registry_get_manifest(p->reg, p->ref->registry, p->ref->repository, reference, &fetched,
-				  p->err);
-	if (r < 0)
-		return r;
-	p->result->manifests_fetched++;
-	r = manifest_parse(fetched.body, fetched.len, fetched.media_type, ret);
-	if (r < 0) {
-		fail(p, "%s: manifest '%s' of '%s' is not one we can use (%s)", p->ref->registry,
-		     reference, p->ref->repository,
-		     r == -EFBIG	     ? "over 4 MiB"
-		     : r == -EPROTONOSUPPORT ? "unsupported manifest type"
-		     : r == -E2BIG	     ? "too many descriptors"
-					     : "malformed");
-		goto out;
-	}
-	r = store_put(p->store, fetched.body, fetched.len, &fetched.digest, (*ret)->media_type,
-		      NULL);
-	if (r < 0) {
-		fail(p, "cannot store manifest %s: %s", reference, strerror(-r));
-		manifest_free(*ret);
-		*ret = NULL;
-		goto out;
-	}
-	*ret_digest = fetched.digest;
-out:
-	registry_manifest_release(&fetched);
-	return r;
-}
-
-/* The root manifest of the reference: by digest, or by tag with a HEAD first. */
+/* The root manifest of the reference: by digest, or by tag (a HEAD when cached). */
 static int resolve_root(struct pull *p, struct digest *ret_digest, struct manifest **ret)
 {
-	char reference[DIGEST_STRING_SIZE];
-	struct index_tag tag;
-	struct digest current;
+	struct resolved res;
 	int r;
 
-	if (p->ref->has_digest) {
-		digest_format(&p->ref->digest, reference);
-		return resolve_manifest(p, reference,
-					store_has_blob(p->store, &p->ref->digest) ? &p->ref->digest
-										  : NULL,
-					ret_digest, ret);
-	}
-	if (index_get_tag(store_index(p->store), p->ref->registry, p->ref->repository, p->ref->tag,
-			  &tag) == 0 &&
-	    store_has_blob(p->store, &tag.manifest)) {
-		/* known tag: a HEAD tells whether it moved */
-		r = registry_head_manifest(p->reg, p->ref->registry, p->ref->repository,
-					   p->ref->tag, &current, NULL, 0, p->err);
-		if (r < 0 && r != -EPROTO)
-			return r;
-		if (r == 0 && digest_equal(&current, &tag.manifest))
-			return resolve_manifest(p, p->ref->tag, &tag.manifest, ret_digest, ret);
-	}
-	return resolve_manifest(p, p->ref->tag, NULL, ret_digest, ret);
-}
-
-static int record_edges(struct pull *p, const struct digest *parent, const struct manifest *m)
-{
-	struct digest_list children = {0};
-	int r = manifest_children(m, &children);
-
-	if (r == 0)
-		r = index_add_edges(store_index(p->store), parent, children.items, children.len);
-	digest_list_free(&children);
-	return r;
+	if (p->ref->has_digest)
+		r = resolve_digest(p->reg, p->store, p->ref->registry, p->ref->repository,
+				   &p->ref->digest, &res, p->err);
+	else
+		r = resolve_tag(p->reg, p->store, p->ref->registry, p->ref->repository, p->ref->tag,
+				0, false, &res, p->err);
+	if (r < 0)
+		return r;
+	*ret_digest = res.digest;
+	return load(p, &res, ret);
 }
 
 static void notify_blob(struct pull *p, size_t i)
@@ -216,7 +120,7 @@ struct progress_ctx {
 	size_t i;
 };
 
-static void on_progress(uint64_t done, int64_t total, void *ctx)
+static int on_progress(uint64_t done, int64_t total, void *ctx)
 {
 	struct progress_ctx *pc = ctx;
 	struct pull *p = pc->pull;
@@ -227,6 +131,7 @@ static void on_progress(uint64_t done, int64_t total, void *ctx)
 	p->blobs[pc->i].state = PULL_BLOB_DOWNLOADING;
 	notify_blob(p, pc->i);
 	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 static void set_state(struct pull *p, size_t i, enum pull_blob_state state)
@@ -330,6 +235,7 @@ int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
 	struct manifest *root = NULL, *image = NULL;
 	const struct manifest_descriptor *child;
 	char reference[DIGEST_STRING_SIZE], platform[MANIFEST_PLATFORM_STRING_SIZE];
+	struct resolved child_res;
 	struct manifest_platform host;
 	int concurrency, r;
 
@@ -362,36 +268,26 @@ int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
 			     ref->repository);
 			goto out;
 		}
-		r = index_add_edges(store_index(s), &ret->manifest, &child->digest, 1);
-		if (r < 0)
-			goto out_index;
-		digest_format(&child->digest, reference);
-		r = resolve_manifest(&p, reference,
-				     store_has_blob(s, &child->digest) ? &child->digest : NULL,
-				     &ret->image, &image);
+		r = resolve_digest(reg, s, ref->registry, ref->repository, &child->digest,
+				   &child_res, err);
+		if (r == 0)
+			r = load(&p, &child_res, &image);
 		if (r < 0)
 			goto out;
+		ret->image = child_res.digest;
 		if (image->kind != MANIFEST_IMAGE) {
+			digest_format(&child->digest, reference);
 			fail(&p, "%s: index '%s' nests another index", ref->registry, reference);
 			r = -EPROTONOSUPPORT;
 			goto out;
 		}
 	}
-	r = record_edges(&p, &ret->image, image ? image : root);
-	if (r == 0 && !ref->has_digest)
-		r = index_put_tag(store_index(s), ref->registry, ref->repository, ref->tag,
-				  &ret->manifest, time(NULL));
-	if (r < 0)
-		goto out_index;
 	r = list_blobs(&p, image ? image : root);
 	if (r < 0)
 		goto out;
 	if (p.observer && p.observer->resolved)
 		p.observer->resolved(&ret->image, p.blobs, p.n_blobs, p.observer->ctx);
 	r = fetch_missing(&p, concurrency);
-	goto out;
-out_index:
-	fail(&p, "cannot record the image in the index: %s", strerror(-r));
 out:
 	manifest_free(root);
 	manifest_free(image);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ struct registry {
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	struct auth_cache *tokens;
+	atomic_uint_fast64_t requests; /* sent upstream */
+	atomic_uint_fast64_t bytes;    /* body bytes received */
+	atomic_bool cancelled;
 
 	pthread_mutex_t lock; /* guards upstreams and basic_hosts */
 	struct upstream upstreams[MAX_UPSTREAMS];
@@ -143,6 +147,8 @@ static int curl_errno(CURL *curl, CURLcode rc)
 		return -ECONNRESET;
 	case CURLE_TOO_MANY_REDIRECTS:
 		return -ELOOP;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
 	case CURLE_UNSUPPORTED_PROTOCOL:
@@ -302,6 +308,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 	int r;
 
 	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+	atomic_fetch_add(&req->reg->bytes, len);
 	if (req->sink == SINK_WRITER && (req->status == 200 || req->status == 206)) {
 		if (!req->body_started) {
 			r = start_blob_body(req);
@@ -316,9 +323,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 		r = store_writer_write(req->writer, data, len);
 		if (r < 0)
 			goto out_stop;
-		if (req->progress)
-			req->progress(store_writer_size(req->writer), req->expected_size,
-				      req->progress_ctx);
+		if (req->progress && req->progress(store_writer_size(req->writer),
+						   req->expected_size, req->progress_ctx) != 0) {
+			r = -ECANCELED;
+			goto out_stop;
+		}
 		return len;
 	}
 	r = buffer_append(&req->body, data, len);
@@ -328,6 +337,24 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 out_stop:
 	req->sink_error = r;
 	return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+}
+
+/* curl calls this often, data or not: where a shutdown stops a stalled transfer. */
+static int on_xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct request *req = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&req->reg->cancelled) ? 1 : 0;
+}
+
+void registry_cancel_all(struct registry *reg)
+{
+	atomic_store(&reg->cancelled, true);
 }
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *ctx)
@@ -427,6 +454,9 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 	curl_easy_setopt(req->curl, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(req->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(req->curl, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(req->curl, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+	curl_easy_setopt(req->curl, CURLOPT_XFERINFODATA, req);
+	curl_easy_setopt(req->curl, CURLOPT_NOPROGRESS, 0L);
 	if (req->sink == SINK_NONE)
 		curl_easy_setopt(req->curl, CURLOPT_NOBODY, 1L);
 	if (req->post)
@@ -452,6 +482,7 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 		curl_easy_setopt(req->curl, CURLOPT_PASSWORD, req->creds.secret);
 	}
 
+	atomic_fetch_add(&reg->requests, 1);
 	rc = curl_easy_perform(req->curl);
 	curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
 	curl_slist_free_all(headers);
@@ -747,6 +778,12 @@ int registry_ping(struct registry *reg, const char *host, struct registry_error 
 	request_release(req);
 	free(req);
 	return r;
+}
+
+void registry_counters(struct registry *reg, uint64_t *ret_requests, uint64_t *ret_bytes)
+{
+	*ret_requests = atomic_load(&reg->requests);
+	*ret_bytes = atomic_load(&reg->bytes);
 }
 
 static bool is_digest_reference(const char *reference, struct digest *ret)

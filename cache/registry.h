@@ -66,6 +66,15 @@ int registry_add_upstream_spec(struct registry *reg, const char *spec);
 /* The base URL requests for host go to, without a trailing slash. */
 int registry_base_url(struct registry *reg, const char *host, char *buf, size_t size);
 
+/*
+ * Make every transfer in progress, and every later one, fail at once with
+ * -ECANCELED: the daemon is shutting down.
+ */
+void registry_cancel_all(struct registry *reg);
+
+/* Requests sent upstream and body bytes received so far, token requests included. */
+void registry_counters(struct registry *reg, uint64_t *ret_requests, uint64_t *ret_bytes);
+
 /* GET /v2/, authenticating if asked: is the registry there and are we let in? */
 int registry_ping(struct registry *reg, const char *host, struct registry_error *err);
 
@@ -99,8 +108,11 @@ int registry_head_manifest(struct registry *reg, const char *host, const char *r
 int registry_head_blob(struct registry *reg, const char *host, const char *repository,
 		       const struct digest *d, int64_t *ret_size, struct registry_error *err);
 
-/* Called as blob bytes arrive: bytes written so far, and the size when known (else -1). */
-typedef void (*registry_progress_fn)(uint64_t done, int64_t total, void *ctx);
+/*
+ * Called as blob bytes arrive: bytes written so far, and the size when
+ * known (else -1). A non-zero return stops the download with -ECANCELED.
+ */
+typedef int (*registry_progress_fn)(uint64_t done, int64_t total, void *ctx);
 
 /*
  * Download a blob into w, which was started for d. A dropped connection

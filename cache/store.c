@@ -38,7 +38,8 @@ struct store_writer {
 	bool has_expected;
 	int fd;
 	char tmp_name[DIGEST_HEX_LEN + 32];
-	uint64_t size;
+	uint64_t size;	   /* end of the furthest write */
+	bool out_of_order; /* some write did not append: hash the file at commit */
 };
 
 /* The two-hex-digit fan-out directory and the file name of a blob. */
@@ -264,13 +265,14 @@ out_free:
 	return r;
 }
 
-int store_writer_write(struct store_writer *w, const void *data, size_t len)
+int store_writer_pwrite(struct store_writer *w, const void *data, size_t len, uint64_t offset)
 {
 	const char *p = data;
 	size_t left = len;
+	off_t at = (off_t)offset;
 
 	while (left > 0) {
-		ssize_t n = write(w->fd, p, left);
+		ssize_t n = pwrite(w->fd, p, left, at);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -278,11 +280,22 @@ int store_writer_write(struct store_writer *w, const void *data, size_t len)
 			return -errno;
 		}
 		p += n;
+		at += n;
 		left -= (size_t)n;
 	}
-	digest_hasher_update(w->hasher, data, len);
-	w->size += len;
+	/* Hash as we go while the bytes come in order; else at commit. */
+	if (offset == w->size && !w->out_of_order)
+		digest_hasher_update(w->hasher, data, len);
+	else
+		w->out_of_order = true;
+	if (offset + len > w->size)
+		w->size = offset + len;
 	return 0;
+}
+
+int store_writer_write(struct store_writer *w, const void *data, size_t len)
+{
+	return store_writer_pwrite(w, data, len, w->size);
 }
 
 int store_writer_reset(struct store_writer *w)
@@ -291,6 +304,7 @@ int store_writer_reset(struct store_writer *w)
 		return -errno;
 	digest_hasher_reset(w->hasher);
 	w->size = 0;
+	w->out_of_order = false;
 	return 0;
 }
 
@@ -340,7 +354,13 @@ int store_writer_commit(struct store_writer *w, const char *media_type, struct d
 	struct digest actual;
 	int lock = -1, r;
 
-	digest_hasher_final(w->hasher, &actual);
+	if (!w->out_of_order) {
+		digest_hasher_final(w->hasher, &actual);
+	} else {
+		r = digest_of_fd(w->fd, &actual);
+		if (r < 0)
+			goto out_abort;
+	}
 	if (w->has_expected && !digest_equal(&actual, &w->expected)) {
 		r = -EBADMSG;
 		goto out_abort;

@@ -50,9 +50,14 @@ bool store_has_blob(struct store *s, const struct digest *d);
  */
 int store_writer_new(struct store *s, const struct digest *expected, struct store_writer **ret);
 int store_writer_write(struct store_writer *w, const void *data, size_t len);
+/*
+ * Write at an offset, in any order (writes through a filesystem may come
+ * out of order). The digest is then computed from the file at commit.
+ */
+int store_writer_pwrite(struct store_writer *w, const void *data, size_t len, uint64_t offset);
 /* Throw away what was written and start from empty (a download restarting). */
 int store_writer_reset(struct store_writer *w);
-/* Bytes written so far. */
+/* Bytes written so far (the end of the furthest write). */
 uint64_t store_writer_size(const struct store_writer *w);
 /* The temp file, for readers that follow a download while it runs. */
 int store_writer_fd(const struct store_writer *w);

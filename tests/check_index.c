@@ -157,6 +157,32 @@ START_TEST(test_tags_and_edges)
 }
 END_TEST
 
+START_TEST(test_links)
+{
+	struct digest a = digest_of_string("a"), b = digest_of_string("b");
+	struct digest_list listed = {0};
+	struct index *idx;
+	int64_t size;
+
+	ck_assert_int_eq(index_open(db_path, &idx), 0);
+	ck_assert_int_eq(index_get_link(idx, "docker.io", "library/x", &a, &size), -ENOENT);
+	ck_assert_int_eq(index_add_link(idx, "docker.io", "library/x", &a, 10), 0);
+	ck_assert_int_eq(index_add_link(idx, "docker.io", "library/x", &b, 20), 0);
+	ck_assert_int_eq(index_add_link(idx, "docker.io", "library/x", &a, 11), 0);
+	ck_assert_int_eq(index_get_link(idx, "docker.io", "library/x", &a, &size), 0);
+	ck_assert_int_eq(size, 11);
+	/* another repository, or another registry, does not see it */
+	ck_assert_int_eq(index_get_link(idx, "docker.io", "library/y", &a, &size), -ENOENT);
+	ck_assert_int_eq(index_get_link(idx, "ghcr.io", "library/x", &a, &size), -ENOENT);
+	ck_assert_int_eq(
+		index_foreach_link(idx, "docker.io", "library/x", digest_list_collect, &listed), 0);
+	ck_assert_uint_eq(listed.len, 2);
+	digest_list_free(&listed);
+	ck_assert_int_eq(index_add_link(idx, "docker.io", "library/x", &a, -1), -EINVAL);
+	index_close(idx);
+}
+END_TEST
+
 /* The schema as version 1 shipped it. */
 static const char v1_schema[] =
 	"CREATE TABLE blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL,"
@@ -190,7 +216,7 @@ START_TEST(test_migrate_from_v1)
 
 	ck_assert_int_eq(index_open(db_path, &idx), 0);
 	ck_assert_int_eq(index_schema_version(idx, &version), 0);
-	ck_assert_int_eq(version, 2);
+	ck_assert_int_eq(version, INDEX_SCHEMA_VERSION);
 	/* the old rows are all there, with the new column's default */
 	ck_assert_int_eq(index_get_blob(idx, &m, &row), 0);
 	ck_assert_int_eq(row.size, 7);
@@ -309,6 +335,7 @@ static Suite *index_suite(void)
 	tcase_add_test(tc, test_create_fresh);
 	tcase_add_test(tc, test_blob_rows);
 	tcase_add_test(tc, test_tags_and_edges);
+	tcase_add_test(tc, test_links);
 	tcase_add_test(tc, test_migrate_from_v1);
 	tcase_add_test(tc, test_newer_schema_refused);
 	tcase_add_test(tc, test_not_a_database);

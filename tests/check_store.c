@@ -211,6 +211,32 @@ START_TEST(test_streaming_writer)
 }
 END_TEST
 
+START_TEST(test_out_of_order_writes)
+{
+	unsigned char *data = test_random_bytes(300000, 5);
+	struct digest expected = test_digest_of(data, 300000);
+	struct store_writer *w;
+
+	/* the last third, the first, then the middle twice */
+	ck_assert_int_eq(store_writer_new(store, &expected, &w), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, data + 200000, 100000, 200000), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, data, 100000, 0), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, "junk", 4, 100000), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, data + 100000, 100000, 100000), 0);
+	ck_assert_uint_eq(store_writer_size(w), 300000);
+	ck_assert_int_eq(store_writer_commit(w, NULL, NULL), 0);
+	ck_assert(store_has_blob(store, &expected));
+
+	/* in order, then one byte rewritten: the commit must notice */
+	ck_assert_int_eq(store_writer_new(store, &expected, &w), 0);
+	ck_assert_int_eq(store_writer_write(w, data, 300000), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, "x", 1, 5), 0);
+	ck_assert_int_eq(store_writer_commit(w, NULL, NULL), -EBADMSG);
+	ck_assert_int_eq(tmp_entries(), 0);
+	free(data);
+}
+END_TEST
+
 START_TEST(test_abort_removes_temp)
 {
 	struct store_writer *w;
@@ -460,6 +486,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_bad_digest_keeps_nothing);
 	tcase_add_test(tc, test_unexpected_digest_is_computed);
 	tcase_add_test(tc, test_streaming_writer);
+	tcase_add_test(tc, test_out_of_order_writes);
 	tcase_add_test(tc, test_abort_removes_temp);
 	tcase_add_test(tc, test_live_ingest_survives_reopen);
 	tcase_add_test(tc, test_remove_and_quarantine);

@@ -104,3 +104,10 @@ const char *tool_strerror(int negative_errno)
 		return strerror(-negative_errno);
 	}
 }
+
+const char *tool_default_root(void)
+{
+	const char *env = getenv("DINDFS_ROOT");
+
+	return env && *env ? env : TOOL_DEFAULT_ROOT;
+}

@@ -18,6 +18,7 @@ enum tool_exit {
 };
 
 #define TOOL_DEFAULT_STORE "/var/lib/dindfs"
+#define TOOL_DEFAULT_ROOT  "/dindfs"
 
 struct tool_command {
 	const char *name;
@@ -53,5 +54,8 @@ const char *tool_strerror(int negative_errno);
 
 /* The store directory: $DINDFS_STORE, else TOOL_DEFAULT_STORE. */
 const char *tool_default_store(void);
+
+/* The mount: $DINDFS_ROOT, else TOOL_DEFAULT_ROOT. */
+const char *tool_default_root(void);
 
 #endif

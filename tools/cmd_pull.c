@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pull.h"
+#include "pull_mount.h"
 #include "ref.h"
 #include "registry.h"
 #include "store.h"
@@ -121,12 +122,13 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 {
 	static const struct option options[] = {
 		{"store", required_argument, NULL, 's'},
+		{"root", required_argument, NULL, 'r'},
 		{"upstream", required_argument, NULL, 'u'},
 		{"platform", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *store_dir = tool_default_store(), *reason = "";
+	const char *store_dir = NULL, *root = NULL, *reason = "";
 	struct manifest_platform platform;
 	struct pull_options opts = {0};
 	struct registry_error err = {0};
@@ -137,6 +139,7 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 	char name[REF_STRING_SIZE], digest[DIGEST_STRING_SIZE];
 	struct store *s = NULL;
 	struct ref ref;
+	bool upstream_given = false;
 	int c, r, status = TOOL_EXIT_FAILED;
 
 	r = registry_new(NULL, &reg);
@@ -151,7 +154,11 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 		case 's':
 			store_dir = optarg;
 			break;
+		case 'r':
+			root = optarg;
+			break;
 		case 'u':
+			upstream_given = true;
 			if (registry_add_upstream_spec(reg, optarg) < 0) {
 				status = tool_usage_error(cmd,
 							  "bad --upstream '%s' (want HOST=URL, "
@@ -192,15 +199,38 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 		tool_error("invalid reference '%s': %s", argv[optind], reason);
 		goto out;
 	}
-	r = store_open(store_dir, &s);
-	if (r < 0) {
-		tool_error("cannot open store '%s': %s", store_dir, tool_strerror(r));
+	if (store_dir && root) {
+		status = tool_usage_error(cmd, "--store or --root, not both");
 		goto out;
+	}
+	if (!store_dir && upstream_given) {
+		status =
+			tool_usage_error(cmd, "--upstream goes with --store (a mount has its own)");
+		goto out;
+	}
+	if (!store_dir) {
+		root = root ? root : tool_default_root();
+		if (!tool_is_dindfs_mount(root)) {
+			tool_error("'%s' is not a dindfs mount (mount one there, or pull into a "
+				   "store with --store)",
+				   root);
+			goto out;
+		}
+	} else {
+		r = store_open(store_dir, &s);
+		if (r < 0) {
+			tool_error("cannot open store '%s': %s", store_dir, tool_strerror(r));
+			goto out;
+		}
 	}
 	ref_format(&ref, name, sizeof(name));
 	printf("%s: Pulling from %s\n", name, ref.repository);
 	opts.observer = &observer;
-	r = pull_image(reg, s, &ref, &opts, &result, &err);
+	if (root)
+		r = tool_pull_through_mount(root, &ref, &opts, &result, err.message,
+					    sizeof(err.message));
+	else
+		r = pull_image(reg, s, &ref, &opts, &result, &err);
 	if (r < 0) {
 		tool_error("%s", *err.message ? err.message : strerror(-r));
 		goto out;

@@ -6,14 +6,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_mount.h"
 #include "cmd_pull.h"
 #include "cmd_store.h"
 
 static const struct tool_command *const commands[] = {
-	&tool_cmd_pull,
-	&tool_cmd_ls,
-	&tool_cmd_gc,
-	&tool_cmd_fsck,
+	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,
+	&tool_cmd_ls,	 &tool_cmd_gc,	   &tool_cmd_fsck,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

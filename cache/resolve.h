@@ -1,0 +1,68 @@
+/*
+ * resolve: manifests from upstream into the store, by tag or by digest.
+ *
+ * Both `dindfs pull` and the mount resolve manifests here. Every manifest
+ * that comes from upstream is verified, committed to the store, and
+ * recorded in the index with what it needs (edges, for GC) and what its
+ * repository therefore holds (links, so the mount serves a blob under a
+ * repository's path only when that repository is known to hold it).
+ */
+#ifndef DINDFS_RESOLVE_H
+#define DINDFS_RESOLVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manifest.h"
+#include "registry.h"
+#include "store.h"
+
+struct resolved {
+	struct digest digest;
+	char media_type[MANIFEST_MEDIA_TYPE_MAX + 1];
+	int64_t size;
+	bool fetched; /* a GET brought it */
+	bool stale;   /* upstream could not be asked: this is the cached copy */
+};
+
+/*
+ * Resolve registry/repository:tag. A tag upstream confirmed less than ttl
+ * seconds ago is answered from the index alone; otherwise upstream gets a
+ * HEAD, and a GET only when the digest changed or the tag is new. With
+ * allow_stale, a tag whose upstream cannot be reached (transport error or
+ * 5xx) is answered from the cache with stale set and err saying why.
+ * -ENOENT when upstream has no such tag.
+ */
+int resolve_tag(struct registry *reg, struct store *s, const char *registry, const char *repository,
+		const char *tag, int64_t ttl, bool allow_stale, struct resolved *ret,
+		struct registry_error *err);
+
+/*
+ * Resolve a manifest by digest: from the store when the repository is known
+ * to hold it, else from upstream (a HEAD when the store has the bytes, a
+ * GET otherwise; the body must hash to d). -ENOENT when the repository does
+ * not hold it.
+ */
+int resolve_digest(struct registry *reg, struct store *s, const char *registry,
+		   const char *repository, const struct digest *d, struct resolved *ret,
+		   struct registry_error *err);
+
+/*
+ * Record what manifest d (size bytes, parsed as m) of registry/repository
+ * needs (edges) and what the repository therefore holds (links).
+ */
+int resolve_record(struct store *s, const char *registry, const char *repository,
+		   const struct digest *d, int64_t size, const struct manifest *m);
+
+/* Parse a manifest that is in the store. */
+int resolve_load(struct store *s, const struct digest *d, struct manifest **ret);
+
+/*
+ * Is blob d in registry/repository? Known links answer at once; otherwise
+ * upstream gets a HEAD, and a yes is recorded. ret_size gets its size.
+ */
+int resolve_blob(struct registry *reg, struct store *s, const char *registry,
+		 const char *repository, const struct digest *d, int64_t *ret_size,
+		 struct registry_error *err);
+
+#endif

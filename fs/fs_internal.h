@@ -1,0 +1,168 @@
+/*
+ * fs_internal: what the files of fs/ share — the daemon's state, the inode
+ * table, open-file handles — and nothing outside fs/ sees.
+ *
+ * Locking: the inode table has one mutex (fs->nodes_lock), held only while
+ * a node is looked up, inserted, or its lookup count changes. The read path
+ * takes no fs-wide lock: a handle holds what reading needs (an fd or a
+ * fetch). Handles that are written (ingest, local manifests) have their own
+ * mutex.
+ */
+#ifndef DINDFS_FS_INTERNAL_H
+#define DINDFS_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "fetch.h"
+#include "fs.h"
+#include "index.h"
+#include "registry.h"
+#include "store.h"
+
+enum fs_kind {
+	FS_ROOT,
+	FS_BLOBS_DIR,	     /* blobs/ */
+	FS_BLOBS_SHA256_DIR, /* blobs/sha256/ */
+	FS_REGISTRY_DIR,     /* registry/ */
+	FS_REPO_DIR,	     /* registry/<host>[/<repo components>] */
+	FS_MANIFESTS_DIR,    /* registry/<host>/<repo>/manifests/ */
+	FS_REPO_BLOBS_DIR,   /* registry/<host>/<repo>/blobs/ */
+	FS_INGEST_DIR,	     /* ingest/ */
+	FS_META_DIR,	     /* .dindfs/ */
+	FS_BLOB,	     /* any blob or manifest, by digest: immutable */
+	FS_LOCAL_TAG,	     /* registry/local/<repo>/manifests/<tag>: writable */
+	FS_INGEST_FILE,	     /* ingest/sha256:<hex> being written */
+	FS_STATS,	     /* .dindfs/stats */
+};
+
+/* Longest path below registry/ that a node keeps: host, repository, tag. */
+#define FS_NAME_MAX INDEX_NAME_MAX
+
+struct fs_node {
+	uint64_t nlookup; /* guarded by nodes_lock */
+	enum fs_kind kind;
+	bool pinned; /* a static directory: never freed */
+	char *key;   /* identity in the table */
+	struct fs_node *hash_next;
+
+	/* FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG */
+	char registry[FS_NAME_MAX + 1];
+	char repository[FS_NAME_MAX + 1]; /* "" for a host directory */
+	char tag[FS_NAME_MAX + 1];	  /* FS_LOCAL_TAG */
+
+	/* FS_BLOB */
+	struct digest digest;
+	int64_t size;
+	/* where to fetch it from when it is not in the store; guarded by nodes_lock */
+	char origin_registry[FS_NAME_MAX + 1];
+	char origin_repository[FS_NAME_MAX + 1];
+};
+
+enum fs_handle_kind {
+	FS_HANDLE_FD,	  /* a committed blob: splice from its file */
+	FS_HANDLE_FETCH,  /* a blob downloading: wait for bytes */
+	FS_HANDLE_BUFFER, /* generated content (stats), or a local manifest being written */
+	FS_HANDLE_INGEST, /* a store writer */
+	FS_HANDLE_DIR,	  /* a directory listing taken at opendir */
+};
+
+struct fs_dirent {
+	char *name;
+	enum fs_kind kind;
+};
+
+struct fs_handle {
+	enum fs_handle_kind kind;
+	struct fs_node *node;
+	int fd;
+	struct fetch *fetch;
+
+	pthread_mutex_t lock; /* BUFFER being written, INGEST */
+	char *data;
+	size_t len, cap;
+	bool writable;
+	bool done;  /* written content handled at the first flush */
+	int result; /* that flush's result, repeated at later flushes */
+	struct store_writer *writer;
+
+	struct fs_dirent *entries;
+	size_t n_entries;
+};
+
+struct fs_stats {
+	atomic_uint_fast64_t bytes_served;
+	atomic_uint_fast64_t blob_hits;
+	atomic_uint_fast64_t blob_misses;
+};
+
+struct fs {
+	const struct fs_config *cfg;
+	struct store *store;
+	struct registry *registry;
+	struct fetcher *fetcher;
+	struct fuse_session *session;
+	struct fs_stats stats;
+
+	pthread_mutex_t nodes_lock;
+	struct fs_node **buckets;
+	size_t n_buckets;
+	size_t n_nodes;
+	struct fs_node root;
+
+	pthread_mutex_t log_lock;
+	char last_log[512]; /* the last upstream error logged, to log it once */
+	atomic_int open_writers;
+};
+
+/* Most nodes the table holds; past it, lookups fail with ENFILE. */
+#define FS_MAX_NODES (1u << 20)
+/* Most ingests and local manifests open for writing at once. */
+#define FS_MAX_WRITERS 256
+
+/* node.c: the inode table */
+int fs_nodes_init(struct fs *fs);
+void fs_nodes_release(struct fs *fs);
+struct fs_node *fs_node_of(struct fs *fs, fuse_ino_t ino);
+fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node);
+/*
+ * Find the node with this key, or insert proto under it; either way count
+ * one more lookup. *ret points into the table. -ENFILE when full.
+ */
+int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, struct fs_node **ret);
+void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n);
+/* Remember where a blob node can be fetched from. */
+void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
+			const char *repository);
+/* Copy the origin out; false when none is known. */
+bool fs_node_origin(struct fs *fs, const struct fs_node *node, char *registry, char *repository);
+
+/* namespace.c: names to nodes */
+/*
+ * Resolve name in parent: fills proto (kind and fields), key, and the
+ * entry timeout. Returns 0 or -errno.
+ */
+int fs_lookup_child(struct fs *fs, const struct fs_node *parent, const char *name,
+		    struct fs_node *proto, char *key, size_t key_size, double *ret_timeout);
+/* The entries of a directory, taken now. */
+int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret, size_t *ret_n);
+void fs_free_dirents(struct fs_dirent *entries, size_t n);
+/* stat of a node. */
+int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st);
+bool fs_kind_is_dir(enum fs_kind kind);
+
+/* stats.c */
+int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len);
+
+/* log.c */
+void fs_log(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Log an upstream failure, once until a different one comes. */
+void fs_log_upstream(struct fs *fs, const char *message);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * node: the inode table. Inode numbers are node addresses (as in libfuse's
+ * passthrough_ll); the root is FUSE_ROOT_ID. A node lives while the kernel
+ * holds lookups on it: each entry reply counts one, forget takes them away,
+ * and the last forget frees it. Static directories are pinned.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs_internal.h"
+
+#define INITIAL_BUCKETS 4096
+
+static size_t hash_key(const char *key)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211u;
+	return h;
+}
+
+int fs_nodes_init(struct fs *fs)
+{
+	pthread_mutex_init(&fs->nodes_lock, NULL);
+	fs->n_buckets = INITIAL_BUCKETS;
+	fs->buckets = calloc(fs->n_buckets, sizeof(*fs->buckets));
+	if (!fs->buckets)
+		return -ENOMEM;
+	fs->root.kind = FS_ROOT;
+	fs->root.pinned = true;
+	fs->root.nlookup = 1;
+	return 0;
+}
+
+static void node_free(struct fs_node *node)
+{
+	free(node->key);
+	free(node);
+}
+
+void fs_nodes_release(struct fs *fs)
+{
+	size_t i;
+
+	for (i = 0; i < fs->n_buckets; i++) {
+		struct fs_node *node = fs->buckets ? fs->buckets[i] : NULL;
+
+		while (node) {
+			struct fs_node *next = node->hash_next;
+
+			node_free(node);
+			node = next;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = NULL;
+	pthread_mutex_destroy(&fs->nodes_lock);
+}
+
+struct fs_node *fs_node_of(struct fs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct fs_node *)(uintptr_t)ino;
+}
+
+fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node)
+{
+	return node == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)node;
+}
+
+/* Double the buckets when the table gets crowded. Called with nodes_lock held. */
+static void maybe_grow(struct fs *fs)
+{
+	struct fs_node **buckets;
+	size_t i, n = fs->n_buckets * 2;
+
+	if (fs->n_nodes < fs->n_buckets * 2)
+		return;
+	buckets = calloc(n, sizeof(*buckets));
+	if (!buckets)
+		return; /* a longer chain is slower, not wrong */
+	for (i = 0; i < fs->n_buckets; i++) {
+		struct fs_node *node = fs->buckets[i];
+
+		while (node) {
+			struct fs_node *next = node->hash_next;
+			size_t b = hash_key(node->key) % n;
+
+			node->hash_next = buckets[b];
+			buckets[b] = node;
+			node = next;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = buckets;
+	fs->n_buckets = n;
+}
+
+int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, struct fs_node **ret)
+{
+	struct fs_node *node;
+	size_t b;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	b = hash_key(key) % fs->n_buckets;
+	for (node = fs->buckets[b]; node; node = node->hash_next)
+		if (strcmp(node->key, key) == 0)
+			break;
+	if (node) {
+		/* a blob's size may have been learnt since (from a manifest, or the store) */
+		if (node->kind == FS_BLOB && proto->size >= 0)
+			node->size = proto->size;
+	} else if (fs->n_nodes >= FS_MAX_NODES) {
+		r = -ENFILE;
+	} else {
+		node = malloc(sizeof(*node));
+		if (node) {
+			*node = *proto;
+			node->nlookup = 0;
+			node->key = strdup(key);
+		}
+		if (!node || !node->key) {
+			free(node);
+			r = -ENOMEM;
+		} else {
+			node->hash_next = fs->buckets[b];
+			fs->buckets[b] = node;
+			fs->n_nodes++;
+			maybe_grow(fs);
+		}
+	}
+	if (r == 0) {
+		node->nlookup++;
+		*ret = node;
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return r;
+}
+
+void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n)
+{
+	struct fs_node **p;
+
+	if (node == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->nodes_lock);
+	assert(node->nlookup >= n);
+	node->nlookup -= n;
+	if (node->nlookup == 0 && !node->pinned) {
+		for (p = &fs->buckets[hash_key(node->key) % fs->n_buckets]; *p;
+		     p = &(*p)->hash_next) {
+			if (*p == node) {
+				*p = node->hash_next;
+				fs->n_nodes--;
+				break;
+			}
+		}
+		node_free(node);
+	}
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
+			const char *repository)
+{
+	pthread_mutex_lock(&fs->nodes_lock);
+	snprintf(node->origin_registry, sizeof(node->origin_registry), "%s", registry);
+	snprintf(node->origin_repository, sizeof(node->origin_repository), "%s", repository);
+	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+bool fs_node_origin(struct fs *fs, const struct fs_node *node, char *registry, char *repository)
+{
+	bool known;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	known = node->origin_registry[0] != '\0';
+	memcpy(registry, node->origin_registry, sizeof(node->origin_registry));
+	memcpy(repository, node->origin_repository, sizeof(node->origin_repository));
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return known;
+}

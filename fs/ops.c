@@ -1,0 +1,942 @@
+/*
+ * ops: the FUSE low-level operations and the session.
+ *
+ * Every operation sends exactly one reply. Blob reads splice from the blob
+ * file (fuse_reply_data with an fd buffer); reads of a blob that is still
+ * downloading wait for its bytes in short slices, so a shutdown is never
+ * held up by a slow upstream.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs_internal.h"
+#include "gc.h"
+#include "manifest.h"
+#include "ref.h"
+#include "resolve.h"
+
+#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
+#define XATTR_DIGEST	 "user.dindfs.digest"
+/* How long a read of a downloading blob waits before it checks for shutdown. */
+#define FETCH_WAIT_MS 200
+#define MAX_THREADS   64
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+static struct fs_handle *handle_new(enum fs_handle_kind kind, struct fs_node *node)
+{
+	struct fs_handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->kind = kind;
+	h->node = node;
+	h->fd = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	return h;
+}
+
+static void handle_free(struct fs *fs, struct fs_handle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	fetch_release(h->fetch);
+	if (h->writer)
+		store_writer_abort(h->writer);
+	if (h->writable)
+		atomic_fetch_sub(&fs->open_writers, 1);
+	fs_free_dirents(h->entries, h->n_entries);
+	free(h->data);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Reply with the entry of node, counting the lookup the kernel now holds. */
+static int fill_entry(struct fs *fs, struct fs_node *node, double timeout,
+		      struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = fs_node_ino(fs, node);
+	e->entry_timeout = timeout;
+	e->attr_timeout = node->kind == FS_STATS || node->kind == FS_LOCAL_TAG ? 0 : timeout;
+	return fs_node_stat(fs, node, &e->attr);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *parent = fs_node_of(fs, parent_ino), *node, proto;
+	struct fuse_entry_param e;
+	char key[3 * FS_NAME_MAX + 16];
+	double timeout;
+	int r;
+
+	r = fs_lookup_child(fs, parent, name, &proto, key, sizeof(key), &timeout);
+	if (r == 0)
+		r = fs_node_get(fs, key, &proto, &node);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	if (node->kind == FS_BLOB && parent->kind == FS_REPO_BLOBS_DIR &&
+	    strcmp(parent->registry, REF_LOCAL_REGISTRY) != 0)
+		fs_node_set_origin(fs, node, parent->registry, parent->repository);
+	r = fill_entry(fs, node, timeout, &e);
+	if (r < 0) {
+		fs_node_forget(fs, node, 1);
+		return (void)fuse_reply_err(req, -r);
+	}
+	fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = fs_of(req);
+
+	fs_node_forget(fs, fs_node_of(fs, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = fs_of(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_node_forget(fs, fs_node_of(fs, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = fs_node_of(fs, ino);
+	struct stat st;
+	int r = fs_node_stat(fs, node, &st);
+
+	(void)fi;
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fuse_reply_attr(req, &st, node->kind == FS_BLOB ? 3600.0 : 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_handle *h = fi ? handle_of(fi) : NULL;
+	struct stat st;
+	int r = 0;
+
+	if (node->kind != FS_INGEST_FILE && node->kind != FS_LOCAL_TAG)
+		return (void)fuse_reply_err(req, EACCES);
+	/* modes and times mean nothing here (cp -p sets them); a size of 0 starts over */
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (attr->st_size != 0 || !h || !h->writable)
+			return (void)fuse_reply_err(req, EINVAL);
+		pthread_mutex_lock(&h->lock);
+		if (h->writer)
+			r = store_writer_reset(h->writer);
+		h->len = 0;
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (r == 0)
+		r = fs_node_stat(fs, node, &st);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fuse_reply_attr(req, &st, 0);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_handle *h;
+	int r;
+
+	if (!fs_kind_is_dir(node->kind))
+		return (void)fuse_reply_err(req, ENOTDIR);
+	h = handle_new(FS_HANDLE_DIR, node);
+	if (!h)
+		return (void)fuse_reply_err(req, ENOMEM);
+	r = fs_list_dir(fs, node, &h->entries, &h->n_entries);
+	if (r < 0) {
+		handle_free(fs, h);
+		return (void)fuse_reply_err(req, -r);
+	}
+	fi->fh = (uintptr_t)h;
+	fuse_reply_open(req, fi);
+}
+
+static mode_t dirent_type(enum fs_kind kind)
+{
+	return fs_kind_is_dir(kind) ? S_IFDIR : S_IFREG;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs_handle *h = handle_of(fi);
+	char *buf = malloc(size);
+	size_t used = 0;
+	off_t i;
+
+	(void)ino;
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	for (i = off; i >= 0 && (size_t)i < h->n_entries; i++) {
+		struct stat st = {.st_ino = (ino_t)i + 2,
+				  .st_mode = dirent_type(h->entries[i].kind)};
+		size_t n = fuse_add_direntry(req, buf + used, size - used, h->entries[i].name, &st,
+					     i + 1);
+
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	handle_free(fs_of(req), handle_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+/* ---- opening files -------------------------------------------------------- */
+
+static bool wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* A blob: spliced from the store, or followed while it downloads. */
+static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
+		     struct fs_handle **ret)
+{
+	char registry[FS_NAME_MAX + 1], repository[FS_NAME_MAX + 1];
+	struct fs_handle *h;
+	struct fetch *fx;
+	int fd, r;
+
+	if (wants_write(fi->flags))
+		return -EACCES;
+	for (;;) {
+		r = store_open_blob(fs->store, &node->digest, &fd);
+		if (r == 0) {
+			h = handle_new(FS_HANDLE_FD, node);
+			if (!h) {
+				close(fd);
+				return -ENOMEM;
+			}
+			h->fd = fd;
+			fi->keep_cache = 1; /* a blob never changes */
+			atomic_fetch_add(&fs->stats.blob_hits, 1);
+			*ret = h;
+			return 0;
+		}
+		if (!fs_node_origin(fs, node, registry, repository) || node->size < 0)
+			return -ENOENT;
+		r = fetch_start(fs->fetcher, registry, repository, &node->digest, node->size, &fx);
+		if (r == -EEXIST)
+			continue; /* committed just now: open it from the store */
+		if (r < 0)
+			return r == -EAGAIN ? -EAGAIN : -EIO;
+		h = handle_new(FS_HANDLE_FETCH, node);
+		if (!h) {
+			fetch_release(fx);
+			return -ENOMEM;
+		}
+		h->fetch = fx;
+		/* nothing unverified may stay in the page cache */
+		fi->direct_io = 1;
+		atomic_fetch_add(&fs->stats.blob_misses, 1);
+		*ret = h;
+		return 0;
+	}
+}
+
+static int writable_handle(struct fs *fs, enum fs_handle_kind kind, struct fs_node *node,
+			   struct fs_handle **ret)
+{
+	struct fs_handle *h;
+
+	if (atomic_fetch_add(&fs->open_writers, 1) >= FS_MAX_WRITERS) {
+		atomic_fetch_sub(&fs->open_writers, 1);
+		return -EMFILE;
+	}
+	h = handle_new(kind, node);
+	if (!h) {
+		atomic_fetch_sub(&fs->open_writers, 1);
+		return -ENOMEM;
+	}
+	h->writable = true;
+	*ret = h;
+	return 0;
+}
+
+static int open_local_tag(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
+			  struct fs_handle **ret)
+{
+	struct index_tag tag;
+	struct fs_handle *h;
+	int fd, r;
+
+	if (wants_write(fi->flags)) {
+		fi->direct_io = 1;
+		return writable_handle(fs, FS_HANDLE_BUFFER, node, ret);
+	}
+	r = index_get_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository, node->tag,
+			  &tag);
+	if (r == 0)
+		r = store_open_blob(fs->store, &tag.manifest, &fd);
+	if (r < 0)
+		return r;
+	h = handle_new(FS_HANDLE_FD, node);
+	if (!h) {
+		close(fd);
+		return -ENOMEM;
+	}
+	h->fd = fd;
+	*ret = h;
+	return 0;
+}
+
+static int open_stats(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
+		      struct fs_handle **ret)
+{
+	struct fs_handle *h;
+	int r;
+
+	if (wants_write(fi->flags))
+		return -EACCES;
+	h = handle_new(FS_HANDLE_BUFFER, node);
+	if (!h)
+		return -ENOMEM;
+	r = fs_stats_json(fs, &h->data, &h->len);
+	if (r < 0) {
+		handle_free(fs, h);
+		return r;
+	}
+	fi->direct_io = 1;
+	*ret = h;
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_handle *h = NULL;
+	int r;
+
+	switch (node->kind) {
+	case FS_BLOB:
+		r = open_blob(fs, node, fi, &h);
+		break;
+	case FS_LOCAL_TAG:
+		r = open_local_tag(fs, node, fi, &h);
+		break;
+	case FS_STATS:
+		r = open_stats(fs, node, fi, &h);
+		break;
+	case FS_INGEST_FILE:
+		r = -ENOENT; /* only its creator writes it */
+		break;
+	default:
+		r = -EISDIR;
+		break;
+	}
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
+		handle_free(fs, h);
+}
+
+static int create_ingest(struct fs *fs, const char *name, struct fs_node **ret_node,
+			 struct fs_handle **ret)
+{
+	static atomic_uint counter;
+	struct fs_node proto = {.kind = FS_INGEST_FILE, .size = -1}, *node;
+	struct fs_handle *h;
+	struct digest d;
+	char key[64];
+	int r;
+
+	if (digest_parse(name, &d) < 0)
+		return -EINVAL;
+	r = writable_handle(fs, FS_HANDLE_INGEST, NULL, &h);
+	if (r < 0)
+		return r;
+	r = store_writer_new(fs->store, &d, &h->writer);
+	if (r == 0) {
+		proto.digest = d;
+		snprintf(key, sizeof(key), "i:%u", atomic_fetch_add(&counter, 1));
+		r = fs_node_get(fs, key, &proto, &node);
+	}
+	if (r < 0) {
+		handle_free(fs, h);
+		return r;
+	}
+	h->node = node;
+	*ret_node = node;
+	*ret = h;
+	return 0;
+}
+
+static int create_local_tag(struct fs *fs, const struct fs_node *dir, const char *name,
+			    struct fs_node **ret_node, struct fs_handle **ret)
+{
+	struct fs_node proto = {.kind = FS_LOCAL_TAG, .size = -1}, *node;
+	struct fs_handle *h;
+	char key[2 * FS_NAME_MAX + 8];
+	int r;
+
+	if (ref_validate_tag(name) < 0)
+		return -EINVAL;
+	snprintf(proto.registry, sizeof(proto.registry), "%s", REF_LOCAL_REGISTRY);
+	snprintf(proto.repository, sizeof(proto.repository), "%s", dir->repository);
+	snprintf(proto.tag, sizeof(proto.tag), "%s", name);
+	snprintf(key, sizeof(key), "t:%s:%s", dir->repository, name);
+	r = writable_handle(fs, FS_HANDLE_BUFFER, NULL, &h);
+	if (r < 0)
+		return r;
+	r = fs_node_get(fs, key, &proto, &node);
+	if (r < 0) {
+		handle_free(fs, h);
+		return r;
+	}
+	h->node = node;
+	*ret_node = node;
+	*ret = h;
+	return 0;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *parent = fs_node_of(fs, parent_ino), *node = NULL;
+	struct fs_handle *h = NULL;
+	struct fuse_entry_param e;
+	int r;
+
+	(void)mode;
+	if (parent->kind == FS_INGEST_DIR)
+		r = create_ingest(fs, name, &node, &h);
+	else if (parent->kind == FS_MANIFESTS_DIR &&
+		 strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)
+		r = create_local_tag(fs, parent, name, &node, &h);
+	else
+		r = -EACCES;
+	if (r == 0)
+		r = fill_entry(fs, node, 0, &e);
+	if (r < 0) {
+		if (h)
+			handle_free(fs, h);
+		if (node)
+			fs_node_forget(fs, node, 1);
+		return (void)fuse_reply_err(req, -r);
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		handle_free(fs, h);
+		fs_node_forget(fs, node, 1);
+	}
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static void read_fd(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct stat st;
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->fd;
+	buf.buf[0].pos = off;
+	if (fstat(h->fd, &st) == 0 && off < st.st_size)
+		atomic_fetch_add(&fs->stats.bytes_served,
+				 (uint64_t)st.st_size - (uint64_t)off < size
+					 ? (uint64_t)st.st_size - (uint64_t)off
+					 : size);
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void read_fetch(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	do {
+		n = fetch_read(h->fetch, buf, size, off, FETCH_WAIT_MS);
+	} while (n == -ETIMEDOUT && !fuse_session_exited(fs->session) &&
+		 !fuse_req_interrupted(req));
+	if (n == -ETIMEDOUT)
+		n = fuse_req_interrupted(req) ? -EINTR : -EIO;
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+	} else {
+		atomic_fetch_add(&fs->stats.bytes_served, (uint64_t)n);
+		fuse_reply_buf(req, buf, (size_t)n);
+	}
+	free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_handle *h = handle_of(fi);
+
+	(void)ino;
+	switch (h->kind) {
+	case FS_HANDLE_FD:
+		return read_fd(fs, req, h, size, off);
+	case FS_HANDLE_FETCH:
+		return read_fetch(fs, req, h, size, off);
+	case FS_HANDLE_BUFFER:
+		pthread_mutex_lock(&h->lock);
+		if (off < 0 || (size_t)off >= h->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->data + off,
+				       h->len - (size_t)off < size ? h->len - (size_t)off : size);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	default:
+		fuse_reply_err(req, EBADF);
+	}
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static int buffer_write(struct fs_handle *h, const char *data, size_t size, off_t off)
+{
+	size_t end;
+
+	if (off < 0 || (uint64_t)off + size > MANIFEST_MAX_SIZE)
+		return -EFBIG;
+	end = (size_t)off + size;
+	if (end > h->cap) {
+		size_t cap = h->cap ? h->cap : 4096;
+		char *p;
+
+		while (cap < end)
+			cap *= 2;
+		p = realloc(h->data, cap);
+		if (!p)
+			return -ENOMEM;
+		h->data = p;
+		h->cap = cap;
+	}
+	if ((size_t)off > h->len)
+		memset(h->data + h->len, 0, (size_t)off - h->len);
+	memcpy(h->data + off, data, size);
+	if (end > h->len)
+		h->len = end;
+	return 0;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs_handle *h = handle_of(fi);
+	int r;
+
+	(void)ino;
+	if (!h->writable)
+		return (void)fuse_reply_err(req, EBADF);
+	pthread_mutex_lock(&h->lock);
+	if (h->done)
+		r = -EIO; /* already committed (or refused) at a flush */
+	else if (h->kind == FS_HANDLE_INGEST)
+		r = off < 0 ? -EINVAL : store_writer_pwrite(h->writer, data, size, (uint64_t)off);
+	else
+		r = buffer_write(h, data, size, off);
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fuse_reply_write(req, size);
+}
+
+static int commit_ingest(struct fs *fs, struct fs_handle *h)
+{
+	struct store_writer *w = h->writer;
+	int r;
+
+	h->writer = NULL;
+	r = store_writer_commit(w, NULL, NULL);
+	if (r == -EBADMSG)
+		fs_log(fs, "ingest of sha256:%s refused: the bytes do not match the digest",
+		       h->node->digest.hex);
+	else if (r < 0)
+		fs_log(fs, "ingest of sha256:%s failed: %s", h->node->digest.hex, strerror(-r));
+	return r < 0 ? -EIO : 0;
+}
+
+/* A manifest written to registry/local/<repo>/manifests/<tag>: all its blobs must be here. */
+static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
+{
+	const struct fs_node *node = h->node;
+	struct digest_list children = {0};
+	struct manifest *m = NULL;
+	struct digest d;
+	size_t i;
+	int r = manifest_parse(h->data, h->len, NULL, &m);
+
+	if (r < 0) {
+		fs_log(fs, "local/%s:%s refused: not a manifest we can use", node->repository,
+		       node->tag);
+		return -EINVAL;
+	}
+	r = manifest_children(m, &children);
+	for (i = 0; r == 0 && i < children.len; i++) {
+		if (!store_has_blob(fs->store, &children.items[i])) {
+			fs_log(fs, "local/%s:%s refused: blob sha256:%s is not in the store",
+			       node->repository, node->tag, children.items[i].hex);
+			r = -EINVAL;
+		}
+	}
+	if (r == 0)
+		r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
+	if (r == 0)
+		r = resolve_record(fs->store, REF_LOCAL_REGISTRY, node->repository, &d,
+				   (int64_t)h->len, m);
+	if (r == 0)
+		r = index_put_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository,
+				  node->tag, &d, time(NULL));
+	digest_list_free(&children);
+	manifest_free(m);
+	return r == -EINVAL ? r : r < 0 ? -EIO : 0;
+}
+
+/* Past the store limit: GC, so the mount never grows the store without bound. */
+static void maybe_gc(struct fs *fs)
+{
+	struct gc_result res;
+	int64_t count, bytes;
+
+	if (fs->cfg->max_size < 0 ||
+	    index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
+	    bytes <= fs->cfg->max_size)
+		return;
+	if (gc_run(fs->store, fs->cfg->max_size, &res) < 0)
+		fs_log(fs, "gc: the store stays at %lld bytes, over the limit",
+		       (long long)res.remaining_bytes);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_handle *h = handle_of(fi);
+	int r = 0;
+
+	(void)ino;
+	if (!h->writable)
+		return (void)fuse_reply_err(req, 0);
+	pthread_mutex_lock(&h->lock);
+	if (!h->done) {
+		h->result = h->kind == FS_HANDLE_INGEST ? commit_ingest(fs, h)
+							: commit_local_manifest(fs, h);
+		h->done = true;
+	}
+	r = h->result;
+	pthread_mutex_unlock(&h->lock);
+	if (r == 0)
+		maybe_gc(fs);
+	fuse_reply_err(req, -r);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_handle *h = handle_of(fi);
+
+	(void)ino;
+	handle_free(fs, h); /* an ingest never flushed is dropped, never committed */
+	fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_node *parent = fs_node_of(fs, parent_ino);
+	int r = -EACCES;
+
+	/* a saved image can be forgotten; the cache itself only shrinks through GC */
+	if (parent->kind == FS_MANIFESTS_DIR && strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)
+		r = index_remove_tag(store_index(fs->store), REF_LOCAL_REGISTRY, parent->repository,
+				     name);
+	fuse_reply_err(req, -r);
+}
+
+/* ---- xattrs and statfs ---------------------------------------------------- */
+
+/* The digest a file shows: its own, or a local tag's current manifest. */
+static int node_digest(struct fs *fs, const struct fs_node *node, struct digest *ret)
+{
+	struct index_tag tag;
+
+	if (node->kind == FS_BLOB) {
+		*ret = node->digest;
+		return 0;
+	}
+	if (node->kind == FS_LOCAL_TAG && index_get_tag(store_index(fs->store), REF_LOCAL_REGISTRY,
+							node->repository, node->tag, &tag) == 0) {
+		*ret = tag.manifest;
+		return 0;
+	}
+	return -ENODATA;
+}
+
+static void reply_xattr_value(fuse_req_t req, const char *value, size_t size)
+{
+	size_t len = strlen(value);
+
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fs_of(req);
+	struct index_blob row;
+	struct digest d;
+	char value[INDEX_NAME_MAX + 1];
+
+	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0)
+		return (void)fuse_reply_err(req, ENODATA);
+	if (strcmp(name, XATTR_DIGEST) == 0) {
+		digest_format(&d, value);
+	} else if (strcmp(name, XATTR_MEDIA_TYPE) == 0) {
+		if (index_get_blob(store_index(fs->store), &d, &row) < 0 || !*row.media_type)
+			return (void)fuse_reply_err(req, ENODATA);
+		snprintf(value, sizeof(value), "%s", row.media_type);
+	} else {
+		return (void)fuse_reply_err(req, ENODATA);
+	}
+	reply_xattr_value(req, value, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char names[] = XATTR_MEDIA_TYPE "\0" XATTR_DIGEST;
+	struct fs *fs = fs_of(req);
+	struct digest d;
+
+	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0) {
+		if (size == 0)
+			return (void)fuse_reply_xattr(req, 0);
+		return (void)fuse_reply_buf(req, NULL, 0);
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, sizeof(names));
+	else if (size < sizeof(names))
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, sizeof(names));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	struct statvfs st;
+
+	(void)ino;
+	if (statvfs(store_dir(fs->store), &st) < 0)
+		return (void)fuse_reply_err(req, errno);
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* blob reads splice from the store's files */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* O_TRUNC comes with open, so a rewrite of a local tag needs no setattr */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.unlink = op_unlink,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.statfs = op_statfs,
+};
+
+/* ---- the session ------------------------------------------------------------ */
+
+static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(int fd, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	int n;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(fd, line, (size_t)n) < 0)
+		return;
+}
+
+static void on_fetch_done(const struct digest *d, int result, const struct registry_error *err,
+			  void *ctx)
+{
+	struct fs *fs = ctx;
+
+	if (result == 0) {
+		maybe_gc(fs);
+	} else if (result != -ECANCELED) {
+		fs_log(fs, "fetch of sha256:%s failed: %s", d->hex, err->message);
+	}
+}
+
+static int open_cache(struct fs *fs, int ready_fd)
+{
+	const struct fs_config *cfg = fs->cfg;
+	size_t i;
+	int r;
+
+	r = store_open(cfg->store_dir, &fs->store);
+	if (r < 0) {
+		say(ready_fd, "cannot open store '%s': %s", cfg->store_dir, strerror(-r));
+		return r;
+	}
+	r = registry_new(NULL, &fs->registry);
+	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
+		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
+		if (r < 0)
+			say(ready_fd, "bad --upstream '%s'", cfg->upstreams[i]);
+	}
+	if (r == 0)
+		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
+	if (r == 0)
+		r = fs_nodes_init(fs);
+	return r;
+}
+
+static void close_cache(struct fs *fs)
+{
+	if (fs->registry)
+		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
+	fetcher_free(fs->fetcher);
+	fs_nodes_release(fs);
+	registry_free(fs->registry);
+	store_close(fs->store);
+}
+
+int fs_run(const struct fs_config *cfg, int ready_fd)
+{
+	struct fs fs = {.cfg = cfg};
+	char *argv[] = {"dindfs", "-o", NULL, NULL};
+	char options[128];
+	struct fuse_args args;
+	struct fuse_loop_config *loop;
+	int r;
+
+	pthread_mutex_init(&fs.log_lock, NULL);
+	snprintf(options, sizeof(options), "fsname=dindfs,subtype=dindfs%s",
+		 cfg->allow_other ? ",allow_other" : "");
+	argv[2] = options;
+	args = (struct fuse_args)FUSE_ARGS_INIT(3, argv);
+	r = open_cache(&fs, ready_fd);
+	if (r < 0)
+		goto out_cache;
+	fs.session = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	if (!fs.session) {
+		say(ready_fd, "cannot start a FUSE session");
+		r = -EIO;
+		goto out_cache;
+	}
+	if (fuse_set_signal_handlers(fs.session) < 0) {
+		r = -EIO;
+		goto out_session;
+	}
+	if (fuse_session_mount(fs.session, cfg->mountpoint) < 0) {
+		say(ready_fd, "cannot mount on '%s' (is /dev/fuse there, and are we root?)",
+		    cfg->mountpoint);
+		r = -EIO;
+		goto out_signals;
+	}
+	fs_log(&fs, "mounted %s (store %s)", cfg->mountpoint, cfg->store_dir);
+	say(ready_fd, "ok");
+	loop = fuse_loop_cfg_create();
+	if (!loop) {
+		r = -ENOMEM;
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_max_threads(loop, MAX_THREADS);
+	fuse_loop_cfg_set_clone_fd(loop, 0);
+	r = fuse_session_loop_mt(fs.session, loop);
+	fuse_loop_cfg_destroy(loop);
+	r = r < 0 ? r : 0;
+out_unmount:
+	fuse_session_unmount(fs.session);
+	fs_log(&fs, "unmounted %s", cfg->mountpoint);
+out_signals:
+	fuse_remove_signal_handlers(fs.session);
+out_session:
+	fuse_session_destroy(fs.session);
+out_cache:
+	close_cache(&fs);
+	pthread_mutex_destroy(&fs.log_lock);
+	return r;
+}

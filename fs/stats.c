@@ -1,0 +1,40 @@
+/*
+ * stats: .dindfs/stats, the daemon's counters as one JSON object.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fs_internal.h"
+
+int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
+{
+	uint64_t requests, bytes;
+	int64_t count = 0, store_bytes = 0;
+	json_t *obj;
+	char *text;
+
+	registry_counters(fs->registry, &requests, &bytes);
+	index_blob_totals(store_index(fs->store), &count, &store_bytes);
+	obj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "upstream_requests",
+			(json_int_t)requests, "upstream_bytes", (json_int_t)bytes, "bytes_served",
+			(json_int_t)atomic_load(&fs->stats.bytes_served), "blob_hits",
+			(json_int_t)atomic_load(&fs->stats.blob_hits), "blob_misses",
+			(json_int_t)atomic_load(&fs->stats.blob_misses), "fetches_in_flight",
+			(json_int_t)fetcher_in_flight(fs->fetcher), "store_blobs",
+			(json_int_t)count, "store_bytes", (json_int_t)store_bytes, "pid",
+			(json_int_t)getpid());
+	if (!obj)
+		return -ENOMEM;
+	text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(obj);
+	if (!text)
+		return -ENOMEM;
+	*ret_len = strlen(text) + 1;
+	text[*ret_len - 1] = '\n'; /* json_dumps leaves no newline; the NUL becomes one */
+	*ret = text;
+	return 0;
+}

@@ -1,0 +1,299 @@
+/*
+ * dindfs mount and dindfs umount.
+ *
+ * mount runs the FUSE daemon: in the foreground with -f, else in the
+ * background, returning once the mount answers (or with the daemon's one
+ * line of error). umount unmounts and waits for the daemon to finish, so
+ * that when it returns no download is left half-done.
+ */
+#include "cmd_mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define MAX_UPSTREAMS	 64
+#define DEFAULT_TAG_TTL	 300
+#define UMOUNT_WAIT_SECS 60
+
+struct mount_options {
+	struct fs_config fs;
+	const char *upstreams[MAX_UPSTREAMS];
+	const char *log_path;
+	const char *pidfile;
+	bool foreground;
+};
+
+static int parse_mount_options(const struct tool_command *cmd, int argc, char **argv,
+			       struct mount_options *o)
+{
+	static const struct option options[] = {
+		{"store", required_argument, NULL, 's'},
+		{"upstream", required_argument, NULL, 'u'},
+		{"tag-ttl", required_argument, NULL, 't'},
+		{"max-size", required_argument, NULL, 'm'},
+		{"log", required_argument, NULL, 'l'},
+		{"pidfile", required_argument, NULL, 'p'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	char *end;
+	int c;
+
+	o->fs.store_dir = tool_default_store();
+	o->fs.tag_ttl = DEFAULT_TAG_TTL;
+	o->fs.max_size = -1;
+	o->fs.log_fd = -1;
+	o->fs.upstreams = o->upstreams;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":fho:", options, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->fs.store_dir = optarg;
+			break;
+		case 'u':
+			if (o->fs.n_upstreams == MAX_UPSTREAMS)
+				return tool_usage_error(cmd, "at most %d --upstream",
+							MAX_UPSTREAMS);
+			if (!strchr(optarg, '='))
+				return tool_usage_error(cmd, "bad --upstream '%s' (want HOST=URL)",
+							optarg);
+			o->upstreams[o->fs.n_upstreams++] = optarg;
+			break;
+		case 't':
+			errno = 0;
+			o->fs.tag_ttl = strtoll(optarg, &end, 10);
+			if (errno || *end || end == optarg || o->fs.tag_ttl < 0)
+				return tool_usage_error(cmd, "bad --tag-ttl '%s' (seconds)",
+							optarg);
+			break;
+		case 'm':
+			if (tool_parse_size(optarg, &o->fs.max_size) < 0)
+				return tool_usage_error(cmd, "bad size '%s' (try 500M or 20G)",
+							optarg);
+			break;
+		case 'l':
+			o->log_path = optarg;
+			break;
+		case 'p':
+			o->pidfile = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'o':
+			if (strcmp(optarg, "allow_other") != 0)
+				return tool_usage_error(cmd, "unknown -o '%s' (only allow_other)",
+							optarg);
+			o->fs.allow_other = true;
+			break;
+		case 'h':
+			tool_usage(cmd, stdout);
+			return TOOL_EXIT_OK;
+		case ':':
+			return tool_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return tool_usage_error(cmd,
+					optind == argc ? "where to mount?" : "one mountpoint only");
+	o->fs.mountpoint = argv[optind];
+	return -1;
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* In the daemon: detach from the terminal, serve. Never returns. */
+static void run_daemon(struct mount_options *o, int ready_fd)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	setsid();
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	_exit(fs_run(&o->fs, ready_fd) < 0 ? TOOL_EXIT_FAILED : TOOL_EXIT_OK);
+}
+
+/* In the caller: wait for the daemon's "ok", or its one line of error. */
+static int wait_ready(int fd, pid_t pid)
+{
+	char line[700];
+	size_t used = 0;
+	ssize_t n;
+
+	/* one line: the daemon keeps the pipe open while it runs */
+	while (used < sizeof(line) - 1 && (used == 0 || line[used - 1] != '\n') &&
+	       (n = read(fd, line + used, sizeof(line) - 1 - used)) > 0)
+		used += (size_t)n;
+	line[used] = '\0';
+	if (used > 0 && line[used - 1] == '\n')
+		line[--used] = '\0';
+	if (strcmp(line, "ok") == 0)
+		return TOOL_EXIT_OK;
+	waitpid(pid, NULL, 0);
+	tool_error("%s", used ? line : "the mount daemon died while starting");
+	return TOOL_EXIT_FAILED;
+}
+
+static int run_mount(const struct tool_command *cmd, int argc, char **argv)
+{
+	struct mount_options o = {0};
+	char mountpoint[PATH_MAX];
+	int pipefd[2], status;
+	pid_t pid;
+
+	status = parse_mount_options(cmd, argc, argv, &o);
+	if (status >= 0)
+		return status;
+	if (!realpath(o.fs.mountpoint, mountpoint)) {
+		tool_error("cannot mount on '%s': %s", o.fs.mountpoint, strerror(errno));
+		return TOOL_EXIT_FAILED;
+	}
+	o.fs.mountpoint = mountpoint;
+	if (o.log_path) {
+		o.fs.log_fd = open(o.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (o.fs.log_fd < 0) {
+			tool_error("cannot open log '%s': %s", o.log_path, strerror(errno));
+			return TOOL_EXIT_FAILED;
+		}
+	} else if (o.foreground) {
+		o.fs.log_fd = STDERR_FILENO;
+	}
+	if (o.foreground) {
+		if (o.pidfile && write_pidfile(o.pidfile) < 0)
+			tool_error("cannot write pidfile '%s'", o.pidfile);
+		return fs_run(&o.fs, -1) < 0 ? TOOL_EXIT_FAILED : TOOL_EXIT_OK;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		tool_error("cannot start the daemon: %s", strerror(errno));
+		return TOOL_EXIT_FAILED;
+	}
+	pid = fork();
+	if (pid < 0) {
+		tool_error("cannot start the daemon: %s", strerror(errno));
+		return TOOL_EXIT_FAILED;
+	}
+	if (pid == 0) {
+		close(pipefd[0]);
+		if (o.pidfile && write_pidfile(o.pidfile) < 0) {
+			dprintf(pipefd[1], "cannot write pidfile '%s': %s\n", o.pidfile,
+				strerror(errno));
+			_exit(TOOL_EXIT_FAILED);
+		}
+		run_daemon(&o, pipefd[1]);
+	}
+	close(pipefd[1]);
+	status = wait_ready(pipefd[0], pid);
+	close(pipefd[0]);
+	return status;
+}
+
+/* The daemon's PID, from its stats file; -1 when the mount does not answer. */
+static pid_t daemon_pid(const char *mountpoint)
+{
+	char path[PATH_MAX];
+	json_error_t error;
+	json_t *stats;
+	pid_t pid = -1;
+
+	snprintf(path, sizeof(path), "%s/.dindfs/stats", mountpoint);
+	stats = json_load_file(path, 0, &error);
+	if (stats && json_is_integer(json_object_get(stats, "pid")))
+		pid = (pid_t)json_integer_value(json_object_get(stats, "pid"));
+	json_decref(stats);
+	return pid;
+}
+
+static int run_umount(const struct tool_command *cmd, int argc, char **argv)
+{
+	const char *mountpoint;
+	pid_t pid;
+	int i;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		tool_usage(cmd, stdout);
+		return TOOL_EXIT_OK;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		return tool_usage_error(cmd,
+					argc == 2 ? "unknown option '%s'" : "which mountpoint?",
+					argc == 2 ? argv[1] : "");
+	mountpoint = argv[1];
+	pid = daemon_pid(mountpoint);
+	if (umount2(mountpoint, 0) < 0) {
+		tool_error("cannot unmount '%s': %s", mountpoint, strerror(errno));
+		return TOOL_EXIT_FAILED;
+	}
+	/* the daemon stops its downloads and closes the store; wait for it */
+	for (i = 0; pid > 0 && i < UMOUNT_WAIT_SECS * 10 && kill(pid, 0) == 0; i++) {
+		struct timespec tick = {0, 100000000L};
+
+		nanosleep(&tick, NULL);
+	}
+	if (pid > 0 && kill(pid, 0) == 0) {
+		tool_error("unmounted '%s', but its daemon (pid %d) is still running", mountpoint,
+			   (int)pid);
+		return TOOL_EXIT_FAILED;
+	}
+	return TOOL_EXIT_OK;
+}
+
+const struct tool_command tool_cmd_mount = {
+	.name = "mount",
+	.brief = "mount the cache (and a workspace) as a filesystem",
+	.synopsis = "[--store DIR] [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
+		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
+	.summary =
+		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
+		"ingest/ and .dindfs/stats. Bind-mount it into every Docker-in-Docker level.\n"
+		"Runs in the background and returns once the mount answers, unless -f.",
+	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
+		 "then " TOOL_DEFAULT_STORE ")\n"
+		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
+		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
+		 "300)\n"
+		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
+		 "  --log FILE             where the daemon logs (default: nowhere; stderr with "
+		 "-f)\n"
+		 "  --pidfile FILE         write the daemon's PID there\n"
+		 "  -f, --foreground       stay in the foreground\n"
+		 "  -o allow_other         let users other than the mounter in\n",
+	.run = run_mount,
+};
+
+const struct tool_command tool_cmd_umount = {
+	.name = "umount",
+	.brief = "unmount and wait for the daemon to finish",
+	.synopsis = "MOUNTPOINT",
+	.summary = "Unmount a dindfs mount and wait until its daemon has stopped its downloads\n"
+		   "and closed the store.",
+	.usage = "",
+	.run = run_umount,
+};
