@@ -82,7 +82,8 @@ expect_fsop_is "$app_digest" "user.dindfs.digest by digest" getxattr "$digest_pa
 expect_fsop_is "$OCI_MANIFEST" "user.dindfs.media_type by digest" getxattr "$digest_path" user.dindfs.media_type
 expect_fsop 'getxattr:(ENODATA|ENOATTR)' "an xattr it does not have" getxattr "$tag_path" user.dindfs.nothing
 
-# A blob: a miss that downloads, then hits that do not.
+# A blob: a miss that downloads, then hits that do not. (bytes_served is not
+# checked on the hits: the page cache may answer them, rightly.)
 layer=${app_layers[1]} layer_file=$app/layer-2.tar.gz
 layer_size=$(stat -c %s "$layer_file")
 layer_path=$(mnt_repo_blob "$MNT" docker.io library/app "$layer")
@@ -117,8 +118,6 @@ check "the same through blobs/sha256/<hex>" T cmp -s "$(mnt_blob "$MNT" "$layer"
 stats_save "$MNT" "$WORK/s4" || true
 check "which asks nothing upstream ($(grew upstream_requests s4 s3) requests)" \
 	test "$(grew upstream_requests s4 s3)" = 0
-check "stats: bytes_served grew by the layer ($(grew bytes_served s4 s3))" \
-	test "$(grew bytes_served s4 s3)" -ge "$layer_size"
 check "one GET of the layer upstream for all of it ($(blob_gets library/app "$layer"))" \
 	test "$(blob_gets library/app "$layer")" = 1
 
@@ -213,6 +212,12 @@ check "it is committed: blobs/sha256/<hex> has its bytes" T cmp -s "$(mnt_blob "
 check "in the store as well" cmp -s "$(store_blob "$STORE" "$d1")" "$WORK/in1"
 expect_exit 0 "cp into ingest/sha256:<hex>" T cp "$WORK/in2" "$MNT/ingest/$d2"
 check "committed too" T cmp -s "$(mnt_blob "$MNT" "$d2")" "$WORK/in2"
+# The way a shell writes a file: bash opens it, dup2()s it to 1 and closes
+# the first descriptor, so the daemon sees a flush before any byte.
+head -c 150000 /dev/urandom >"$WORK/in4"
+d4=sha256:$(_sha256 "$WORK/in4")
+expect_exit 0 "a shell redirection into ingest/ (cat >)" T bash -c 'cat "$1" >"$2"' _ "$WORK/in4" "$MNT/ingest/$d4"
+check "committed too" T cmp -s "$(mnt_blob "$MNT" "$d4")" "$WORK/in4"
 expect_fsop_is OK "ingesting a blob the store has already succeeds" write "$MNT/ingest/$d1" "$WORK/in1"
 check "and leaves it whole" T cmp -s "$(mnt_blob "$MNT" "$d1")" "$WORK/in1"
 
@@ -247,6 +252,10 @@ check "it reads back byte-identical" T cmp -s "$local_path" "$WORK/local/manifes
 expect_fsop_is "$local_digest" "user.dindfs.digest" getxattr "$local_path" user.dindfs.digest
 expect_fsop_is "$OCI_MANIFEST" "user.dindfs.media_type" getxattr "$local_path" user.dindfs.media_type
 check "by digest too" T cmp -s "$(mnt_manifest "$MNT" local myapp "$local_digest")" "$WORK/local/manifest.json"
+expect_exit 0 "a shell redirection into registry/local/ (cat >)" \
+	T bash -c 'cat "$1" >"$2"' _ "$WORK/local/manifest.json" "$(mnt_manifest "$MNT" local myapp v1-shell)"
+check "it reads back byte-identical" \
+	T cmp -s "$(mnt_manifest "$MNT" local myapp v1-shell)" "$WORK/local/manifest.json"
 expect_fsop_is OK "a nested repository works" \
 	write "$(mnt_manifest "$MNT" local team/tools/myapp v1)" "$WORK/local/manifest.json"
 check "the manifest is a blob now" T cmp -s "$(mnt_blob "$MNT" "$local_digest")" "$WORK/local/manifest.json"
