@@ -247,6 +247,21 @@ check "corrupt: the manifest is intact" cmp -s "$WORK/body" "$(image_dir up app 
 expect_exit 1 "corrupt: skopeo notices" skopeo_copy "docker://$bad_HOSTPORT/app:v1" "dir:$WORK/badcopy"
 expect_match "$bad_LOG" "^proxy GET /v2/app/blobs/$blob .* fault=corrupt$" "corrupt: logged"
 
+# Throttled at half the blob's size a second: it takes about 2 s, intact.
+fault_proxy_start slow "$up_URL" --match '^GET /v2/.*/blobs/' --throttle $((blob_size / 2))
+start=$(date +%s.%N)
+expect_http 200 "throttle: the blob comes" "$slow_URL/v2/app/blobs/$blob"
+took=$(echo "$(date +%s.%N) - $start" | bc -l)
+check "throttle: intact" cmp -s "$WORK/body" "$blob_file"
+check "throttle: it took about 2 s (${took}s)" test "$(echo "$took >= 1.8 && $took < 5" | bc -l)" = 1
+start=$(date +%s.%N)
+expect_http 200 "throttle: unmatched requests pass" -H "$OCI_ACCEPT" "$slow_URL/v2/app/manifests/v1"
+expect_http 200 "throttle: a HEAD passes" -I "$slow_URL/v2/app/blobs/$blob"
+took=$(echo "$(date +%s.%N) - $start" | bc -l)
+check "throttle: at full speed (${took}s)" test "$(echo "$took < 1" | bc -l)" = 1
+expect_match "$slow_LOG" "^proxy GET /v2/app/blobs/$blob range=- auth=no status=200 fault=throttle$" \
+	"throttle: logged"
+
 fault_proxy_start busy "$up_URL" --match '/manifests/' --status-then-pass 429:2:1
 expect_http 429 "status: first request 429" "$busy_URL/v2/app/manifests/v1"
 expect_match "$WORK/headers" '^Retry-After: 1' "status: with Retry-After"
