@@ -102,6 +102,20 @@ void digest_hasher_final(struct digest_hasher *h, struct digest *ret)
 	bytes_to_hex(md, len, ret->hex);
 }
 
+int digest_hasher_peek(const struct digest_hasher *h, struct digest *ret)
+{
+	struct digest_hasher copy;
+	int r = 0;
+
+	copy.ctx = EVP_MD_CTX_new();
+	if (!copy.ctx || EVP_MD_CTX_copy_ex(copy.ctx, h->ctx) != 1)
+		r = -ENOMEM;
+	else
+		digest_hasher_final(&copy, ret);
+	EVP_MD_CTX_free(copy.ctx);
+	return r;
+}
+
 void digest_hasher_reset(struct digest_hasher *h)
 {
 	int ok = EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL);

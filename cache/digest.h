@@ -49,6 +49,8 @@ int digest_hasher_new(struct digest_hasher **ret);
 void digest_hasher_update(struct digest_hasher *h, const void *data, size_t len);
 /* Finish the hash; the hasher may then be freed or reset. */
 void digest_hasher_final(struct digest_hasher *h, struct digest *ret);
+/* The digest of what was fed so far, leaving h as it was. Returns 0 or -ENOMEM. */
+int digest_hasher_peek(const struct digest_hasher *h, struct digest *ret);
 /* Start again from empty input. */
 void digest_hasher_reset(struct digest_hasher *h);
 /* Accepts NULL. */

@@ -230,9 +230,10 @@ ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int ti
 	want = (uint64_t)offset + len < end ? (uint64_t)offset + len : end;
 	for (;;) {
 		pthread_mutex_lock(&f->lock);
-		while (!fx->done && fx->available < want) {
+		/* the last bytes wait for the verdict: no reader completes an unverified blob */
+		while (!fx->done && (fx->available < want || want == end)) {
 			if (wait_changed(f, timeout_ms >= 0 ? &deadline : NULL) == -ETIMEDOUT &&
-			    !fx->done && fx->available < want) {
+			    !fx->done && (fx->available < want || want == end)) {
 				pthread_mutex_unlock(&f->lock);
 				return -ETIMEDOUT;
 			}

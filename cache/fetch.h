@@ -48,6 +48,8 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 /*
  * Read up to len bytes at offset into buf, waiting until they have arrived
  * (or the blob ends before), at most timeout_ms (-1: as long as it takes).
+ * A read that reaches the blob's end waits for the download to be verified
+ * and committed, so no reader sees a whole blob that did not verify.
  * Returns the byte count (0 past the end); -ETIMEDOUT when they have not
  * arrived in time (call again); -EIO when the download failed or the blob
  * did not verify.

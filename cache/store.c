@@ -298,6 +298,19 @@ int store_writer_write(struct store_writer *w, const void *data, size_t len)
 	return store_writer_pwrite(w, data, len, w->size);
 }
 
+int store_writer_verify(struct store_writer *w)
+{
+	struct digest now;
+	int r;
+
+	if (!w->has_expected)
+		return -EBADMSG;
+	r = w->out_of_order ? digest_of_fd(w->fd, &now) : digest_hasher_peek(w->hasher, &now);
+	if (r < 0)
+		return r;
+	return digest_equal(&now, &w->expected) ? 0 : -EBADMSG;
+}
+
 int store_writer_reset(struct store_writer *w)
 {
 	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)

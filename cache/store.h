@@ -55,6 +55,12 @@ int store_writer_write(struct store_writer *w, const void *data, size_t len);
  * out of order). The digest is then computed from the file at commit.
  */
 int store_writer_pwrite(struct store_writer *w, const void *data, size_t len, uint64_t offset);
+/*
+ * Do the bytes written so far hash to the expected digest? 0 if so,
+ * -EBADMSG if not (or no digest was expected), -errno when unreadable. The
+ * writer goes on either way.
+ */
+int store_writer_verify(struct store_writer *w);
 /* Throw away what was written and start from empty (a download restarting). */
 int store_writer_reset(struct store_writer *w);
 /* Bytes written so far (the end of the furthest write). */

@@ -88,8 +88,7 @@ struct fs_handle {
 	char *data;
 	size_t len, cap;
 	bool writable;
-	bool done;  /* written content handled at the first flush */
-	int result; /* that flush's result, repeated at later flushes */
+	bool done; /* what was written is committed */
 	struct store_writer *writer;
 
 	struct fs_dirent *entries;

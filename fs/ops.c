@@ -572,7 +572,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		return (void)fuse_reply_err(req, EBADF);
 	pthread_mutex_lock(&h->lock);
 	if (h->done)
-		r = -EIO; /* already committed (or refused) at a flush */
+		r = -EIO; /* already committed at a flush: a blob never changes */
 	else if (h->kind == FS_HANDLE_INGEST)
 		r = off < 0 ? -EINVAL : store_writer_pwrite(h->writer, data, size, (uint64_t)off);
 	else
@@ -583,55 +583,94 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	fuse_reply_write(req, size);
 }
 
+/*
+ * A descriptor can be closed, and so flushed, several times (a shell dups
+ * it before cat writes), so a flush commits only content that is whole:
+ * bytes that match their digest, a manifest whose blobs are all here. Until
+ * then each flush reports what is wrong and writing goes on; release drops
+ * whatever was never committed.
+ */
 static int commit_ingest(struct fs *fs, struct fs_handle *h)
 {
 	struct store_writer *w = h->writer;
-	int r;
+	int r = store_writer_verify(w);
 
+	if (r < 0)
+		return -EIO;
 	h->writer = NULL;
 	r = store_writer_commit(w, NULL, NULL);
-	if (r == -EBADMSG)
-		fs_log(fs, "ingest of sha256:%s refused: the bytes do not match the digest",
-		       h->node->digest.hex);
-	else if (r < 0)
+	if (r < 0)
 		fs_log(fs, "ingest of sha256:%s failed: %s", h->node->digest.hex, strerror(-r));
 	return r < 0 ? -EIO : 0;
+}
+
+/* Why a local manifest cannot be committed, or 0; *ret gets it parsed. */
+static int check_local_manifest(struct fs *fs, struct fs_handle *h, struct manifest **ret,
+				char *why, size_t why_size)
+{
+	struct digest_list children = {0};
+	size_t i;
+	int r = manifest_parse(h->data, h->len, NULL, ret);
+
+	if (r < 0) {
+		snprintf(why, why_size, "not a manifest we can use");
+		return -EINVAL;
+	}
+	r = manifest_children(*ret, &children);
+	for (i = 0; r == 0 && i < children.len; i++) {
+		if (!store_has_blob(fs->store, &children.items[i])) {
+			snprintf(why, why_size, "blob sha256:%s is not in the store",
+				 children.items[i].hex);
+			r = -EINVAL;
+		}
+	}
+	digest_list_free(&children);
+	if (r < 0) {
+		manifest_free(*ret);
+		*ret = NULL;
+	}
+	return r;
 }
 
 /* A manifest written to registry/local/<repo>/manifests/<tag>: all its blobs must be here. */
 static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
 {
 	const struct fs_node *node = h->node;
-	struct digest_list children = {0};
 	struct manifest *m = NULL;
 	struct digest d;
-	size_t i;
-	int r = manifest_parse(h->data, h->len, NULL, &m);
+	char why[128];
+	int r = check_local_manifest(fs, h, &m, why, sizeof(why));
 
-	if (r < 0) {
-		fs_log(fs, "local/%s:%s refused: not a manifest we can use", node->repository,
-		       node->tag);
-		return -EINVAL;
-	}
-	r = manifest_children(m, &children);
-	for (i = 0; r == 0 && i < children.len; i++) {
-		if (!store_has_blob(fs->store, &children.items[i])) {
-			fs_log(fs, "local/%s:%s refused: blob sha256:%s is not in the store",
-			       node->repository, node->tag, children.items[i].hex);
-			r = -EINVAL;
-		}
-	}
-	if (r == 0)
-		r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
+	if (r < 0)
+		return r;
+	r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
 	if (r == 0)
 		r = resolve_record(fs->store, REF_LOCAL_REGISTRY, node->repository, &d,
 				   (int64_t)h->len, m);
 	if (r == 0)
 		r = index_put_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository,
 				  node->tag, &d, time(NULL));
-	digest_list_free(&children);
 	manifest_free(m);
-	return r == -EINVAL ? r : r < 0 ? -EIO : 0;
+	if (r < 0)
+		fs_log(fs, "local/%s:%s: cannot record it: %s", node->repository, node->tag,
+		       strerror(-r));
+	return r < 0 ? -EIO : 0;
+}
+
+/* At release: say why what was written never became a blob or an image. */
+static void log_refusal(struct fs *fs, struct fs_handle *h)
+{
+	struct manifest *m = NULL;
+	char why[128];
+
+	if (h->kind == FS_HANDLE_INGEST) {
+		if (h->writer && store_writer_size(h->writer) > 0)
+			fs_log(fs, "ingest of sha256:%s refused: the bytes do not match the digest",
+			       h->node->digest.hex);
+	} else if (h->len > 0 && check_local_manifest(fs, h, &m, why, sizeof(why)) < 0) {
+		fs_log(fs, "local/%s:%s refused: %s", h->node->repository, h->node->tag, why);
+	}
+	manifest_free(m);
 }
 
 /* Past the store limit: GC, so the mount never grows the store without bound. */
@@ -653,6 +692,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_handle *h = handle_of(fi);
+	bool committed = false;
 	int r = 0;
 
 	(void)ino;
@@ -660,13 +700,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, 0);
 	pthread_mutex_lock(&h->lock);
 	if (!h->done) {
-		h->result = h->kind == FS_HANDLE_INGEST ? commit_ingest(fs, h)
-							: commit_local_manifest(fs, h);
-		h->done = true;
+		r = h->kind == FS_HANDLE_INGEST ? commit_ingest(fs, h)
+						: commit_local_manifest(fs, h);
+		h->done = committed = r == 0;
 	}
-	r = h->result;
 	pthread_mutex_unlock(&h->lock);
-	if (r == 0)
+	if (committed)
 		maybe_gc(fs);
 	fuse_reply_err(req, -r);
 }
@@ -677,7 +716,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_handle *h = handle_of(fi);
 
 	(void)ino;
-	handle_free(fs, h); /* an ingest never flushed is dropped, never committed */
+	if (h->writable && !h->done)
+		log_refusal(fs, h);
+	handle_free(fs, h); /* what was never committed is dropped */
 	fuse_reply_err(req, 0);
 }
 

@@ -198,8 +198,11 @@ START_TEST(test_streaming_writer)
 	ck_assert_int_eq(store_writer_new(store, &expected, &w), 0);
 	ck_assert_int_eq(tmp_entries(), 1);
 	ck_assert(store_ingest_active(store, &expected));
-	for (off = 0; off < (3u << 20); off += 65536)
+	for (off = 0; off < (3u << 20); off += 65536) {
+		ck_assert_int_eq(store_writer_verify(w), -EBADMSG); /* not all there yet */
 		ck_assert_int_eq(store_writer_write(w, data + off, 65536), 0);
+	}
+	ck_assert_int_eq(store_writer_verify(w), 0);
 	ck_assert_uint_eq(store_writer_size(w), 3u << 20);
 	/* nothing visible before commit */
 	ck_assert(!store_has_blob(store, &expected));
