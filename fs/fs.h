@@ -2,8 +2,8 @@
  * fs: the dindfs FUSE filesystem (libfuse3 low-level API).
  *
  * One daemon on the host serves the namespace of design.md over the cache:
- * blobs/, registry/, ingest/ and .dindfs/ (the workspace comes with its own
- * module). fs_run() mounts, serves until unmounted or signalled, and cleans
+ * blobs/, registry/, ingest/ and .dindfs/, and the --workspace directory at
+ * workspace/ (workspace.c). fs_run() mounts, serves until unmounted or signalled, and cleans
  * up: downloads stop and nothing partial is committed.
  */
 #ifndef DINDFS_FS_H
@@ -21,7 +21,10 @@ struct fs_config {
 	int64_t tag_ttl;  /* seconds a tag is trusted before upstream is asked again */
 	int64_t max_size; /* run GC past this many store bytes; -1: never */
 	bool allow_other;
-	int log_fd; /* where the daemon logs; -1: nowhere */
+	const char *workspace; /* served at MOUNTPOINT/workspace; NULL: none */
+	int64_t workspace_uid; /* who owns what is created there; -1: the directory's owner */
+	int64_t workspace_gid; /* -1: the directory's group */
+	int log_fd;	       /* where the daemon logs; -1: nowhere */
 };
 
 /*

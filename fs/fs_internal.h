@@ -42,10 +42,20 @@ enum fs_kind {
 	FS_STATS,	     /* .dindfs/stats */
 };
 
+/*
+ * Inode numbers are the addresses of inode structs of two families: the
+ * cache namespace's struct fs_node below and the workspace's (workspace.c).
+ * Both start with one of these tags, so an operation tells from the number
+ * alone which family it is about.
+ */
+#define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
+#define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
+
 /* Longest path below registry/ that a node keeps: host, repository, tag. */
 #define FS_NAME_MAX INDEX_NAME_MAX
 
 struct fs_node {
+	uint32_t family;  /* FS_FAMILY_CACHE: first, as in the workspace's inodes */
 	uint64_t nlookup; /* guarded by nodes_lock */
 	enum fs_kind kind;
 	bool pinned; /* a static directory: never freed */
@@ -101,8 +111,11 @@ struct fs_stats {
 	atomic_uint_fast64_t blob_misses;
 };
 
+struct fs_ws;
+
 struct fs {
 	const struct fs_config *cfg;
+	struct fs_ws *ws; /* the workspace, or NULL */
 	struct store *store;
 	struct registry *registry;
 	struct fetcher *fetcher;

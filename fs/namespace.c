@@ -23,6 +23,7 @@
 #include "fs_internal.h"
 #include "ref.h"
 #include "resolve.h"
+#include "workspace.h"
 
 /* Seconds the kernel may trust what never changes, and what rarely does. */
 #define TIMEOUT_FOREVER 3600.0
@@ -385,6 +386,8 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 		add(&l, "registry", FS_REGISTRY_DIR);
 		add(&l, "ingest", FS_INGEST_DIR);
 		add(&l, ".dindfs", FS_META_DIR);
+		if (fs->ws)
+			add(&l, FS_WS_NAME, FS_META_DIR); /* a directory; workspace.c serves it */
 		break;
 	case FS_BLOBS_DIR:
 		add(&l, "sha256", FS_BLOBS_SHA256_DIR);

@@ -30,6 +30,7 @@ int fs_nodes_init(struct fs *fs)
 	fs->buckets = calloc(fs->n_buckets, sizeof(*fs->buckets));
 	if (!fs->buckets)
 		return -ENOMEM;
+	fs->root.family = FS_FAMILY_CACHE;
 	fs->root.kind = FS_ROOT;
 	fs->root.pinned = true;
 	fs->root.nlookup = 1;
@@ -63,7 +64,10 @@ void fs_nodes_release(struct fs *fs)
 
 struct fs_node *fs_node_of(struct fs *fs, fuse_ino_t ino)
 {
-	return ino == FUSE_ROOT_ID ? &fs->root : (struct fs_node *)(uintptr_t)ino;
+	struct fs_node *node = ino == FUSE_ROOT_ID ? &fs->root : (struct fs_node *)(uintptr_t)ino;
+
+	assert(node->family == FS_FAMILY_CACHE);
+	return node;
 }
 
 fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node)
@@ -120,6 +124,7 @@ int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, str
 		node = malloc(sizeof(*node));
 		if (node) {
 			*node = *proto;
+			node->family = FS_FAMILY_CACHE;
 			node->nlookup = 0;
 			node->key = strdup(key);
 		}

@@ -5,6 +5,13 @@
  * file (fuse_reply_data with an fd buffer); reads of a blob that is still
  * downloading wait for its bytes in short slices, so a shutdown is never
  * held up by a slow upstream.
+ *
+ * An inode of the workspace goes to workspace.c before anything here looks
+ * at it (is_ws()); so does the root's "workspace" entry. What the cache
+ * namespace cannot do (mkdir, rename, links...) is EACCES for its inodes,
+ * and EXDEV between the two families. No operation answers ENOSYS: the
+ * kernel would take that as "never again" for the whole mount, the
+ * workspace included.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +29,7 @@
 #include "manifest.h"
 #include "ref.h"
 #include "resolve.h"
+#include "workspace.h"
 
 #define XATTR_MEDIA_TYPE "user.dindfs.media_type"
 #define XATTR_DIGEST	 "user.dindfs.digest"
@@ -32,6 +40,12 @@
 static struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* Whether ino belongs to the workspace: its operations are workspace.c's. */
+static bool is_ws(struct fs *fs, fuse_ino_t ino)
+{
+	return fs->ws && fs_ws_owns(fs->ws, ino);
 }
 
 static struct fs_handle *handle_of(struct fuse_file_info *fi)
@@ -81,12 +95,17 @@ static int fill_entry(struct fs *fs, struct fs_node *node, double timeout,
 static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *parent = fs_node_of(fs, parent_ino), *node, proto;
+	struct fs_node *parent, *node, proto;
 	struct fuse_entry_param e;
 	char key[3 * FS_NAME_MAX + 16];
 	double timeout;
 	int r;
 
+	if (is_ws(fs, parent_ino))
+		return fs_ws_lookup(fs->ws, req, parent_ino, name);
+	if (fs->ws && parent_ino == FUSE_ROOT_ID && strcmp(name, FS_WS_NAME) == 0)
+		return fs_ws_lookup_root(fs->ws, req);
+	parent = fs_node_of(fs, parent_ino);
 	r = fs_lookup_child(fs, parent, name, &proto, key, sizeof(key), &timeout);
 	if (r == 0)
 		r = fs_node_get(fs, key, &proto, &node);
@@ -103,11 +122,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
+static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	if (is_ws(fs, ino))
+		fs_ws_forget(fs->ws, ino, nlookup);
+	else
+		fs_node_forget(fs, fs_node_of(fs, ino), nlookup);
+}
+
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct fs *fs = fs_of(req);
-
-	fs_node_forget(fs, fs_node_of(fs, ino), nlookup);
+	forget_one(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -117,18 +142,21 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	size_t i;
 
 	for (i = 0; i < count; i++)
-		fs_node_forget(fs, fs_node_of(fs, forgets[i].ino), forgets[i].nlookup);
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_node *node;
 	struct stat st;
-	int r = fs_node_stat(fs, node, &st);
+	int r;
 
-	(void)fi;
+	if (is_ws(fs, ino))
+		return fs_ws_getattr(fs->ws, req, ino, fi);
+	node = fs_node_of(fs, ino);
+	r = fs_node_stat(fs, node, &st);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	fuse_reply_attr(req, &st, node->kind == FS_BLOB ? 3600.0 : 0);
@@ -138,11 +166,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_node *node;
 	struct fs_handle *h = fi ? handle_of(fi) : NULL;
 	struct stat st;
 	int r = 0;
 
+	if (is_ws(fs, ino))
+		return fs_ws_setattr(fs->ws, req, ino, attr, to_set, fi);
+	node = fs_node_of(fs, ino);
 	if (node->kind != FS_INGEST_FILE && node->kind != FS_LOCAL_TAG)
 		return (void)fuse_reply_err(req, EACCES);
 	/* modes and times mean nothing here (cp -p sets them); a size of 0 starts over */
@@ -167,10 +198,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_node *node;
 	struct fs_handle *h;
 	int r;
 
+	if (is_ws(fs, ino))
+		return fs_ws_opendir(fs->ws, req, ino, fi);
+	node = fs_node_of(fs, ino);
 	if (!fs_kind_is_dir(node->kind))
 		return (void)fuse_reply_err(req, ENOTDIR);
 	h = handle_new(FS_HANDLE_DIR, node);
@@ -190,22 +224,28 @@ static mode_t dirent_type(enum fs_kind kind)
 	return fs_kind_is_dir(kind) ? S_IFDIR : S_IFREG;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/*
+ * A listing of the cache namespace. Its readdirplus entries carry no inode
+ * (ino 0): the kernel takes them as names only and looks up what it needs.
+ */
+static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+			   bool plus)
 {
 	struct fs_handle *h = handle_of(fi);
 	char *buf = malloc(size);
 	size_t used = 0;
 	off_t i;
 
-	(void)ino;
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
 	for (i = off; i >= 0 && (size_t)i < h->n_entries; i++) {
-		struct stat st = {.st_ino = (ino_t)i + 2,
-				  .st_mode = dirent_type(h->entries[i].kind)};
-		size_t n = fuse_add_direntry(req, buf + used, size - used, h->entries[i].name, &st,
-					     i + 1);
+		struct fuse_entry_param e = {.attr = {.st_ino = (ino_t)i + 2,
+						      .st_mode = dirent_type(h->entries[i].kind)}};
+		const char *name = h->entries[i].name;
+		size_t n =
+			plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
+			     : fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
+						 i + 1);
 
 		if (n > size - used)
 			break;
@@ -215,11 +255,43 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_readdir(fs->ws, req, ino, size, off, fi, false);
+	list_cache_dir(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_readdir(fs->ws, req, ino, size, off, fi, true);
+	list_cache_dir(req, size, off, fi, true);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	handle_free(fs_of(req), handle_of(fi));
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_releasedir(fs->ws, req, ino, fi);
+	handle_free(fs, handle_of(fi));
 	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_fsyncdir(fs->ws, req, ino, datasync, fi);
+	fuse_reply_err(req, 0); /* nothing of the cache's waits to be written */
 }
 
 /* ---- opening files -------------------------------------------------------- */
@@ -345,10 +417,13 @@ static int open_stats(struct fs *fs, struct fs_node *node, struct fuse_file_info
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_node *node;
 	struct fs_handle *h = NULL;
 	int r;
 
+	if (is_ws(fs, ino))
+		return fs_ws_open(fs->ws, req, ino, fi);
+	node = fs_node_of(fs, ino);
 	switch (node->kind) {
 	case FS_BLOB:
 		r = open_blob(fs, node, fi, &h);
@@ -436,12 +511,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		      struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *parent = fs_node_of(fs, parent_ino), *node = NULL;
+	struct fs_node *parent, *node = NULL;
 	struct fs_handle *h = NULL;
 	struct fuse_entry_param e;
 	int r;
 
-	(void)mode;
+	if (is_ws(fs, parent_ino))
+		return fs_ws_create(fs->ws, req, parent_ino, name, mode, fi);
+	parent = fs_node_of(fs, parent_ino);
 	if (parent->kind == FS_INGEST_DIR)
 		r = create_ingest(fs, name, &node, &h);
 	else if (parent->kind == FS_MANIFESTS_DIR &&
@@ -510,9 +587,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_handle *h = handle_of(fi);
+	struct fs_handle *h;
 
-	(void)ino;
+	if (is_ws(fs, ino))
+		return fs_ws_read(fs->ws, req, ino, size, off, fi);
+	h = handle_of(fi);
 	switch (h->kind) {
 	case FS_HANDLE_FD:
 		return read_fd(fs, req, h, size, off);
@@ -561,15 +640,12 @@ static int buffer_write(struct fs_handle *h, const char *data, size_t size, off_
 	return 0;
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+static int cache_write(struct fs_handle *h, const char *data, size_t size, off_t off)
 {
-	struct fs_handle *h = handle_of(fi);
 	int r;
 
-	(void)ino;
 	if (!h->writable)
-		return (void)fuse_reply_err(req, EBADF);
+		return -EBADF;
 	pthread_mutex_lock(&h->lock);
 	if (h->done)
 		r = -EIO; /* already committed at a flush: a blob never changes */
@@ -578,6 +654,37 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 	else
 		r = buffer_write(h, data, size, off);
 	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/* Workspace writes go on as they came (spliced); the cache's want the bytes in memory. */
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	char *copy = NULL;
+	ssize_t n;
+	int r;
+
+	if (is_ws(fs, ino))
+		return fs_ws_write_buf(fs->ws, req, ino, in, off, fi);
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		mem.buf[0].mem = in->buf[0].mem;
+	} else {
+		copy = malloc(size ? size : 1);
+		if (!copy)
+			return (void)fuse_reply_err(req, ENOMEM);
+		mem.buf[0].mem = copy;
+		n = fuse_buf_copy(&mem, in, 0);
+		if (n < 0 || (size_t)n != size) {
+			free(copy);
+			return (void)fuse_reply_err(req, n < 0 ? (int)-n : EIO);
+		}
+	}
+	r = cache_write(handle_of(fi), mem.buf[0].mem, size, off);
+	free(copy);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	fuse_reply_write(req, size);
@@ -691,11 +798,13 @@ static void maybe_gc(struct fs *fs)
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_handle *h = handle_of(fi);
+	struct fs_handle *h;
 	bool committed = false;
 	int r = 0;
 
-	(void)ino;
+	if (is_ws(fs, ino))
+		return fs_ws_flush(fs->ws, req, ino, fi);
+	h = handle_of(fi);
 	if (!h->writable)
 		return (void)fuse_reply_err(req, 0);
 	pthread_mutex_lock(&h->lock);
@@ -713,9 +822,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_handle *h = handle_of(fi);
+	struct fs_handle *h;
 
-	(void)ino;
+	if (is_ws(fs, ino))
+		return fs_ws_release(fs->ws, req, ino, fi);
+	h = handle_of(fi);
 	if (h->writable && !h->done)
 		log_refusal(fs, h);
 	handle_free(fs, h); /* what was never committed is dropped */
@@ -725,9 +836,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *parent = fs_node_of(fs, parent_ino);
+	struct fs_node *parent;
 	int r = -EACCES;
 
+	if (is_ws(fs, parent_ino))
+		return fs_ws_unlink(fs->ws, req, parent_ino, name);
+	parent = fs_node_of(fs, parent_ino);
 	/* a saved image can be forgotten; the cache itself only shrinks through GC */
 	if (parent->kind == FS_MANIFESTS_DIR && strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)
 		r = index_remove_tag(store_index(fs->store), REF_LOCAL_REGISTRY, parent->repository,
@@ -773,6 +887,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct digest d;
 	char value[INDEX_NAME_MAX + 1];
 
+	if (is_ws(fs, ino))
+		return fs_ws_getxattr(fs->ws, req, ino, name, size);
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0)
 		return (void)fuse_reply_err(req, ENODATA);
 	if (strcmp(name, XATTR_DIGEST) == 0) {
@@ -793,6 +909,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct fs *fs = fs_of(req);
 	struct digest d;
 
+	if (is_ws(fs, ino))
+		return fs_ws_listxattr(fs->ws, req, ino, size);
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0) {
 		if (size == 0)
 			return (void)fuse_reply_xattr(req, 0);
@@ -811,11 +929,161 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	struct statvfs st;
 
-	(void)ino;
+	if (is_ws(fs, ino))
+		return fs_ws_statfs(fs->ws, req, ino);
 	if (statvfs(store_dir(fs->store), &st) < 0)
 		return (void)fuse_reply_err(req, errno);
 	st.f_namemax = 255;
 	fuse_reply_statfs(req, &st);
+}
+
+/* ---- what only the workspace does ------------------------------------------ */
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_readlink(fs->ws, req, ino);
+	fuse_reply_err(req, EINVAL); /* the cache has no symlinks */
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, parent))
+		return fs_ws_mknod(fs->ws, req, parent, name, mode, rdev);
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, parent))
+		return fs_ws_mkdir(fs->ws, req, parent, name, mode);
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, parent))
+		return fs_ws_symlink(fs->ws, req, target, parent, name);
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino) && is_ws(fs, newparent))
+		return fs_ws_link(fs->ws, req, ino, newparent, newname);
+	fuse_reply_err(req, is_ws(fs, ino) || is_ws(fs, newparent) ? EXDEV : EACCES);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, parent))
+		return fs_ws_rmdir(fs->ws, req, parent, name);
+	fuse_reply_err(req, EACCES);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, parent) && is_ws(fs, newparent))
+		return fs_ws_rename(fs->ws, req, parent, name, newparent, newname, flags);
+	fuse_reply_err(req, is_ws(fs, parent) || is_ws(fs, newparent) ? EXDEV : EACCES);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_fsync(fs->ws, req, ino, datasync, fi);
+	fuse_reply_err(req, 0); /* a flush commits; the store syncs what it commits */
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_setxattr(fs->ws, req, ino, name, value, size, flags);
+	fuse_reply_err(req, ENOTSUP); /* the cache's xattrs say what it holds */
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_removexattr(fs->ws, req, ino, name);
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_fallocate(fs->ws, req, ino, mode, off, len, fi);
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
+/* SEEK_DATA and SEEK_HOLE (the kernel does the rest): a cache file has no holes. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_handle *h;
+	off_t size;
+
+	if (is_ws(fs, ino))
+		return fs_ws_lseek(fs->ws, req, ino, off, whence, fi);
+	h = handle_of(fi);
+	if (h->kind == FS_HANDLE_FD) {
+		size = lseek(h->fd, off, whence);
+		return size < 0 ? (void)fuse_reply_err(req, errno)
+				: (void)fuse_reply_lseek(req, size);
+	}
+	size = h->kind == FS_HANDLE_FETCH ? h->node->size : (off_t)h->len;
+	if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	if (off >= size)
+		return (void)fuse_reply_err(req, ENXIO);
+	fuse_reply_lseek(req, whence == SEEK_DATA ? off : size);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino_in) && is_ws(fs, ino_out))
+		return fs_ws_copy_file_range(fs->ws, req, ino_in, off_in, fi_in, ino_out, off_out,
+					     fi_out, len, flags);
+	fuse_reply_err(req, EXDEV); /* the kernel copies it itself */
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	struct fs *fs = fs_of(req);
+
+	if (is_ws(fs, ino))
+		return fs_ws_flock(fs->ws, req, ino, fi, op);
+	fuse_reply_err(req, ENOLCK); /* the cache's files are not locked */
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -829,7 +1097,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* O_TRUNC comes with open, so a rewrite of a local tag needs no setattr */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * No writeback cache: the kernel would decide where an append lands,
+	 * and appends from several writers would overwrite each other.
+	 */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* POSIX locks stay in the kernel that all levels share (workspace.c) */
+	conn->want &= ~(unsigned)FUSE_CAP_POSIX_LOCKS;
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -841,17 +1115,33 @@ static const struct fuse_lowlevel_ops ops = {
 	.setattr = op_setattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
 	.open = op_open,
 	.create = op_create,
 	.read = op_read,
-	.write = op_write,
+	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
+	.fsync = op_fsync,
 	.unlink = op_unlink,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.statfs = op_statfs,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+	.flock = op_flock,
 };
 
 /* ---- the session ------------------------------------------------------------ */
@@ -934,13 +1224,27 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 	int r;
 
 	pthread_mutex_init(&fs.log_lock, NULL);
-	snprintf(options, sizeof(options), "fsname=dindfs,subtype=dindfs%s",
+	/*
+	 * default_permissions: the kernel checks every caller against the
+	 * modes and owners we report, the workspace's being the backing
+	 * files' own (the daemon acts as root behind it).
+	 */
+	snprintf(options, sizeof(options), "fsname=dindfs,subtype=dindfs,default_permissions%s",
 		 cfg->allow_other ? ",allow_other" : "");
 	argv[2] = options;
 	args = (struct fuse_args)FUSE_ARGS_INIT(3, argv);
 	r = open_cache(&fs, ready_fd);
 	if (r < 0)
 		goto out_cache;
+	if (cfg->workspace) {
+		r = fs_ws_new(&fs, &fs.ws);
+		if (r < 0) {
+			say(ready_fd, "cannot open workspace '%s': %s", cfg->workspace,
+			    strerror(-r));
+			goto out_cache;
+		}
+		fs_log(&fs, "serving workspace %s", cfg->workspace);
+	}
 	fs.session = fuse_session_new(&args, &ops, sizeof(ops), &fs);
 	if (!fs.session) {
 		say(ready_fd, "cannot start a FUSE session");
@@ -977,6 +1281,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.session);
 out_cache:
+	fs_ws_free(fs.ws);
 	close_cache(&fs);
 	pthread_mutex_destroy(&fs.log_lock);
 	return r;

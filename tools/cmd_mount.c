@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,11 +35,32 @@ struct mount_options {
 	bool foreground;
 };
 
+/* "UID:GID", both numbers. */
+static int parse_owner(const char *arg, int64_t *ret_uid, int64_t *ret_gid)
+{
+	long long uid, gid;
+	char *end;
+
+	errno = 0;
+	uid = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end != ':' || uid < 0 || uid >= UINT32_MAX)
+		return -EINVAL;
+	arg = end + 1;
+	gid = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || gid < 0 || gid >= UINT32_MAX)
+		return -EINVAL;
+	*ret_uid = uid;
+	*ret_gid = gid;
+	return 0;
+}
+
 static int parse_mount_options(const struct tool_command *cmd, int argc, char **argv,
 			       struct mount_options *o)
 {
 	static const struct option options[] = {
 		{"store", required_argument, NULL, 's'},
+		{"workspace", required_argument, NULL, 'w'},
+		{"workspace-owner", required_argument, NULL, 'O'},
 		{"upstream", required_argument, NULL, 'u'},
 		{"tag-ttl", required_argument, NULL, 't'},
 		{"max-size", required_argument, NULL, 'm'},
@@ -55,6 +77,8 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 	o->fs.tag_ttl = DEFAULT_TAG_TTL;
 	o->fs.max_size = -1;
 	o->fs.log_fd = -1;
+	o->fs.workspace_uid = -1;
+	o->fs.workspace_gid = -1;
 	o->fs.upstreams = o->upstreams;
 	optind = 1;
 	opterr = 0;
@@ -62,6 +86,14 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		switch (c) {
 		case 's':
 			o->fs.store_dir = optarg;
+			break;
+		case 'w':
+			o->fs.workspace = optarg;
+			break;
+		case 'O':
+			if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) < 0)
+				return tool_usage_error(
+					cmd, "bad --workspace-owner '%s' (want UID:GID)", optarg);
 			break;
 		case 'u':
 			if (o->fs.n_upstreams == MAX_UPSTREAMS)
@@ -165,7 +197,7 @@ static int wait_ready(int fd, pid_t pid)
 static int run_mount(const struct tool_command *cmd, int argc, char **argv)
 {
 	struct mount_options o = {0};
-	char mountpoint[PATH_MAX];
+	char mountpoint[PATH_MAX], workspace[PATH_MAX];
 	int pipefd[2], status;
 	pid_t pid;
 
@@ -177,6 +209,22 @@ static int run_mount(const struct tool_command *cmd, int argc, char **argv)
 		return TOOL_EXIT_FAILED;
 	}
 	o.fs.mountpoint = mountpoint;
+	/* checked here too, so that -f says what is wrong as well */
+	if (o.fs.workspace) {
+		struct stat st;
+
+		if (!realpath(o.fs.workspace, workspace) || stat(workspace, &st) < 0) {
+			tool_error("cannot open workspace '%s': %s", o.fs.workspace,
+				   strerror(errno));
+			return TOOL_EXIT_FAILED;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			tool_error("cannot open workspace '%s': %s", o.fs.workspace,
+				   strerror(ENOTDIR));
+			return TOOL_EXIT_FAILED;
+		}
+		o.fs.workspace = workspace;
+	}
 	if (o.log_path) {
 		o.fs.log_fd = open(o.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (o.fs.log_fd < 0) {
@@ -268,14 +316,19 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 const struct tool_command tool_cmd_mount = {
 	.name = "mount",
 	.brief = "mount the cache (and a workspace) as a filesystem",
-	.synopsis = "[--store DIR] [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
+	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID]]\n"
+		    "       [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
-		"ingest/ and .dindfs/stats. Bind-mount it into every Docker-in-Docker level.\n"
+		"ingest/ and .dindfs/stats, and with --workspace that directory, read-write, at\n"
+		"workspace/. Bind-mount it into every Docker-in-Docker level.\n"
 		"Runs in the background and returns once the mount answers, unless -f.",
 	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
 		 "then " TOOL_DEFAULT_STORE ")\n"
+		 "  --workspace DIR        serve DIR at MOUNTPOINT/workspace, read-write\n"
+		 "  --workspace-owner UID:GID\n"
+		 "                         who owns what is created there (default: DIR's owner)\n"
 		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
