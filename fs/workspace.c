@@ -5,13 +5,17 @@
  * descriptor of its file, opened by one name relative to its parent's
  * descriptor; the table maps (st_dev, st_ino) to the one inode of a file,
  * counts the lookups the kernel holds and frees an inode at its last
- * forget. Every operation is an *at() call on such a descriptor and one
- * name that the kernel checked (no '/', never "." or ".." but in lookup),
- * so a request cannot name a path, the daemon never follows a symlink of
- * the workspace, and a directory renamed or replaced by a symlink behind
- * our back is still the directory the inode was (inside the workspace).
- * Files are reopened through /proc/self/fd/N of their own O_PATH
- * descriptor, which names exactly that inode.
+ * forget. The kernel keeps every inode it ever looked up while memory
+ * lasts, far more than a process may hold descriptors, so an inode also
+ * keeps a file handle (name_to_handle_at) and its descriptor is closed
+ * when the least recently used ones exceed the budget, to be reopened by
+ * handle (open_by_handle_at) at its next use.
+ *
+ * Every operation is an *at() call on such a descriptor and one name that the kernel checked (no
+ * '/', never "." or ".." but in lookup), so a request cannot name a path, the daemon never follows
+ * a symlink of the workspace, and a directory renamed or replaced by a symlink behind our back is
+ * still the directory the inode was (inside the workspace). Files are reopened through
+ * /proc/self/fd/N of their own O_PATH descriptor, which names exactly that inode.
  *
  * Permissions are the kernel's (the mount has default_permissions): it
  * checks the caller against the attributes we report, which are the
@@ -67,16 +71,29 @@
 #define FLOCK_WAITERS_MAX 16
 #define FLOCK_WAIT_MAX_NS 50000000L
 
+/* Most inodes the table holds, whatever the descriptors (memory: ~200 bytes each). */
+#define MAX_INODES (1u << 22)
+/* Descriptors closed at once when the budget is exceeded. */
+#define EVICT_BATCH 64
+
 struct ws_inode {
 	uint32_t family; /* FS_FAMILY_WORKSPACE: first, as in struct fs_node */
-	int fd;		 /* O_PATH|O_NOFOLLOW, never re-resolved */
 	dev_t dev;
 	ino_t ino;
-	uint64_t nlookup;	    /* guarded by ws->lock */
-	struct ws_inode *hash_next; /* guarded by ws->lock */
+	/* to reopen fd; NULL when the file system has none: fd stays open */
+	struct file_handle *handle;
+
+	/* all guarded by ws->lock */
+	uint64_t nlookup;
+	int fd;		/* O_PATH|O_NOFOLLOW, or -1 while closed (handle set) */
+	unsigned users; /* operations using fd now: it stays open */
+	unsigned opens; /* files open on it: it stays open (an unlinked file has no handle) */
+	struct ws_inode *hash_next;
+	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
 };
 
 struct ws_file {
+	struct ws_inode *inode;
 	int fd;
 	bool append; /* fd has O_APPEND now; only its writer (one at a time) changes it */
 };
@@ -94,11 +111,15 @@ struct fs_ws {
 	gid_t gid;
 	mode_t umask; /* the daemon's, which the backing side applies to new files */
 
-	pthread_mutex_t lock;
+	int mount_fd; /* of the workspace's file system, for open_by_handle_at() */
+
+	pthread_mutex_t lock; /* the table, and each inode's fields it says */
 	struct ws_inode **buckets;
 	size_t n_buckets;
 	size_t n_inodes;
-	size_t max_inodes;
+	struct ws_inode lru;	 /* list head: inodes whose fd is open, newest first */
+	size_t n_fds;		 /* inode descriptors open */
+	size_t max_fds;		 /* the budget: the rest is for open files and the cache */
 	atomic_bool full_logged; /* the log said the table is full */
 
 	atomic_int flock_waiters;
@@ -184,16 +205,102 @@ static void maybe_grow(struct fs_ws *ws)
 	ws->n_buckets = n;
 }
 
+static struct ws_inode *table_find(struct fs_ws *ws, dev_t dev, ino_t ino)
+{
+	struct ws_inode *inode;
+
+	for (inode = ws->buckets[hash_id(dev, ino) % ws->n_buckets]; inode;
+	     inode = inode->hash_next)
+		if (inode->dev == dev && inode->ino == ino)
+			return inode;
+	return NULL;
+}
+
+/* The LRU of open inode descriptors. Called with ws->lock held. */
+static void lru_unlink(struct ws_inode *inode)
+{
+	inode->lru_prev->lru_next = inode->lru_next;
+	inode->lru_next->lru_prev = inode->lru_prev;
+	inode->lru_prev = inode->lru_next = NULL;
+}
+
+static void lru_push(struct fs_ws *ws, struct ws_inode *inode)
+{
+	inode->lru_next = ws->lru.lru_next;
+	inode->lru_prev = &ws->lru;
+	ws->lru.lru_next->lru_prev = inode;
+	ws->lru.lru_next = inode;
+}
+
+static void lru_touch(struct fs_ws *ws, struct ws_inode *inode)
+{
+	if (inode->lru_next && ws->lru.lru_next != inode) {
+		lru_unlink(inode);
+		lru_push(ws, inode);
+	}
+}
+
+/*
+ * Past the budget, take the descriptors of the least recently used inodes
+ * that can be reopened and that nobody uses; fds[] gets them, to close
+ * once the lock is dropped. Called with ws->lock held. Returns how many.
+ */
+static size_t evict(struct fs_ws *ws, int *fds, size_t max)
+{
+	struct ws_inode *inode = ws->lru.lru_prev, *prev;
+	size_t n = 0;
+
+	for (; inode != &ws->lru && n < max && ws->n_fds > ws->max_fds; inode = prev) {
+		prev = inode->lru_prev;
+		if (!inode->handle || inode->users || inode->opens)
+			continue;
+		fds[n++] = inode->fd;
+		inode->fd = -1;
+		lru_unlink(inode);
+		ws->n_fds--;
+	}
+	return n;
+}
+
+static void close_all(const int *fds, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* A handle for fd, so that it can be closed and reopened; NULL when there is none. */
+static struct file_handle *handle_of_fd(struct fs_ws *ws, int fd, const struct stat *st)
+{
+	struct file_handle *fh;
+	int mount_id;
+
+	if (st->st_dev != ws->root.dev || ws->mount_fd < 0)
+		return NULL; /* another file system mounted below: keep its fd open */
+	fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+	if (!fh)
+		return NULL;
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) < 0) {
+		free(fh);
+		return NULL;
+	}
+	return realloc(fh, sizeof(*fh) + fh->handle_bytes) ?: fh;
+}
+
 /*
  * The inode of the file fd (O_PATH) refers to, st its attributes: found,
  * or made from fd. Either way one more lookup is counted and fd is the
  * table's (closed when the file already had an inode). -ENFILE when the
- * table is full: each inode holds a descriptor.
+ * table is full.
  */
 static int inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inode **ret)
 {
 	struct ws_inode *inode;
-	size_t b;
+	struct file_handle *handle = NULL;
+	int evicted[EVICT_BATCH];
+	size_t n_evicted = 0;
 	int r = 0;
 
 	if (st->st_dev == ws->root.dev && st->st_ino == ws->root.ino) {
@@ -202,11 +309,17 @@ static int inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_
 		goto out_found;
 	}
 	pthread_mutex_lock(&ws->lock);
-	b = hash_id(st->st_dev, st->st_ino) % ws->n_buckets;
-	for (inode = ws->buckets[b]; inode; inode = inode->hash_next)
-		if (inode->dev == st->st_dev && inode->ino == st->st_ino)
-			goto out_found;
-	if (ws->n_inodes >= ws->max_inodes) {
+	inode = table_find(ws, st->st_dev, st->st_ino);
+	if (inode)
+		goto out_found;
+	pthread_mutex_unlock(&ws->lock);
+	/* new: make its handle without the lock, then look again */
+	handle = handle_of_fd(ws, fd, st);
+	pthread_mutex_lock(&ws->lock);
+	inode = table_find(ws, st->st_dev, st->st_ino);
+	if (inode)
+		goto out_found;
+	if (ws->n_inodes >= MAX_INODES || (!handle && ws->n_fds >= ws->max_fds)) {
 		r = -ENFILE;
 		goto out_unlock;
 	}
@@ -219,29 +332,52 @@ static int inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_
 	inode->fd = fd;
 	inode->dev = st->st_dev;
 	inode->ino = st->st_ino;
-	inode->hash_next = ws->buckets[b];
-	ws->buckets[b] = inode;
-	ws->n_inodes++;
-	maybe_grow(ws);
+	inode->handle = handle;
+	handle = NULL;
 	fd = -1;
+	inode->hash_next = ws->buckets[hash_id(st->st_dev, st->st_ino) % ws->n_buckets];
+	ws->buckets[hash_id(st->st_dev, st->st_ino) % ws->n_buckets] = inode;
+	ws->n_inodes++;
+	ws->n_fds++;
+	lru_push(ws, inode);
+	maybe_grow(ws);
+	n_evicted = evict(ws, evicted, EVICT_BATCH);
 out_found:
+	if (inode->fd < 0 && fd >= 0) { /* its descriptor was closed: take this one */
+		inode->fd = fd;
+		fd = -1;
+		ws->n_fds++;
+		lru_push(ws, inode);
+		n_evicted = evict(ws, evicted, EVICT_BATCH);
+	}
 	inode->nlookup++;
 	*ret = inode;
 out_unlock:
 	pthread_mutex_unlock(&ws->lock);
+	close_all(evicted, n_evicted);
+	free(handle);
 	if (fd >= 0)
 		close(fd);
 	if (r == -ENFILE && !atomic_exchange(&ws->full_logged, true))
 		fs_log(ws->fs,
-		       "workspace: %zu inodes held, the most this process's descriptors allow;"
+		       "workspace: %zu inodes held, %zu descriptors of them open, the most we may;"
 		       " lookups fail with ENFILE until the kernel forgets some",
-		       ws->max_inodes);
+		       ws->n_inodes, ws->n_fds);
 	return r;
+}
+
+/* One more lookup of an inode the kernel already holds. */
+static void inode_ref(struct fs_ws *ws, struct ws_inode *inode)
+{
+	pthread_mutex_lock(&ws->lock);
+	inode->nlookup++;
+	pthread_mutex_unlock(&ws->lock);
 }
 
 static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 {
 	struct ws_inode **p;
+	int fd;
 
 	pthread_mutex_lock(&ws->lock);
 	assert(inode->nlookup >= n);
@@ -250,6 +386,8 @@ static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 		pthread_mutex_unlock(&ws->lock);
 		return;
 	}
+	/* nlookup 0: the kernel has no way left to name it, so nobody uses it */
+	assert(inode->users == 0 && inode->opens == 0);
 	for (p = &ws->buckets[hash_id(inode->dev, inode->ino) % ws->n_buckets]; *p;
 	     p = &(*p)->hash_next) {
 		if (*p == inode) {
@@ -258,14 +396,71 @@ static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 			break;
 		}
 	}
+	fd = inode->fd;
+	if (fd >= 0) {
+		lru_unlink(inode);
+		ws->n_fds--;
+	}
 	pthread_mutex_unlock(&ws->lock);
-	close(inode->fd);
+	if (fd >= 0)
+		close(fd);
+	free(inode->handle);
 	free(inode);
 }
 
 void fs_ws_forget(struct fs_ws *ws, fuse_ino_t ino, uint64_t n)
 {
 	inode_forget(ws, inode_of(ws, ino), n);
+}
+
+/*
+ * The O_PATH descriptor of inode, reopened by its handle if it was closed;
+ * it stays open until fd_put(). Returns it or -errno (-ESTALE: the file is
+ * gone from the backing file system).
+ */
+static int fd_get(struct fs_ws *ws, struct ws_inode *inode)
+{
+	int evicted[EVICT_BATCH];
+	size_t n_evicted = 0;
+	int fd;
+
+	if (inode == &ws->root)
+		return ws->root.fd; /* never closed */
+	pthread_mutex_lock(&ws->lock);
+	if (inode->fd >= 0) {
+		inode->users++;
+		lru_touch(ws, inode);
+		pthread_mutex_unlock(&ws->lock);
+		return inode->fd;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	fd = open_by_handle_at(ws->mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&ws->lock);
+	if (inode->fd >= 0) { /* another thread reopened it meanwhile */
+		evicted[n_evicted++] = fd;
+	} else {
+		inode->fd = fd;
+		ws->n_fds++;
+		lru_push(ws, inode);
+		n_evicted = evict(ws, evicted, EVICT_BATCH);
+	}
+	inode->users++;
+	fd = inode->fd;
+	pthread_mutex_unlock(&ws->lock);
+	close_all(evicted, n_evicted);
+	return fd;
+}
+
+static void fd_put(struct fs_ws *ws, struct ws_inode *inode)
+{
+	if (inode == &ws->root)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	assert(inode->users > 0);
+	inode->users--;
+	pthread_mutex_unlock(&ws->lock);
 }
 
 /* ---- setting up ----------------------------------------------------------- */
@@ -317,14 +512,19 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	ws->gid = cfg->workspace_gid >= 0 ? (gid_t)cfg->workspace_gid : st.st_gid;
 	ws->umask = umask(0);
 	umask(ws->umask);
+	/* without it (no CAP_DAC_READ_SEARCH), every inode keeps its descriptor */
+	ws->mount_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	limit = raise_fd_limit();
 	reserve = limit / 4 > FD_RESERVE_MIN ? limit / 4 : FD_RESERVE_MIN;
-	ws->max_inodes = limit > 2 * reserve ? limit - reserve : limit / 2;
+	ws->max_fds = limit > 2 * reserve ? limit - reserve : limit / 2;
+	ws->lru.lru_next = ws->lru.lru_prev = &ws->lru;
 	pthread_mutex_init(&ws->lock, NULL);
 	ws->n_buckets = INITIAL_BUCKETS;
 	ws->buckets = calloc(ws->n_buckets, sizeof(*ws->buckets));
 	if (!ws->buckets) {
 		pthread_mutex_destroy(&ws->lock);
+		if (ws->mount_fd >= 0)
+			close(ws->mount_fd);
 		free(ws);
 		r = -ENOMEM;
 		goto out_close;
@@ -348,13 +548,17 @@ void fs_ws_free(struct fs_ws *ws)
 		while (inode) {
 			struct ws_inode *next = inode->hash_next;
 
-			close(inode->fd);
+			if (inode->fd >= 0)
+				close(inode->fd);
+			free(inode->handle);
 			free(inode);
 			inode = next;
 		}
 	}
 	free(ws->buckets);
 	close(ws->root.fd);
+	if (ws->mount_fd >= 0)
+		close(ws->mount_fd);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
 }
@@ -387,8 +591,8 @@ static int entry_of_fd(struct fs_ws *ws, int fd, struct fuse_entry_param *e)
 	return 0;
 }
 
-/* name in parent, as an entry (one lookup counted). */
-static int do_lookup(struct fs_ws *ws, struct ws_inode *parent, const char *name,
+/* name in parent (whose descriptor is dirfd), as an entry (one lookup counted). */
+static int do_lookup(struct fs_ws *ws, struct ws_inode *parent, int dirfd, const char *name,
 		     struct fuse_entry_param *e)
 {
 	int fd;
@@ -397,7 +601,7 @@ static int do_lookup(struct fs_ws *ws, struct ws_inode *parent, const char *name
 		name = "."; /* ".." at the workspace's root stays there */
 	if (!*name || strchr(name, '/'))
 		return -EINVAL;
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	return entry_of_fd(ws, fd, e);
@@ -418,18 +622,21 @@ void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req)
 	r = stat_fd(ws->root.fd, &e.attr);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	pthread_mutex_lock(&ws->lock);
-	ws->root.nlookup++;
-	pthread_mutex_unlock(&ws->lock);
+	inode_ref(ws, &ws->root);
 	e.ino = ino_of(&ws->root);
 	reply_entry(ws, req, &e);
 }
 
-void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name)
+void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
+	struct ws_inode *parent = inode_of(ws, parent_ino);
 	struct fuse_entry_param e;
-	int r = do_lookup(ws, inode_of(ws, parent), name, &e);
+	int fd = fd_get(ws, parent), r = fd;
 
+	if (fd >= 0) {
+		r = do_lookup(ws, parent, fd, name, &e);
+		fd_put(ws, parent);
+	}
 	if (r == -ENOENT) {
 		/* absent, and the kernel may remember that as long as it trusts names */
 		entry_init(&e);
@@ -444,10 +651,19 @@ void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const cha
 
 void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct ws_inode *inode = inode_of(ws, ino);
 	struct stat st;
-	int r = stat_fd(inode_of(ws, ino)->fd, &st);
+	int fd, r;
 
-	(void)fi;
+	if (fi) /* an open file: it may be unlinked, and have no handle left */
+		return fstat(file_of(fi)->fd, &st) < 0
+			       ? (void)fuse_reply_err(req, errno)
+			       : (void)fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+	fd = fd_get(ws, inode);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	r = stat_fd(fd, &st);
+	fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
@@ -482,11 +698,13 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 {
 	struct ws_inode *inode = inode_of(ws, ino);
 	int file_fd = fi ? file_of(fi)->fd : -1;
+	int fd = fd_get(ws, inode), r = 0;
 	char path[64];
 	struct stat st;
-	int r = 0;
 
-	proc_path(path, sizeof(path), inode->fd);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	proc_path(path, sizeof(path), fd);
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		r = file_fd >= 0 ? fchmod(file_fd, attr->st_mode) : chmod(path, attr->st_mode);
 		r = r < 0 ? -errno : 0;
@@ -495,7 +713,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			r = -errno;
 	}
 	if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
@@ -505,9 +723,10 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 	}
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		r = set_times(inode->fd, file_fd, attr, to_set);
+		r = set_times(fd, file_fd, attr, to_set);
 	if (r == 0)
-		r = stat_fd(inode->fd, &st);
+		r = stat_fd(fd, &st);
+	fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
@@ -515,11 +734,18 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 
 void fs_ws_readlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
 {
+	struct ws_inode *inode = inode_of(ws, ino);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(ws, ino)->fd, "", buf, sizeof(buf));
+	int fd = fd_get(ws, inode);
+	ssize_t n;
 
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	n = readlinkat(fd, "", buf, sizeof(buf));
+	n = n < 0 ? -errno : n;
+	fd_put(ws, inode);
 	if (n < 0)
-		return (void)fuse_reply_err(req, errno);
+		return (void)fuse_reply_err(req, (int)-n);
 	if ((size_t)n == sizeof(buf))
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	buf[n] = '\0';
@@ -565,7 +791,7 @@ static int give_to_owner(struct fs_ws *ws, int fd, const struct stat *parent, st
  * After name was made in parent as type (S_IFMT bits of mode): open it,
  * check it is what we made, hand it over, and fill the entry.
  */
-static int finish_new(struct fs_ws *ws, struct ws_inode *parent, const char *name, mode_t mode,
+static int finish_new(struct fs_ws *ws, int dirfd, const char *name, mode_t mode,
 		      struct fuse_entry_param *e)
 {
 	struct ws_inode *inode;
@@ -573,10 +799,10 @@ static int finish_new(struct fs_ws *ws, struct ws_inode *parent, const char *nam
 	int fd, r;
 
 	entry_init(e);
-	r = stat_fd(parent->fd, &pst);
+	r = stat_fd(dirfd, &pst);
 	if (r < 0)
 		return r;
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	r = stat_fd(fd, &e->attr);
@@ -601,19 +827,21 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 {
 	struct ws_inode *parent = inode_of(ws, parent_ino);
 	struct fuse_entry_param e;
-	int r;
+	int dirfd, r;
 
 	if (!name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
+	dirfd = fd_get(ws, parent);
+	if (dirfd < 0)
+		return (void)fuse_reply_err(req, -dirfd);
 	if (S_ISDIR(mode))
-		r = mkdirat(parent->fd, name, mode & 07777);
+		r = mkdirat(dirfd, name, mode & 07777);
 	else if (S_ISLNK(mode))
-		r = symlinkat(target, parent->fd, name);
+		r = symlinkat(target, dirfd, name);
 	else
-		r = mknodat(parent->fd, name, mode, rdev);
-	if (r < 0)
-		return (void)fuse_reply_err(req, errno);
-	r = finish_new(ws, parent, name, mode, &e);
+		r = mknodat(dirfd, name, mode, rdev);
+	r = r < 0 ? -errno : finish_new(ws, dirfd, name, mode, &e);
+	fd_put(ws, parent);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	reply_entry(ws, req, &e);
@@ -648,41 +876,56 @@ void fs_ws_symlink(struct fs_ws *ws, fuse_req_t req, const char *target, fuse_in
 void fs_ws_link(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		const char *newname)
 {
-	struct ws_inode *inode = inode_of(ws, ino);
+	struct ws_inode *inode = inode_of(ws, ino), *dir = inode_of(ws, newparent);
 	struct fuse_entry_param e;
-	int r;
+	int fd, dirfd, r;
 
 	if (!name_ok(newname))
 		return (void)fuse_reply_err(req, EINVAL);
-	if (linkat(inode->fd, "", inode_of(ws, newparent)->fd, newname, AT_EMPTY_PATH) < 0)
-		return (void)fuse_reply_err(req, errno);
+	fd = fd_get(ws, inode);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	dirfd = fd_get(ws, dir);
+	r = dirfd;
+	if (dirfd >= 0) {
+		r = linkat(fd, "", dirfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
+		fd_put(ws, dir);
+	}
 	entry_init(&e);
-	r = stat_fd(inode->fd, &e.attr);
+	if (r == 0)
+		r = stat_fd(fd, &e.attr);
+	fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	pthread_mutex_lock(&ws->lock);
-	inode->nlookup++;
-	pthread_mutex_unlock(&ws->lock);
+	inode_ref(ws, inode);
 	e.ino = ino;
 	reply_entry(ws, req, &e);
 }
 
-void fs_ws_unlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name)
+static void remove_name(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+			int flags)
 {
+	struct ws_inode *parent = inode_of(ws, parent_ino);
+	int dirfd, r;
+
 	if (!name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
-	if (unlinkat(inode_of(ws, parent)->fd, name, 0) < 0)
-		return (void)fuse_reply_err(req, errno);
-	fuse_reply_err(req, 0);
+	dirfd = fd_get(ws, parent);
+	if (dirfd < 0)
+		return (void)fuse_reply_err(req, -dirfd);
+	r = unlinkat(dirfd, name, flags) < 0 ? errno : 0;
+	fd_put(ws, parent);
+	fuse_reply_err(req, r);
+}
+
+void fs_ws_unlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(ws, req, parent, name, 0);
 }
 
 void fs_ws_rmdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (!name_ok(name))
-		return (void)fuse_reply_err(req, EINVAL);
-	if (unlinkat(inode_of(ws, parent)->fd, name, AT_REMOVEDIR) < 0)
-		return (void)fuse_reply_err(req, errno);
-	fuse_reply_err(req, 0);
+	remove_name(ws, req, parent, name, AT_REMOVEDIR);
 }
 
 /* The whiteout a RENAME_WHITEOUT left at name is the owner's too. */
@@ -698,41 +941,63 @@ static void give_whiteout(struct fs_ws *ws, int dirfd, const char *name)
 void fs_ws_rename(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name,
 		  fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	int olddir = inode_of(ws, parent)->fd;
+	struct ws_inode *from = inode_of(ws, parent), *to = inode_of(ws, newparent);
+	int olddir, newdir, r;
 
 	if (!name_ok(name) || !name_ok(newname) ||
 	    (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)))
 		return (void)fuse_reply_err(req, EINVAL);
-	if (renameat2(olddir, name, inode_of(ws, newparent)->fd, newname, flags) < 0)
-		return (void)fuse_reply_err(req, errno);
-	if (flags & RENAME_WHITEOUT)
+	olddir = fd_get(ws, from);
+	if (olddir < 0)
+		return (void)fuse_reply_err(req, -olddir);
+	newdir = fd_get(ws, to);
+	r = newdir;
+	if (newdir >= 0) {
+		r = renameat2(olddir, name, newdir, newname, flags) < 0 ? -errno : 0;
+		fd_put(ws, to);
+	}
+	if (r == 0 && (flags & RENAME_WHITEOUT))
 		give_whiteout(ws, olddir, name);
-	fuse_reply_err(req, 0);
+	fd_put(ws, from);
+	fuse_reply_err(req, -r);
 }
 
 /* ---- open files ------------------------------------------------------------- */
 
-static int file_new(int fd, int flags, struct fuse_file_info *fi)
+static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
+		    struct fuse_file_info *fi)
 {
 	struct ws_file *f = malloc(sizeof(*f));
 
 	if (!f)
 		return -ENOMEM;
+	pthread_mutex_lock(&ws->lock);
+	inode->opens++;
+	pthread_mutex_unlock(&ws->lock);
+	f->inode = inode;
 	f->fd = fd;
 	f->append = flags & O_APPEND;
 	fi->fh = (uintptr_t)f;
+	/*
+	 * An append goes uncached: the kernel would cache the bytes where it
+	 * guessed the end was. Other files keep their pages across opens:
+	 * every level shares them, and a change made on the host shows once
+	 * the attributes are asked again (auto_inval_data compares mtimes).
+	 */
 	if (f->append)
-		fi->direct_io =
-			1; /* the kernel would cache the bytes where it guessed the end was */
+		fi->direct_io = 1;
 	else
-		fi->keep_cache = 1; /* every level shares this page cache; host edits show
-				       through the mtime check (auto_inval_data) */
+		fi->keep_cache = 1;
 	fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
 
-static void file_free(struct ws_file *f)
+static void file_free(struct fs_ws *ws, struct ws_file *f)
 {
+	pthread_mutex_lock(&ws->lock);
+	assert(f->inode->opens > 0);
+	f->inode->opens--;
+	pthread_mutex_unlock(&ws->lock);
 	close(f->fd);
 	free(f);
 }
@@ -745,20 +1010,23 @@ static int open_flags(int flags)
 
 void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct ws_inode *inode = inode_of(ws, ino);
+	int pfd = fd_get(ws, inode), fd, r;
 	char path[64];
-	int fd, r;
 
-	proc_path(path, sizeof(path), inode_of(ws, ino)->fd);
+	if (pfd < 0)
+		return (void)fuse_reply_err(req, -pfd);
+	proc_path(path, sizeof(path), pfd);
 	fd = open(path, open_flags(fi->flags));
-	if (fd < 0)
-		return (void)fuse_reply_err(req, errno);
-	r = file_new(fd, fi->flags, fi);
+	r = fd < 0 ? -errno : file_new(ws, inode, fd, fi->flags, fi);
+	fd_put(ws, inode);
 	if (r < 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return (void)fuse_reply_err(req, -r);
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
-		file_free(file_of(fi));
+		file_free(ws, file_of(fi));
 }
 
 void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,
@@ -769,18 +1037,25 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	struct fuse_entry_param e;
 	struct stat pst;
 	char path[64];
-	int fd, pfd, r;
+	int dirfd, fd, pfd, r;
 
 	if (!name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
 	entry_init(&e);
-	r = stat_fd(parent->fd, &pst);
+	dirfd = fd_get(ws, parent);
+	if (dirfd < 0)
+		return (void)fuse_reply_err(req, -dirfd);
+	fd = -1;
+	r = stat_fd(dirfd, &pst);
+	if (r == 0) {
+		/* O_NOFOLLOW: a symlink put there on the host is not followed out */
+		fd = openat(dirfd, name, open_flags(fi->flags) | O_CREAT | O_NOFOLLOW,
+			    mode & 07777);
+		r = fd < 0 ? -errno : 0;
+	}
+	fd_put(ws, parent);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	/* O_NOFOLLOW: a symlink put there on the host is not followed out */
-	fd = openat(parent->fd, name, open_flags(fi->flags) | O_CREAT | O_NOFOLLOW, mode & 07777);
-	if (fd < 0)
-		return (void)fuse_reply_err(req, errno);
 	r = fstat(fd, &e.attr) < 0 ? -errno : 0;
 	if (r == 0)
 		r = give_to_owner(ws, fd, &pst, &e.attr, S_IFREG | (mode & 07777));
@@ -797,13 +1072,13 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (r < 0)
 		goto out_close;
 	e.ino = ino_of(inode);
-	r = file_new(fd, fi->flags, fi);
+	r = file_new(ws, inode, fd, fi->flags, fi);
 	if (r < 0) {
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		file_free(file_of(fi));
+		file_free(ws, file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
 	}
 	return;
@@ -874,9 +1149,8 @@ void fs_ws_flush(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 
 void fs_ws_release(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ws;
 	(void)ino;
-	file_free(file_of(fi)); /* and with it any flock() it held */
+	file_free(ws, file_of(fi)); /* and with it any flock() it held */
 	fuse_reply_err(req, 0);
 }
 
@@ -970,16 +1244,22 @@ void fs_ws_flock(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 
 void fs_ws_opendir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct ws_inode *inode = inode_of(ws, ino);
 	struct ws_dir *d = calloc(1, sizeof(*d));
-	int fd, r;
+	int pfd, fd, r;
 
 	if (!d)
 		return (void)fuse_reply_err(req, ENOMEM);
-	fd = openat(inode_of(ws, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		r = errno;
+	pfd = fd_get(ws, inode);
+	if (pfd < 0) {
+		r = -pfd;
 		goto out_free;
 	}
+	fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	r = errno;
+	fd_put(ws, inode);
+	if (fd < 0)
+		goto out_free;
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
 		r = errno;
@@ -1046,7 +1326,7 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 					      d->entry->d_off);
 		} else {
 			if (!is_dot_or_dotdot(name)) {
-				r = do_lookup(ws, dir, name, &e);
+				r = do_lookup(ws, dir, dirfd(d->dp), name, &e);
 				if (r == -ENOENT) { /* gone since: a name without attributes */
 					memset(&e, 0, sizeof(e));
 					e.attr.st_ino = d->entry->d_ino;
@@ -1100,10 +1380,16 @@ void fs_ws_fsyncdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, int datasy
 
 void fs_ws_statfs(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
 {
+	struct ws_inode *inode = inode_of(ws, ino);
 	struct statvfs st;
+	int fd = fd_get(ws, inode), r;
 
-	if (fstatvfs(inode_of(ws, ino)->fd, &st) < 0)
-		return (void)fuse_reply_err(req, errno);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	r = fstatvfs(fd, &st) < 0 ? errno : 0;
+	fd_put(ws, inode);
+	if (r)
+		return (void)fuse_reply_err(req, r);
 	fuse_reply_statfs(req, &st);
 }
 
@@ -1113,65 +1399,79 @@ void fs_ws_statfs(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
  * Every namespace passes, trusted.* and security.* included: the kernel
  * already checked the caller may use it, and overlayfs needs trusted.*.
  */
+enum xattr_op { XATTR_SET, XATTR_GET, XATTR_LIST, XATTR_REMOVE };
+
+static ssize_t do_xattr(struct fs_ws *ws, fuse_ino_t ino, enum xattr_op op, const char *name,
+			void *value, size_t size, int flags)
+{
+	struct ws_inode *inode = inode_of(ws, ino);
+	int fd = fd_get(ws, inode);
+	char path[64];
+	ssize_t n = 0;
+
+	if (fd < 0)
+		return fd;
+	proc_path(path, sizeof(path), fd);
+	switch (op) {
+	case XATTR_SET:
+		n = setxattr(path, name, value, size, flags);
+		break;
+	case XATTR_GET:
+		n = getxattr(path, name, value, size);
+		break;
+	case XATTR_LIST:
+		n = listxattr(path, value, size);
+		break;
+	case XATTR_REMOVE:
+		n = removexattr(path, name);
+		break;
+	}
+	n = n < 0 ? -errno : n;
+	fd_put(ws, inode);
+	return n;
+}
+
 void fs_ws_setxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name,
 		    const char *value, size_t size, int flags)
 {
-	char path[64];
+	ssize_t n = do_xattr(ws, ino, XATTR_SET, name, (void *)value, size, flags);
 
-	proc_path(path, sizeof(path), inode_of(ws, ino)->fd);
-	fuse_reply_err(req, setxattr(path, name, value, size, flags) < 0 ? errno : 0);
+	fuse_reply_err(req, n < 0 ? (int)-n : 0);
 }
 
-void fs_ws_getxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void fs_ws_removexattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	char path[64], *value = NULL;
+	ssize_t n = do_xattr(ws, ino, XATTR_REMOVE, name, NULL, 0, 0);
+
+	fuse_reply_err(req, n < 0 ? (int)-n : 0);
+}
+
+/* getxattr and listxattr: the size wanted when size is 0, else the bytes. */
+static void reply_xattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, enum xattr_op op,
+			const char *name, size_t size)
+{
+	char *value = NULL;
 	ssize_t n;
 
-	proc_path(path, sizeof(path), inode_of(ws, ino)->fd);
-	if (size == 0) {
-		n = getxattr(path, name, NULL, 0);
-		if (n < 0)
-			return (void)fuse_reply_err(req, errno);
-		return (void)fuse_reply_xattr(req, (size_t)n);
-	}
-	value = malloc(size); /* at most XATTR_SIZE_MAX: the kernel bounds it */
-	if (!value)
+	/* at most XATTR_SIZE_MAX: the kernel bounds size */
+	if (size > 0 && !(value = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	n = getxattr(path, name, value, size);
+	n = do_xattr(ws, ino, op, name, value, size, 0);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, value, (size_t)n);
 	free(value);
 }
 
-void fs_ws_listxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size)
+void fs_ws_getxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	char path[64], *names = NULL;
-	ssize_t n;
-
-	proc_path(path, sizeof(path), inode_of(ws, ino)->fd);
-	if (size == 0) {
-		n = listxattr(path, NULL, 0);
-		if (n < 0)
-			return (void)fuse_reply_err(req, errno);
-		return (void)fuse_reply_xattr(req, (size_t)n);
-	}
-	names = malloc(size);
-	if (!names)
-		return (void)fuse_reply_err(req, ENOMEM);
-	n = listxattr(path, names, size);
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else
-		fuse_reply_buf(req, names, (size_t)n);
-	free(names);
+	reply_xattr(ws, req, ino, XATTR_GET, name, size);
 }
 
-void fs_ws_removexattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name)
+void fs_ws_listxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char path[64];
-
-	proc_path(path, sizeof(path), inode_of(ws, ino)->fd);
-	fuse_reply_err(req, removexattr(path, name) < 0 ? errno : 0);
+	reply_xattr(ws, req, ino, XATTR_LIST, NULL, size);
 }

@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# dindfs mount --workspace: the directory served read-write at
+# MNT/workspace. Appends from several writers (and from the host directly)
+# that never tear or get lost; a real source tree with git; renames with
+# flags, links, fifos, xattrs, locks, holes, fallocate, copy_file_range; an
+# overlayfs whose upper and work dirs live in the workspace; ownership of
+# what is created; permissions for other users; and no way for a request
+# to make the daemon touch anything outside the directory.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/mount_lib.sh"
+
+WSOP=$(cd "$(dirname "$0")/fixtures" && pwd)/wsop.py
+wsop() { T python3 "$WSOP" "$@" 2>&1 || true; }
+expect_wsop() { # DESCRIPTION OP ARG...: wsop must print OK
+	local what=$1 got
+	shift
+	got=$(wsop "$@")
+	if [[ $got == OK ]]; then pass "$what"; else fail "$what (got '$(head -c 300 <<<"$got")')"; fi
+}
+
+STORE=$WORK/store
+MNT=$WORK/mnt
+DIR=$WORK/ws
+WS=$MNT/workspace
+OUTSIDE=$WORK/outside # the canary: nothing may touch it
+OWNER=1234
+mkdir -p "$DIR" "$OUTSIDE/sub" "$WORK/mnt-bad"
+chmod 755 "$WORK" # other users reach the mount through it
+echo canary >"$OUTSIDE/file"
+chown "$OWNER:$OWNER" "$DIR"
+
+# owner_of PATH: "uid:gid" as the backing file system has it.
+owner_of() { stat -c %u:%g "$1"; }
+# none_but_owner DIR UID:GID: every file under DIR belongs to UID:GID.
+none_but_owner() { [[ -z $(find "$1" \( ! -uid "${2%:*}" -o ! -gid "${2#*:}" \) -print -quit) ]]; }
+
+# ---- the command line ---------------------------------------------------
+
+on_exit "unmount_dindfs '$WORK/mnt-bad' ''"
+expect_exit 1 "a workspace that does not exist" T "$DINDFS" mount --store "$STORE" \
+	--workspace "$WORK/nowhere" "$WORK/mnt-bad"
+expect_lines "$WORK/err" 1 "it says so in one line"
+expect_match "$WORK/err" "workspace '.*nowhere'" "naming the directory"
+touch "$WORK/plain"
+expect_exit 1 "a workspace that is a file" T "$DINDFS" mount --store "$STORE" \
+	--workspace "$WORK/plain" "$WORK/mnt-bad"
+expect_exit 2 "a bad --workspace-owner" mount_dindfs "$WORK/mnt-bad" --store "$STORE" \
+	--workspace "$DIR" --workspace-owner nobody
+check "none of them mounted" not is_mounted "$WORK/mnt-bad"
+
+# ---- the mount ------------------------------------------------------------
+
+touch "$WORK/stamp" # what is newer than this, outside the workspace, was touched
+sleep 0.05
+must_mount "$MNT" --store "$STORE" --workspace "$DIR" -o allow_other
+
+fsop list "$MNT" >"$WORK/root"
+expect_match "$WORK/root" '^workspace$' "the root lists workspace/"
+expect_match "$WORK/root" '^blobs$' "and the cache beside it"
+check "workspace/ is the directory, with its owner" test "$(T stat -c %u:%g "$WS")" = "$OWNER:$OWNER"
+echo hello >"$DIR/from-host"
+check "a file put there on the host shows" test "$(T cat "$WS/from-host")" = hello
+
+# ---- appends ----------------------------------------------------------------
+
+# Three writers at once, one of them a shell opening the file for each line.
+shell_appender() { # FILE TAG N
+	local i pad
+	pad=$(printf 'x%.0s' {1..80})
+	for ((i = 0; i < $3; i++)); do printf '%s %06d %s\n' "$2" "$i" "$pad" >>"$1"; done
+}
+T python3 "$WSOP" append "$WS/log" A 5000 >/dev/null &
+p1=$!
+T python3 "$WSOP" append "$WS/log" B 5000 >/dev/null &
+p2=$!
+T bash -c "$(declare -f shell_appender); shell_appender '$WS/log' C 5000" &
+p3=$!
+wait $p1 $p2 $p3
+expect_wsop "3 writers x 5000 lines through the mount: 15000 whole lines, each once" \
+	lines "$WS/log" 15000 A B C
+expect_wsop "the same on disk" lines "$DIR/log" 15000 A B C
+
+# And while a fourth appends to the directory directly, on the host.
+T python3 "$WSOP" append "$WS/log2" A 5000 >/dev/null &
+p1=$!
+T python3 "$WSOP" append "$WS/log2" B 5000 >/dev/null &
+p2=$!
+T python3 "$WSOP" append "$WS/log2" C 5000 >/dev/null &
+p3=$!
+T python3 "$WSOP" append "$DIR/log2" D 5000 >/dev/null &
+p4=$!
+wait $p1 $p2 $p3 $p4
+expect_wsop "3 through the mount + 1 on the host: 20000 whole lines, each once" \
+	lines "$DIR/log2" 20000 A B C D
+expect_wsop "and the mount reads the same" lines "$WS/log2" 20000 A B C D
+
+# ---- a source tree, and git ----------------------------------------------------
+
+tar -C /usr/include -cf "$WORK/src.tar" .
+mkdir "$WS/src"
+check "a source tree untars into the workspace" T tar -C "$WS/src" --no-same-owner -xf "$WORK/src.tar"
+check "byte for byte the tree it came from" T diff -r --no-dereference /usr/include "$WS/src"
+check "every file of it is the owner's on disk" none_but_owner "$DIR/src" "$OWNER:$OWNER"
+git_ws() { T git -C "$WS/src" -c user.name=t -c user.email=t@t -c safe.directory='*' "$@"; }
+check "git init" git_ws init -q
+check "git add" git_ws add -A
+check "git commit" git_ws commit -qm tree
+git_ws status --porcelain >"$WORK/status"
+check "git status: clean after the commit" test ! -s "$WORK/status"
+echo change >>"$WS/src/stdio.h"
+git_ws status --porcelain >"$WORK/status"
+expect_match "$WORK/status" '^ M stdio.h$' "git status sees a change"
+check "git fsck" git_ws fsck --no-progress
+check "git's files are the owner's too" none_but_owner "$DIR/src/.git" "$OWNER:$OWNER"
+
+# ---- names ------------------------------------------------------------------------
+
+mkdir -p "$WS/d1" "$WS/d2/sub"
+echo one >"$WS/d1/a"
+echo two >"$WS/d2/b"
+check "rename across directories" mv "$WS/d1/a" "$WS/d2/sub/a"
+check "it is there on disk" test "$(cat "$DIR/d2/sub/a")" = one
+check "a directory renamed into another" mv "$WS/d2/sub" "$WS/d1/moved"
+check "with what it held" test "$(cat "$WS/d1/moved/a")" = one
+got=$(wsop rename2 "$WS/d1/moved/a" "$WS/d2/b" noreplace)
+if [[ $got == renameat2:EEXIST ]]; then pass "RENAME_NOREPLACE onto a file: EEXIST"; else
+	fail "RENAME_NOREPLACE onto a file: EEXIST (got '$got')"
+fi
+expect_wsop "RENAME_NOREPLACE to a free name" rename2 "$WS/d1/moved/a" "$WS/d2/c" noreplace
+expect_wsop "RENAME_EXCHANGE" rename2 "$WS/d2/b" "$WS/d2/c" exchange
+check "swapped" test "$(cat "$DIR/d2/b"):$(cat "$DIR/d2/c")" = one:two
+check "a hard link" ln "$WS/d2/b" "$WS/d1/hard"
+check "one inode, two names, on disk" test "$(stat -c %i:%h "$DIR/d1/hard")" = "$(stat -c %i "$DIR/d2/b"):2"
+check "the mount counts the links" test "$(stat -c %h "$WS/d2/b")" = 2
+check "a fifo" mkfifo "$WS/fifo"
+check "is a fifo on disk" test -p "$DIR/fifo"
+(T cat "$WS/fifo" >"$WORK/fifo.out") &
+reader=$!
+echo through >"$WS/fifo"
+wait $reader
+check "and carries data" test "$(cat "$WORK/fifo.out")" = through
+check "a symlink" ln -s d2/b "$WS/link"
+check "readlink says what it says" test "$(readlink "$WS/link")" = d2/b
+check "it resolves inside the mount" test "$(cat "$WS/link")" = one
+ln -s /etc/passwd "$WS/abs"
+check "a symlink's target is kept as written, not resolved by the daemon" \
+	test "$(readlink "$DIR/abs")" = /etc/passwd
+check "rm of the symlink leaves its target" rm "$WS/abs"
+check "/etc/passwd is still there" test -s /etc/passwd
+check "rmdir" rmdir "$WS/d1/moved"
+check "gone on disk" test ! -e "$DIR/d1/moved"
+
+# ---- attributes and xattrs ------------------------------------------------------------
+
+echo attrs >"$WS/attrs"
+check "chmod" chmod 640 "$WS/attrs"
+check "the mode on disk" test "$(stat -c %a "$DIR/attrs")" = 640
+check "chown by root is done as asked" chown 4321:4321 "$WS/attrs"
+check "on disk" test "$(owner_of "$DIR/attrs")" = 4321:4321
+check "truncate" truncate -s 3 "$WS/attrs"
+check "the size on disk" test "$(stat -c %s "$DIR/attrs")" = 3
+check "utimens" touch -d '2001-02-03 04:05:06' "$WS/attrs"
+check "the mtime on disk" test "$(stat -c %Y "$DIR/attrs")" = "$(date -d '2001-02-03 04:05:06' +%s)"
+check "utimens on a symlink itself" touch -h -d '2002-01-01' "$WS/link"
+check "the link's mtime on disk" test "$(stat -c %Y "$DIR/link")" = "$(date -d 2002-01-01 +%s)"
+xattrs() { # PATH: set user, trusted and security xattrs, read and list them back
+	python3 - "$1" <<-'EOF'
+		import os, sys
+		p = sys.argv[1]
+		for n, v in (("user.a", b"1"), ("trusted.b", b"2"), ("security.c", b"3")):
+		    os.setxattr(p, n, v, follow_symlinks=False)
+		    assert os.getxattr(p, n, follow_symlinks=False) == v, n
+		assert sorted(os.listxattr(p, follow_symlinks=False)) == ["security.c", "trusted.b", "user.a"]
+		os.removexattr(p, "user.a")
+		assert "user.a" not in os.listxattr(p, follow_symlinks=False)
+	EOF
+}
+check "user, trusted and security xattrs" xattrs "$WS/attrs"
+check "on disk" test "$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "trusted.b").decode())' "$DIR/attrs")" = 2
+linkx() { python3 -c 'import os,sys; os.setxattr(sys.argv[1], "trusted.l", b"x", follow_symlinks=False); assert os.getxattr(sys.argv[2], "trusted.l", follow_symlinks=False) == b"x"' "$@"; }
+check "a trusted xattr on a symlink itself" linkx "$WS/link" "$DIR/link"
+
+# ---- locks, holes, fallocate, copy_file_range ------------------------------------------
+
+expect_wsop "flock: exclusive between two open files" flock "$WS/lockfile"
+expect_wsop "flock: a blocked LOCK_EX waits for the holder" flockwait "$WS/lockfile" 1
+flock_host() { # a lock taken through the mount holds against the host's file
+	python3 - "$WS/lockfile" "$DIR/lockfile" <<-'EOF'
+		import fcntl, os, sys
+		a = os.open(sys.argv[1], os.O_RDWR)
+		fcntl.flock(a, fcntl.LOCK_EX)
+		b = os.open(sys.argv[2], os.O_RDWR)
+		try:
+		    fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+		    sys.exit(1)
+		except BlockingIOError:
+		    pass
+	EOF
+}
+check "flock through the mount holds on the host's file too" flock_host
+expect_wsop "fcntl locks: a held range is refused to another process" posixlock "$WS/lockfile"
+expect_wsop "SEEK_DATA and SEEK_HOLE find the hole" holes "$WS/sparse"
+expect_wsop "fallocate, and punching a hole" fallocate "$WS/falloc"
+head -c 3000000 /dev/urandom >"$WS/random"
+expect_wsop "copy_file_range inside the workspace" cfr "$WS/random" "$WS/random.copy"
+
+# ---- overlayfs on the workspace ------------------------------------------------------------
+
+LOWER=$WORK/lower OVL=$WORK/ovl
+mkdir -p "$LOWER/dir" "$OVL" "$WS/upper" "$WS/work"
+echo low >"$LOWER/file"
+echo inner >"$LOWER/dir/inner"
+on_exit "umount '$OVL' 2>/dev/null"
+if check "an overlayfs with upper and work dirs in the workspace mounts" T mount -t overlay overlay \
+	-o "lowerdir=$LOWER,upperdir=$WS/upper,workdir=$WS/work,redirect_dir=on" "$OVL"; then
+	echo new >"$OVL/new"
+	check "a write lands in the upper dir" test "$(cat "$DIR/upper/new")" = new
+	rm "$OVL/file"
+	check "a lower file deleted is gone from the overlay" test ! -e "$OVL/file"
+	check "and a whiteout (0/0 character device) in the upper dir" \
+		test "$(stat -c %F:%t:%T "$DIR/upper/file")" = "character special file:0:0"
+	check "renaming a lower directory" mv "$OVL/dir" "$OVL/dir2"
+	check "keeps what it held" test "$(cat "$OVL/dir2/inner")" = inner
+	check "and leaves no dir behind" test ! -e "$OVL/dir"
+	check "the upper dir says where it came from (trusted.overlay.redirect)" python3 -c \
+		'import os,sys; os.getxattr(sys.argv[1], "trusted.overlay.redirect")' "$DIR/upper/dir2"
+	echo more >>"$OVL/dir2/inner"
+	check "a copied-up file" test "$(cat "$OVL/dir2/inner")" = "$(printf 'inner\nmore')"
+	check "a copied-up file keeps the lower file's owner (overlayfs chowns it)" \
+		test "$(stat -c %u "$OVL/dir2/inner")" = "$(stat -c %u "$LOWER/dir/inner")"
+	check "the overlay unmounts" umount "$OVL"
+fi
+
+# ---- ownership and permissions ---------------------------------------------------------------
+
+echo root >"$WS/by-root"
+mkdir "$WS/dir-by-root"
+check "a file created by root is the owner's on disk" test "$(owner_of "$DIR/by-root")" = "$OWNER:$OWNER"
+check "so is a directory" test "$(owner_of "$DIR/dir-by-root")" = "$OWNER:$OWNER"
+mkfifo "$WS/fifo2"
+ln -s x "$WS/sym2"
+check "so are a fifo and a symlink" test "$(owner_of "$DIR/fifo2") $(stat -c %u:%g "$DIR/sym2")" = "$OWNER:$OWNER $OWNER:$OWNER"
+(umask 002 && echo x >"$WS/umask002" && mkdir "$WS/umask002.d")
+check "the caller's mode is kept whole (umask 002: 664)" test "$(stat -c %a "$DIR/umask002")" = 664
+check "and 775 for a directory" test "$(stat -c %a "$DIR/umask002.d")" = 775
+mkdir "$DIR/setgid" && chgrp 555 "$DIR/setgid" && chmod 2775 "$DIR/setgid"
+echo x >"$WS/setgid/f"
+check "in a set-group-ID directory the group is the directory's" test "$(owner_of "$DIR/setgid/f")" = "$OWNER:555"
+as_owner() { T setpriv --reuid "$OWNER" --regid "$OWNER" --clear-groups "$@"; }
+as_other() { T setpriv --reuid 4444 --regid 4444 --clear-groups "$@"; }
+check "the owner creates a file" as_owner touch "$WS/by-owner"
+check "the owner writes to it" as_owner sh -c "echo mine >'$WS/by-owner'"
+check "another user cannot create in the owner's 0755 directory" not as_other touch "$WS/by-other" 2>/dev/null
+check "nor write the owner's 0644 file" not as_other sh -c "echo x >>'$WS/by-owner'" 2>/dev/null
+check "but reads it" as_other cat "$WS/by-owner" >/dev/null
+check "the owner makes it 0600" as_owner chmod 600 "$WS/by-owner"
+check "then the other user cannot read it" not as_other cat "$WS/by-owner" 2>/dev/null
+check "the owner still can" as_owner cat "$WS/by-owner" >/dev/null
+check "another user cannot chmod the owner's file" not as_other chmod 666 "$WS/by-owner" 2>/dev/null
+
+# ---- escapes -------------------------------------------------------------------------------
+
+# The kernel resolves symlinks in the caller's namespace (a link that
+# points out of the mount leaves it, as it would anywhere). What must not
+# happen is the daemon following one: these tests hand it inodes and names
+# whose backing files were replaced by symlinks to $OUTSIDE behind its back.
+check "'..' of the workspace is the mount's root" test "$(T ls -a "$WS/..")" = "$(T ls -a "$MNT")"
+check "'..' chains stay in the caller's tree" test "$(T realpath "$WS/../../mnt/workspace/../..")" = "$WORK"
+escape_by_stale_dir() {
+	python3 - "$WS" "$DIR" "$OUTSIDE" <<-'EOF'
+		import os, sys
+		ws, d, outside = sys.argv[1:]
+		os.mkdir(f"{ws}/a")
+		dfd = os.open(f"{ws}/a", os.O_RDONLY | os.O_DIRECTORY)  # the daemon's inode of a
+		os.rename(f"{d}/a", f"{d}/a.old")                       # behind its back:
+		os.symlink(outside, f"{d}/a")                            # a is now a way out
+		os.mkdir("new", dir_fd=dfd)
+		os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=dfd))
+		os.mkfifo("p", dir_fd=dfd)
+		os.symlink("t", "s", dir_fd=dfd)
+		os.chmod(dfd, 0o700)
+		os.setxattr(dfd, "user.x", b"1")
+		os.utime(dfd, (0, 0))
+		os.rename("f", "g", src_dir_fd=dfd, dst_dir_fd=dfd)
+		os.unlink("g", dir_fd=dfd)
+		assert sorted(os.listdir(dfd)) == ["new", "p", "s"], os.listdir(dfd)
+		os.close(dfd)
+		assert sorted(os.listdir(f"{d}/a.old")) == ["new", "p", "s"]
+	EOF
+}
+check "a directory swapped for a symlink out: the daemon works in the directory it had" \
+	escape_by_stale_dir
+escape_by_stale_file() {
+	python3 - "$WS" "$DIR" "$OUTSIDE" <<-'EOF'
+		import os, sys
+		ws, d, outside = sys.argv[1:]
+		with open(f"{ws}/victim", "w") as f:
+		    f.write("inside\n")
+		pfd = os.open(f"{ws}/victim", os.O_PATH)    # the daemon's inode of victim
+		os.rename(f"{d}/victim", f"{d}/victim.old")
+		os.symlink(f"{outside}/file", f"{d}/victim")
+		fd = os.open(f"/proc/self/fd/{pfd}", os.O_WRONLY | os.O_TRUNC)  # reopens the inode
+		os.write(fd, b"written\n")
+		os.close(fd)
+		os.truncate(f"/proc/self/fd/{pfd}", 3)
+		os.chmod(f"/proc/self/fd/{pfd}", 0o600)
+		os.setxattr(f"/proc/self/fd/{pfd}", "user.y", b"2")
+		assert open(f"{d}/victim.old").read() == "wri"
+	EOF
+}
+check "a file swapped for a symlink out: opens, truncate, chmod, xattrs stay on the file" \
+	escape_by_stale_file
+escape_by_create() { # a name the kernel believes absent, made a symlink out on the host
+	python3 - "$WS" "$DIR" "$OUTSIDE" <<-'EOF'
+		import errno, os, sys
+		ws, d, outside = sys.argv[1:]
+		for name, make in (("c1", lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o644))),
+		                   ("c2", lambda p: os.mkdir(p)),
+		                   ("c3", lambda p: os.mkfifo(p))):
+		    try:
+		        os.lstat(f"{ws}/{name}")  # the kernel now caches "absent"
+		    except FileNotFoundError:
+		        pass
+		    os.symlink(f"{outside}/{name}", f"{d}/{name}")
+		    try:
+		        make(f"{ws}/{name}")
+		    except OSError as e:
+		        assert e.errno in (errno.ELOOP, errno.EEXIST), e
+		    assert not os.path.lexists(f"{outside}/{name}"), name
+	EOF
+}
+check "creating over a name made a symlink out on the host: refused, nothing made outside" \
+	escape_by_create
+check "nothing outside the workspace was created or changed" \
+	test -z "$(find "$OUTSIDE" -newer "$WORK/stamp")"
+check "the canary says what it said" test "$(ls -A "$OUTSIDE" | tr '\n' ' ')" = "file sub " -a \
+	"$(cat "$OUTSIDE/file")" = canary
+
+# ---- --workspace-owner --------------------------------------------------------------------
+
+check "dindfs umount" T "$DINDFS" umount "$MNT"
+check "the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
+# This daemon may hold 2048 descriptors: far fewer inodes than the tree has,
+# so they are closed and reopened by handle as the kernel comes back to them.
+printf '#!/bin/sh\nexec prlimit --nofile=2048:2048 "%s" "$@"\n' "$DINDFS" >"$WORK/dindfs-2048"
+chmod +x "$WORK/dindfs-2048"
+DINDFS=$WORK/dindfs-2048 must_mount "$MNT" --store "$STORE" --workspace "$DIR" \
+	--workspace-owner 4321:4322
+echo x >"$WS/chosen"
+mkdir "$WS/chosen.d"
+check "--workspace-owner: a file is the chosen owner's" test "$(owner_of "$DIR/chosen")" = 4321:4322
+check "and a directory" test "$(owner_of "$DIR/chosen.d")" = 4321:4322
+check "what was there is still there" test "$(cat "$WS/from-host")" = hello
+check "with 2048 descriptors: the whole tree compares" T diff -r --no-dereference \
+	--exclude=.git --exclude=stdio.h /usr/include "$WS/src"
+check "stat of every file" T find "$WS/src" -exec stat -c %i {} + >/dev/null
+git_ws status --porcelain >"$WORK/status"
+check "git status" test "$(cat "$WORK/status")" = " M stdio.h"
+check "git fsck" git_ws fsck --no-progress
+check "the whole tree again, from the start" T diff -r --no-dereference \
+	--exclude=.git --exclude=stdio.h /usr/include "$WS/src"
+check "dindfs umount" T "$DINDFS" umount "$MNT"
+check "unmounted" not is_mounted "$MNT"
+check "the mount log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
+
+finish
