@@ -6,7 +6,11 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-ope
 # To run its tests, on top of the build.
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
-	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc)
+	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc
+	# the workspace (tests/workspace.sh): a real project, and other users
+	git util-linux)
+# For the benchmarks (bench/), on top of the tests: the peers they compare with.
+BENCH_PACKAGES=(bindfs)
 
 # Install whichever of the named packages are missing (apt-get update only then).
 install_packages() {

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# bench/workspace.sh: the workspace against a native directory and its
+# peers, on the same file system in the same run: a bind mount, bindfs
+# (Debian's), libfuse's example passthrough_ll (built from libfuse3-dev's
+# examples), and dindfs mount --workspace.
+#
+# Each line is the median of ROUNDS interleaved rounds (every target once
+# per round), with its ratio to native:
+#   untar, stat, rm    a source tree (/usr/include: ~8000 files, ~130 MB)
+#                      untarred, then find+lstat of everything, then rm -rf
+#   git status         in a committed copy of that tree
+#   seq write          1 GiB, dd bs=1M conv=fdatasync
+#   seq read (cold)    1 GiB, the file dropped from the page cache first
+#   seq read (warm)    1 GiB, again
+#   create+unlink      10,000 files, one after another
+# Goals for dindfs: untar+stat+rm at most 1.3x native, sequential data at
+# most 1.2x, and faster than bindfs and passthrough_ll on every line.
+#
+# Usage: bench/workspace.sh [BUILD_DIR] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=$(realpath "${1:-build}")
+rounds=${2:-3}
+export DINDFS=$build/dindfs
+[[ -x $DINDFS ]] || { echo "bench/workspace.sh: build first (cmake --build $build)" >&2; exit 1; }
+. scripts/deps.sh
+install_packages "${BENCH_PACKAGES[@]}" gcc pkg-config libfuse3-dev fuse3 git python3 bc
+TMPDIR=${TMPDIR:-/var/tmp}
+. tests/lib.sh
+. bench/wan.sh # seconds, median
+
+# passthrough_ll, built from the example libfuse3-dev ships.
+PLL_SRC=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
+PLL=$WORK/passthrough_ll
+if [[ -f $PLL_SRC ]]; then
+	gcc -O2 -o "$PLL" "$PLL_SRC" $(pkg-config --cflags --libs fuse3)
+else
+	echo "note: $PLL_SRC is not shipped; passthrough_ll is left out"
+	PLL=""
+fi
+
+TARGETS=(native bind bindfs)
+[[ -z $PLL ]] || TARGETS+=(passthrough_ll)
+TARGETS+=(dindfs)
+declare -A ROOT # where each target's operations go
+
+unmount() { umount "$1" 2>/dev/null || fusermount3 -u -z "$1" 2>/dev/null || true; }
+for t in "${TARGETS[@]}"; do
+	mkdir -p "$WORK/$t.dir" "$WORK/$t.mnt"
+	case $t in
+	native) ROOT[$t]=$WORK/$t.dir ;;
+	bind)
+		mount --bind "$WORK/$t.dir" "$WORK/$t.mnt"
+		ROOT[$t]=$WORK/$t.mnt
+		;;
+	bindfs)
+		bindfs "$WORK/$t.dir" "$WORK/$t.mnt"
+		ROOT[$t]=$WORK/$t.mnt
+		;;
+	passthrough_ll)
+		"$PLL" -o "source=$WORK/$t.dir" "$WORK/$t.mnt"
+		ROOT[$t]=$WORK/$t.mnt
+		;;
+	dindfs)
+		"$DINDFS" mount --store "$WORK/store" --workspace "$WORK/$t.dir" \
+			--pidfile "$WORK/dindfs.pid" "$WORK/$t.mnt"
+		ROOT[$t]=$WORK/$t.mnt/workspace
+		;;
+	esac
+	[[ $t == native ]] || on_exit "unmount '$WORK/$t.mnt'"
+done
+
+echo "making the source tree and the data file"
+tar -C /usr/include -cf "$WORK/src.tar" .
+files=$(tar -tf "$WORK/src.tar" | wc -l)
+for t in "${TARGETS[@]}"; do # a committed copy for git status
+	mkdir "${ROOT[$t]}/repo"
+	tar -C "${ROOT[$t]}/repo" --no-same-owner -xf "$WORK/src.tar"
+	git -C "${ROOT[$t]}/repo" init -q
+	git -C "${ROOT[$t]}/repo" add -A
+	git -C "${ROOT[$t]}/repo" -c user.name=b -c user.email=b@b commit -qm tree
+done
+
+untar() { mkdir "$1/t" && tar -C "$1/t" --no-same-owner -xf "$WORK/src.tar"; }
+stat_all() { find "$1/t" -printf '%i %s %m %u\n' >/dev/null; }
+rm_all() { rm -rf "$1/t"; }
+git_status() { git -C "$1/repo" status --porcelain >/dev/null; }
+seq_write() { dd if=/dev/zero of="$1/big" bs=1M count=1024 conv=fdatasync status=none; }
+drop() { # the file out of every page cache it is in (the mount's, and the disk's)
+	dd if="$1/big" iflag=nocache count=0 status=none
+	dd if="$WORK/$2.dir/big" iflag=nocache count=0 status=none
+}
+seq_read() { dd if="$1/big" of=/dev/null bs=1M status=none; }
+create_unlink() {
+	python3 - "$1" <<-'EOF'
+		import os, sys
+		d = sys.argv[1]
+		for i in range(10000):
+		    p = f"{d}/f{i}"
+		    os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o644))
+		    os.unlink(p)
+	EOF
+}
+
+OPS=(untar stat_all rm_all git_status seq_write seq_read_cold seq_read_warm create_unlink)
+declare -A LABEL=([untar]="untar ($files entries)" [stat_all]="find + lstat of all"
+	[rm_all]="rm -rf" [git_status]="git status" [seq_write]="1 GiB seq write (fdatasync)"
+	[seq_read_cold]="1 GiB seq read, cold" [seq_read_warm]="1 GiB seq read, warm"
+	[create_unlink]="10,000 create+unlink" [tree]="untar + stat + rm")
+declare -A times
+for ((r = 1; r <= rounds; r++)); do
+	for t in "${TARGETS[@]}"; do
+		root=${ROOT[$t]}
+		sync
+		a=$(seconds untar "$root")
+		b=$(seconds stat_all "$root")
+		c=$(seconds rm_all "$root")
+		times[$t.untar]+="$a "
+		times[$t.stat_all]+="$b "
+		times[$t.rm_all]+="$c "
+		times[$t.tree]+="$(echo "$a + $b + $c" | bc -l) "
+		times[$t.git_status]+="$(seconds git_status "$root") "
+		times[$t.seq_write]+="$(seconds seq_write "$root") "
+		drop "$root" "$t"
+		times[$t.seq_read_cold]+="$(seconds seq_read "$root") "
+		times[$t.seq_read_warm]+="$(seconds seq_read "$root") "
+		rm -f "$root/big"
+		times[$t.create_unlink]+="$(seconds create_unlink "$root") "
+		printf 'round %d: %s done\n' "$r" "$t"
+	done
+done
+
+printf '\nmedian seconds of %d interleaved rounds (ratio to native)\n' "$rounds"
+printf '%-30s' ""
+for t in "${TARGETS[@]}"; do printf '%18s' "$t"; done
+echo
+for op in tree "${OPS[@]}"; do
+	printf '%-30s' "${LABEL[$op]}"
+	base=$(tr ' ' '\n' <<<"${times[native.$op]}" | grep . | median)
+	for t in "${TARGETS[@]}"; do
+		m=$(tr ' ' '\n' <<<"${times[$t.$op]}" | grep . | median)
+		printf '%10.3f (%4.2fx)' "$m" "$(echo "$m / $base" | bc -l)"
+	done
+	echo
+done
+echo
+echo "goals for dindfs: untar + stat + rm <= 1.30x native; sequential data <= 1.20x;"
+echo "faster than bindfs and passthrough_ll on every line"
