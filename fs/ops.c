@@ -159,7 +159,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	r = fs_node_stat(fs, node, &st);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, node->kind == FS_BLOB ? 3600.0 : 0);
+	/*
+	 * A directory's attributes never change; the kernel checks them on
+	 * every path walked through it (default_permissions), so it keeps them.
+	 */
+	fuse_reply_attr(req, &st,
+			node->kind == FS_BLOB	     ? 3600.0
+			: fs_kind_is_dir(node->kind) ? 60.0
+						     : 0);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

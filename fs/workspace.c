@@ -988,7 +988,11 @@ static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;
-	fi->noflush = (flags & O_ACCMODE) == O_RDONLY;
+	/*
+	 * No flush at close: every write has already had its answer (there
+	 * is no writeback cache), and POSIX locks are the kernel's.
+	 */
+	fi->noflush = 1;
 	return 0;
 }
 
