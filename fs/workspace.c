@@ -109,7 +109,6 @@ struct fs_ws {
 	struct ws_inode root; /* the workspace directory: never freed */
 	uid_t uid;	      /* who owns what is created */
 	gid_t gid;
-	mode_t umask; /* the daemon's, which the backing side applies to new files */
 
 	int mount_fd; /* of the workspace's file system, for open_by_handle_at() */
 
@@ -480,6 +479,38 @@ static size_t raise_fd_limit(void)
 	return rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20 : (size_t)rl.rlim_cur;
 }
 
+/*
+ * A descriptor of the workspace's file system for open_by_handle_at(), or
+ * -1 when handles cannot be used there (no support, or no
+ * CAP_DAC_READ_SEARCH): then every inode keeps its descriptor open.
+ */
+static int open_mount_fd(int root_fd, const struct stat *root)
+{
+	struct file_handle *fh = NULL;
+	struct stat st;
+	int mount_fd, mount_id, fd = -1;
+
+	mount_fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mount_fd < 0)
+		return -1;
+	fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+	if (fh) {
+		fh->handle_bytes = MAX_HANDLE_SZ;
+		if (name_to_handle_at(root_fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0)
+			fd = open_by_handle_at(mount_fd, fh, O_PATH | O_CLOEXEC);
+	}
+	free(fh);
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == root->st_dev &&
+	    st.st_ino == root->st_ino) {
+		close(fd);
+		return mount_fd;
+	}
+	if (fd >= 0)
+		close(fd);
+	close(mount_fd);
+	return -1;
+}
+
 int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 {
 	const struct fs_config *cfg = fs->cfg;
@@ -510,10 +541,7 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	ws->root.ino = st.st_ino;
 	ws->uid = cfg->workspace_uid >= 0 ? (uid_t)cfg->workspace_uid : st.st_uid;
 	ws->gid = cfg->workspace_gid >= 0 ? (gid_t)cfg->workspace_gid : st.st_gid;
-	ws->umask = umask(0);
-	umask(ws->umask);
-	/* without it (no CAP_DAC_READ_SEARCH), every inode keeps its descriptor */
-	ws->mount_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ws->mount_fd = open_mount_fd(fd, &st);
 	limit = raise_fd_limit();
 	reserve = limit / 4 > FD_RESERVE_MIN ? limit / 4 : FD_RESERVE_MIN;
 	ws->max_fds = limit > 2 * reserve ? limit - reserve : limit / 2;
@@ -902,10 +930,35 @@ void fs_ws_link(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, fuse_ino_t new
 	reply_entry(ws, req, &e);
 }
 
+/*
+ * The file st was is gone: close its inode's descriptor now, if nothing
+ * uses it, rather than at the kernel's forget. Until then the backing
+ * dentry stays referenced, and each rmdir of its directory walks it.
+ */
+static void drop_removed(struct fs_ws *ws, const struct stat *st)
+{
+	struct ws_inode *inode;
+	int fd = -1;
+
+	pthread_mutex_lock(&ws->lock);
+	inode = table_find(ws, st->st_dev, st->st_ino);
+	if (inode && inode->fd >= 0 && inode->handle && !inode->users && !inode->opens) {
+		fd = inode->fd;
+		inode->fd = -1;
+		lru_unlink(inode);
+		ws->n_fds--;
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void remove_name(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,
 			int flags)
 {
 	struct ws_inode *parent = inode_of(ws, parent_ino);
+	struct stat st;
+	bool known;
 	int dirfd, r;
 
 	if (!name_ok(name))
@@ -913,8 +966,12 @@ static void remove_name(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino,
 	dirfd = fd_get(ws, parent);
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);
+	known = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	r = unlinkat(dirfd, name, flags) < 0 ? errno : 0;
 	fd_put(ws, parent);
+	/* its last name: it cannot be reopened by handle anyway */
+	if (r == 0 && known && (S_ISDIR(st.st_mode) || st.st_nlink <= 1))
+		drop_removed(ws, &st);
 	fuse_reply_err(req, r);
 }
 
