@@ -1288,6 +1288,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.session);
 out_cache:
+	fuse_opt_free_args(&args); /* fuse_session_new() may have added to them */
 	fs_ws_free(fs.ws);
 	close_cache(&fs);
 	pthread_mutex_destroy(&fs.log_lock);
