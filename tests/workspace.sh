@@ -129,6 +129,12 @@ fi
 expect_wsop "RENAME_NOREPLACE to a free name" rename2 "$WS/d1/moved/a" "$WS/d2/c" noreplace
 expect_wsop "RENAME_EXCHANGE" rename2 "$WS/d2/b" "$WS/d2/c" exchange
 check "swapped" test "$(cat "$DIR/d2/b"):$(cat "$DIR/d2/c")" = one:two
+echo w >"$WS/d2/w"
+expect_wsop "RENAME_WHITEOUT" rename2 "$WS/d2/w" "$WS/d2/w2" whiteout
+check "leaves a whiteout (0/0 character device) where the file was" \
+	test "$(stat -c %F:%t:%T "$DIR/d2/w")" = "character special file:0:0"
+check "which is the owner's" test "$(owner_of "$DIR/d2/w")" = "$OWNER:$OWNER"
+check "and the file is at its new name" test "$(cat "$WS/d2/w2")" = w
 check "a hard link" ln "$WS/d2/b" "$WS/d1/hard"
 check "one inode, two names, on disk" test "$(stat -c %i:%h "$DIR/d1/hard")" = "$(stat -c %i "$DIR/d2/b"):2"
 check "the mount counts the links" test "$(stat -c %h "$WS/d2/b")" = 2
@@ -179,6 +185,9 @@ check "user, trusted and security xattrs" xattrs "$WS/attrs"
 check "on disk" test "$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "trusted.b").decode())' "$DIR/attrs")" = 2
 linkx() { python3 -c 'import os,sys; os.setxattr(sys.argv[1], "trusted.l", b"x", follow_symlinks=False); assert os.getxattr(sys.argv[2], "trusted.l", follow_symlinks=False) == b"x"' "$@"; }
 check "a trusted xattr on a symlink itself" linkx "$WS/link" "$DIR/link"
+
+check "statfs is the directory's file system" \
+	test "$(stat -f -c %b:%S "$WS")" = "$(stat -f -c %b:%S "$DIR")"
 
 # ---- locks, holes, fallocate, copy_file_range ------------------------------------------
 
