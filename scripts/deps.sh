@@ -2,7 +2,7 @@
 
 # To build dindfs.
 BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
-	libsqlite3-dev libssl-dev libjansson-dev)
+	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev)
 # To run its tests, on top of the build.
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
