@@ -121,8 +121,8 @@ out:
 }
 
 int tool_pull_through_mount(const char *root, const struct ref *ref,
-			    const struct pull_options *opts, struct pull_result *ret, char *err,
-			    size_t err_size)
+			    const struct pull_options *opts, struct pull_result *ret,
+			    struct manifest **ret_image, char *err, size_t err_size)
 {
 	struct mount_pull p = {.err = err, .err_size = err_size, .result = ret};
 	struct pull_set set = {0};
@@ -178,6 +178,13 @@ int tool_pull_through_mount(const char *root, const struct ref *ref,
 	ret->bytes_fetched = set.bytes_gotten;
 	if (r < 0)
 		say(&p, "%s", set.err.message);
+	if (r == 0 && ret_image) {
+		*ret_image = image ? image : root_m;
+		if (image)
+			image = NULL;
+		else
+			root_m = NULL;
+	}
 out:
 	pull_set_release(&set);
 	manifest_free(root_m);
