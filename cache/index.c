@@ -612,7 +612,7 @@ int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
 	int rc, r = prepare(idx,
 			    "SELECT t.registry, t.repository, t.tag, t.manifest, t.fetched"
 			    " FROM tags t LEFT JOIN blobs b ON b.digest = t.manifest"
-			    " ORDER BY coalesce(b.last_access, 0), t.registry, t.repository, t.tag",
+			    " ORDER BY coalesce(b.last_access, 0), t.rowid",
 			    &stmt);
 
 	if (r < 0)

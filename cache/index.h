@@ -93,7 +93,7 @@ int index_get_tag(struct index *idx, const char *registry, const char *repositor
 		  struct index_tag *ret);
 int index_remove_tag(struct index *idx, const char *registry, const char *repository,
 		     const char *tag);
-/* Every tag, least recently used manifest first. */
+/* Every tag, least recently used manifest first; within one second, oldest tag first. */
 int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx);
 
 /* Record that manifest `parent` needs each of `children`. Idempotent. */

@@ -15,41 +15,10 @@
 #include <stdint.h>
 
 #include "manifest.h"
+#include "pull_set.h"
 #include "ref.h"
 #include "registry.h"
 #include "store.h"
-
-#define PULL_DEFAULT_CONCURRENCY 3
-#define PULL_MAX_CONCURRENCY	 16
-
-enum pull_blob_state {
-	PULL_BLOB_CACHED,      /* already in the store */
-	PULL_BLOB_WAITING,     /* queued */
-	PULL_BLOB_DOWNLOADING, /* bytes arriving: done/size */
-	PULL_BLOB_VERIFYING,   /* all bytes in, digest being checked and committed */
-	PULL_BLOB_DONE,	       /* committed */
-	PULL_BLOB_FAILED,
-};
-
-struct pull_blob_status {
-	struct digest digest;
-	int64_t size;
-	uint64_t done;
-	bool is_config;
-	enum pull_blob_state state;
-};
-
-/*
- * Progress reports. resolved is called once the image manifest is known,
- * with its blobs (config first); blob is called on every change of one of
- * them, from the downloading threads, one call at a time.
- */
-struct pull_observer {
-	void (*resolved)(const struct digest *manifest, const struct pull_blob_status *blobs,
-			 size_t n_blobs, void *ctx);
-	void (*blob)(size_t i, const struct pull_blob_status *status, void *ctx);
-	void *ctx;
-};
 
 struct pull_options {
 	const struct manifest_platform *platform; /* NULL: this machine's */

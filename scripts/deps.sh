@@ -2,11 +2,13 @@
 
 # To build dindfs.
 BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
-	libsqlite3-dev libssl-dev libjansson-dev)
+	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev)
 # To run its tests, on top of the build.
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
 	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc
+	# a real dockerd for tests/docker.sh
+	docker.io
 	# the workspace (tests/workspace.sh): a real project, and other users
 	git util-linux)
 # For the benchmarks (bench/), on top of the tests: the peers they compare with.

@@ -114,6 +114,22 @@ START_TEST(test_lru_follows_access_not_age)
 }
 END_TEST
 
+START_TEST(test_same_second_oldest_tag_goes_first)
+{
+	struct digest first, second;
+	struct gc_result res;
+
+	/* two images used in the same second: the one tagged first goes, whatever its name */
+	first = test_make_image(store, "zeta", "1", 2, LAYER, 21, NULL, NULL);
+	second = test_make_image(store, "alpha", "1", 2, LAYER, 22, NULL, NULL);
+	used_at(&first, 4000000000);
+	used_at(&second, 4000000000);
+	ck_assert_int_eq(gc_run(store, store_bytes() - LAYER, &res), 0);
+	ck_assert(!has_tag("zeta"));
+	ck_assert(has_tag("alpha"));
+}
+END_TEST
+
 START_TEST(test_pinned_image_stays)
 {
 	struct digest m[3], layers[3][2];
@@ -225,6 +241,7 @@ static Suite *gc_suite(void)
 	tcase_add_test(tc, test_under_limit_removes_nothing);
 	tcase_add_test(tc, test_lru_image_goes_first);
 	tcase_add_test(tc, test_lru_follows_access_not_age);
+	tcase_add_test(tc, test_same_second_oldest_tag_goes_first);
 	tcase_add_test(tc, test_pinned_image_stays);
 	tcase_add_test(tc, test_limit_met_when_everything_may_go);
 	tcase_add_test(tc, test_limit_unreachable_reports_enospc);

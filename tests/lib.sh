@@ -17,9 +17,10 @@ FAILED=0
 on_exit() { CLEANUPS+=("$*"); }
 
 run_cleanups() {
-	local i
-	for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
-		eval "${CLEANUPS[$i]}" || true
+	# a name of its own: a cleanup's loop variable must not move this one
+	local _cleanup_at
+	for ((_cleanup_at = ${#CLEANUPS[@]} - 1; _cleanup_at >= 0; _cleanup_at--)); do
+		eval "${CLEANUPS[$_cleanup_at]}" || true
 	done
 	if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }

@@ -343,6 +343,27 @@ check "the daemon is still up" pid_alive "$ttl_pid"
 registry_restart hub
 expect_exit 0 "dindfs umount of the TTL mount" T "$DINDFS" umount "$WORK/mnt-ttl"
 
+# ---- --max-size: GC keeps the store under the limit ----------------------
+
+push_test_image hub library/gc-old v1 oci 2 1500000 >/dev/null
+old_layer=${IMAGE_LAYERS[1]}
+push_test_image hub library/gc-new v1 oci 2 1500000 >/dev/null
+new_layers=("${IMAGE_LAYERS[@]}")
+gc_store=$WORK/store-gc gc_mnt=$WORK/mnt-gc
+# room for one image (busybox ~1 MB + 1.5 MB + config + manifest), not two
+must_mount "$gc_mnt" --store "$gc_store" --upstream "docker.io=$hub_URL" --max-size 3M
+expect_exit 0 "pull the first image through a mount with --max-size" \
+	T "$DINDFS" pull --root "$gc_mnt" gc-old:v1
+expect_exit 0 "pull a second one that does not fit beside it" \
+	T "$DINDFS" pull --root "$gc_mnt" gc-new:v1
+gc_bytes=$(find "$gc_store/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+check "the store is within the limit ($gc_bytes bytes)" test "$gc_bytes" -le $((3 << 20))
+check "the older image went" test ! -e "$(store_blob "$gc_store" "$old_layer")"
+check "the newer image stays whole" test -f "$(store_blob "$gc_store" "${new_layers[0]}")" \
+	-a -f "$(store_blob "$gc_store" "${new_layers[1]}")"
+expect_exit 0 "dindfs umount of the GC mount" T "$DINDFS" umount "$gc_mnt"
+expect_exit 0 "fsck of the GC store" "$DINDFS" fsck --store "$gc_store"
+
 # ---- -f, SIGTERM, dindfs umount -----------------------------------------
 
 fg_mnt=$WORK/mnt-fg

@@ -227,7 +227,7 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 	printf("%s: Pulling from %s\n", name, ref.repository);
 	opts.observer = &observer;
 	if (root)
-		r = tool_pull_through_mount(root, &ref, &opts, &result, err.message,
+		r = tool_pull_through_mount(root, &ref, &opts, &result, NULL, err.message,
 					    sizeof(err.message));
 	else
 		r = pull_image(reg, s, &ref, &opts, &result, &err);

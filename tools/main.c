@@ -2,17 +2,21 @@
  * dindfs: the command-line entry point. Finds the command and hands it
  * the rest of the arguments.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_image.h"
+#include "cmd_mirror.h"
 #include "cmd_mount.h"
 #include "cmd_pull.h"
 #include "cmd_store.h"
 
+/* In the order 'dindfs --help' lists them. */
 static const struct tool_command *const commands[] = {
-	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,
-	&tool_cmd_ls,	 &tool_cmd_gc,	   &tool_cmd_fsck,
+	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull, &tool_cmd_mirror, &tool_cmd_load,
+	&tool_cmd_save,	 &tool_cmd_ls,	   &tool_cmd_gc,   &tool_cmd_fsck,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -34,6 +38,8 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	/* a peer that goes away (dockerd, a pipe) is an error to report, not a death */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return TOOL_EXIT_USAGE;

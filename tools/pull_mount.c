@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +20,6 @@
 
 struct mount_pull {
 	char repo_dir[PATH_MAX]; /* <root>/registry/<host>/<repository> */
-	const struct pull_observer *observer;
-	pthread_mutex_t lock;
-	struct pull_blob_status *blobs;
-	size_t n_blobs, next;
-	int error;
 	char *err;
 	size_t err_size;
 	struct pull_result *result;
@@ -90,129 +84,55 @@ static int read_manifest(struct mount_pull *p, const char *reference, struct man
 	return r;
 }
 
-static void notify(struct mount_pull *p, size_t i)
+/* Read blob i to its end: the daemon fetches and verifies it on the way (a pull_get_fn). */
+static int read_blob(struct pull_set *set, size_t i, void *ctx, struct registry_error *err)
 {
-	if (p->observer && p->observer->blob)
-		p->observer->blob(i, &p->blobs[i], p->observer->ctx);
-}
-
-/* Read a blob file to its end: the daemon fetches and verifies it on the way. */
-static int read_blob(struct mount_pull *p, size_t i, char *buf)
-{
-	char path[PATH_MAX];
+	struct mount_pull *p = ctx;
+	char path[PATH_MAX], *buf;
+	uint64_t done = 0;
 	ssize_t n;
-	int fd;
+	int fd, k;
 
-	n = snprintf(path, sizeof(path), "%s/blobs/sha256:%s", p->repo_dir, p->blobs[i].digest.hex);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	k = snprintf(path, sizeof(path), "%s/blobs/sha256:%s", p->repo_dir,
+		     set->blobs[i].digest.hex);
+	if (k < 0 || (size_t)k >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	buf = malloc(READ_CHUNK);
+	fd = buf ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0) {
+		n = buf ? -errno : -ENOMEM;
+		goto out;
+	}
 	while ((n = read(fd, buf, READ_CHUNK)) > 0) {
-		pthread_mutex_lock(&p->lock);
-		p->blobs[i].done += (uint64_t)n;
-		p->blobs[i].state = PULL_BLOB_DOWNLOADING;
-		notify(p, i);
-		pthread_mutex_unlock(&p->lock);
+		done += (uint64_t)n;
+		pull_set_update(set, i, PULL_BLOB_DOWNLOADING, (int64_t)done);
 	}
+	if (n < 0)
+		n = -errno;
 	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-static void *worker(void *arg)
-{
-	struct mount_pull *p = arg;
-	char *buf = malloc(READ_CHUNK);
-
-	for (;;) {
-		size_t i;
-		int r;
-
-		pthread_mutex_lock(&p->lock);
-		if (!buf && !p->error)
-			p->error = -ENOMEM;
-		if (p->error || p->next == p->n_blobs) {
-			pthread_mutex_unlock(&p->lock);
-			break;
-		}
-		i = p->next++;
-		pthread_mutex_unlock(&p->lock);
-
-		r = read_blob(p, i, buf);
-		pthread_mutex_lock(&p->lock);
-		p->blobs[i].state = r == 0 ? PULL_BLOB_DONE : PULL_BLOB_FAILED;
-		notify(p, i);
-		if (r == 0) {
-			p->result->blobs_fetched++;
-			p->result->bytes_fetched += p->blobs[i].size;
-		} else if (!p->error) {
-			p->error = r;
-			say(p, "blob sha256:%s: %s", p->blobs[i].digest.hex,
-			    r == -EIO ? "the daemon could not fetch or verify it (see its log)"
-				      : strerror(-r));
-		}
-		pthread_mutex_unlock(&p->lock);
-	}
+out:
 	free(buf);
-	return NULL;
-}
-
-static int list_blobs(struct mount_pull *p, const struct manifest *m)
-{
-	size_t i, j;
-
-	p->blobs = calloc(m->n_layers + 1, sizeof(*p->blobs));
-	if (!p->blobs)
-		return -ENOMEM;
-	for (i = 0; i <= m->n_layers; i++) {
-		const struct manifest_descriptor *d = i == 0 ? &m->config : &m->layers[i - 1];
-
-		for (j = 0; j < p->n_blobs; j++)
-			if (digest_equal(&p->blobs[j].digest, &d->digest))
-				break;
-		if (j < p->n_blobs)
-			continue;
-		p->blobs[p->n_blobs++] = (struct pull_blob_status){
-			.digest = d->digest,
-			.size = d->size,
-			.is_config = i == 0,
-			.state = PULL_BLOB_WAITING,
-		};
-	}
-	return 0;
-}
-
-static int fetch_blobs(struct mount_pull *p, int concurrency)
-{
-	pthread_t threads[PULL_MAX_CONCURRENCY];
-	int i, started = 0;
-
-	for (i = 0; i < concurrency; i++)
-		if (pthread_create(&threads[started], NULL, worker, p) == 0)
-			started++;
-	if (started == 0)
-		return -EAGAIN;
-	for (i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
-	return p->error;
+	if (n < 0)
+		snprintf(err->message, sizeof(err->message), "blob sha256:%s: %s",
+			 set->blobs[i].digest.hex,
+			 n == -EIO ? "the daemon could not fetch or verify it (see its log)"
+				   : strerror((int)-n));
+	return (int)n;
 }
 
 int tool_pull_through_mount(const char *root, const struct ref *ref,
-			    const struct pull_options *opts, struct pull_result *ret, char *err,
-			    size_t err_size)
+			    const struct pull_options *opts, struct pull_result *ret,
+			    struct manifest **ret_image, char *err, size_t err_size)
 {
-	struct mount_pull p = {
-		.observer = opts->observer, .err = err, .err_size = err_size, .result = ret};
+	struct mount_pull p = {.err = err, .err_size = err_size, .result = ret};
+	struct pull_set set = {0};
 	struct manifest *root_m = NULL, *image = NULL;
 	const struct manifest_descriptor *child;
 	char reference[DIGEST_STRING_SIZE > REF_TAG_MAX + 1 ? DIGEST_STRING_SIZE : REF_TAG_MAX + 1];
 	char name[REF_STRING_SIZE], platform[MANIFEST_PLATFORM_STRING_SIZE];
-	int concurrency = opts->concurrency > 0 ? opts->concurrency : PULL_DEFAULT_CONCURRENCY;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_init(&p.lock, NULL);
 	ref_format(ref, name, sizeof(name));
 	snprintf(p.repo_dir, sizeof(p.repo_dir), "%s/registry/%s/%s", root, ref->registry,
 		 ref->repository);
@@ -250,17 +170,24 @@ int tool_pull_through_mount(const char *root, const struct ref *ref,
 			goto out;
 		}
 	}
-	r = list_blobs(&p, image ? image : root_m);
+	r = pull_set_init(&set, image ? image : root_m, NULL, opts->observer);
 	if (r < 0)
 		goto out;
-	if (p.observer && p.observer->resolved)
-		p.observer->resolved(&ret->image, p.blobs, p.n_blobs, p.observer->ctx);
-	r = fetch_blobs(&p,
-			concurrency > PULL_MAX_CONCURRENCY ? PULL_MAX_CONCURRENCY : concurrency);
+	r = pull_set_run(&set, &ret->image, opts->concurrency, read_blob, &p);
+	ret->blobs_fetched = set.gotten;
+	ret->bytes_fetched = set.bytes_gotten;
+	if (r < 0)
+		say(&p, "%s", set.err.message);
+	if (r == 0 && ret_image) {
+		*ret_image = image ? image : root_m;
+		if (image)
+			image = NULL;
+		else
+			root_m = NULL;
+	}
 out:
+	pull_set_release(&set);
 	manifest_free(root_m);
 	manifest_free(image);
-	free(p.blobs);
-	pthread_mutex_destroy(&p.lock);
 	return r;
 }

@@ -1,0 +1,44 @@
+# A dockerd of the test's own, sourced after lib.sh: its own data-root,
+# exec-root, pidfile and socket under $WORK, stopped by PID at exit. No
+# iptables and no bridge: containers run with --network none.
+
+# dockerd_start NAME [DOCKERD_OPTION...]: start it and set NAME_HOST
+# (unix://...), NAME_DIR and NAME_PID. Returns once `docker info` answers.
+dockerd_start() {
+	local name=$1 dir=$WORK/dockerd-$1 i
+	shift
+	mkdir -p "$dir"
+	# a short exec-root: containerd's socket path must fit in 108 bytes
+	local exec_root
+	exec_root=$(mktemp -d /tmp/dx.XXXXXX)
+	on_exit "rm -rf '$exec_root'"
+	dockerd --data-root "$dir/data" --exec-root "$exec_root" --pidfile "$dir/pid" \
+		-H "unix://$dir/sock" --iptables=false --bridge=none "$@" >"$dir/log" 2>&1 &
+	_set "$name" PID $!
+	_set "$name" HOST "unix://$dir/sock"
+	_set "$name" DIR "$dir"
+	on_exit "dockerd_stop $name"
+	for ((i = 0; i < 300; i++)); do
+		DOCKER_HOST=unix://$dir/sock docker info >/dev/null 2>&1 && return 0
+		kill -0 "$(_var "$name" PID)" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "dockerd_start: dockerd did not start; its log:" >&2
+	tail -20 "$dir/log" >&2
+	return 1
+}
+
+# dockerd_stop NAME: stop it (and wait: it unmounts its layers on the way out).
+dockerd_stop() {
+	local pid i
+	pid=$(_var "$1" PID)
+	[[ -n $pid ]] || return 0
+	kill "$pid" 2>/dev/null || true
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	_set "$1" PID ""
+}
