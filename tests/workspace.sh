@@ -46,6 +46,12 @@ expect_exit 1 "a workspace that is a file" T "$DINDFS" mount --store "$STORE" \
 	--workspace "$WORK/plain" "$WORK/mnt-bad"
 expect_exit 2 "a bad --workspace-owner" mount_dindfs "$WORK/mnt-bad" --store "$STORE" \
 	--workspace "$DIR" --workspace-owner nobody
+mkdir -p "$DIR/inside"
+on_exit "unmount_dindfs '$DIR/inside' ''"
+expect_exit 1 "a mountpoint inside the workspace" T "$DINDFS" mount --store "$STORE" \
+	--workspace "$DIR" "$DIR/inside"
+expect_match "$WORK/err" "inside the workspace" "says so"
+rmdir "$DIR/inside"
 check "none of them mounted" not is_mounted "$WORK/mnt-bad"
 
 # ---- the mount ------------------------------------------------------------

@@ -194,6 +194,16 @@ static int wait_ready(int fd, pid_t pid)
 	return TOOL_EXIT_FAILED;
 }
 
+/* Whether path (absolute, canonical) is dir or below it. */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static int run_mount(const struct tool_command *cmd, int argc, char **argv)
 {
 	struct mount_options o = {0};
@@ -221,6 +231,12 @@ static int run_mount(const struct tool_command *cmd, int argc, char **argv)
 		if (!S_ISDIR(st.st_mode)) {
 			tool_error("cannot open workspace '%s': %s", o.fs.workspace,
 				   strerror(ENOTDIR));
+			return TOOL_EXIT_FAILED;
+		}
+		/* the daemon would serve its own mount to itself, inside itself */
+		if (path_within(mountpoint, workspace)) {
+			tool_error("cannot mount on '%s': it is inside the workspace '%s'",
+				   mountpoint, workspace);
 			return TOOL_EXIT_FAILED;
 		}
 		o.fs.workspace = workspace;
