@@ -1161,31 +1161,46 @@ void fs_ws_read(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size, o
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/*
+ * Give the backing descriptor O_APPEND exactly when a write to it must
+ * append: the caller's file has it now (the kernel tells its flags with
+ * each write, fcntl(F_SETFL) included), and this is not the write-back of
+ * a page, which belongs at its offset whatever file the kernel sends it
+ * through. (A pwrite() to an O_APPEND descriptor appends.)
+ */
+static int set_append(struct ws_file *f, bool append)
+{
+	int flags;
+
+	if (append == f->append)
+		return 0;
+	flags = fcntl(f->fd, F_GETFL);
+	if (flags < 0 || fcntl(f->fd, F_SETFL, append ? flags | O_APPEND : flags & ~O_APPEND) < 0)
+		return -errno;
+	f->append = append;
+	return 0;
+}
+
 void fs_ws_write_buf(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct ws_file *f = file_of(fi);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	bool append = fi->flags & O_APPEND;
+	bool append = (fi->flags & O_APPEND) && !fi->writepage;
 	enum fuse_buf_copy_flags copy = 0;
 	ssize_t n;
+	int r;
 
 	(void)ws;
 	(void)ino;
-	/* follow fcntl(F_SETFL) on the caller's file: the kernel tells us its flags */
-	if (append != f->append) {
-		int flags = fcntl(f->fd, F_GETFL);
-
-		if (flags < 0 ||
-		    fcntl(f->fd, F_SETFL, append ? flags | O_APPEND : flags & ~O_APPEND) < 0)
-			return (void)fuse_reply_err(req, errno);
-		f->append = append;
-	}
+	r = set_append(f, append);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
 	out.buf[0].flags = FUSE_BUF_IS_FD;
 	out.buf[0].fd = f->fd;
 	if (append) {
-		copy = FUSE_BUF_NO_SPLICE; /* splice refuses O_APPEND files; write() lands at the
-					      end */
+		/* write() lands at the end; splice() refuses O_APPEND files */
+		copy = FUSE_BUF_NO_SPLICE;
 	} else {
 		out.buf[0].flags |= FUSE_BUF_FD_SEEK;
 		out.buf[0].pos = off;
@@ -1254,6 +1269,10 @@ void fs_ws_copy_file_range(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino_in, 
 	(void)ws;
 	(void)ino_in;
 	(void)ino_out;
+	/* the kernel refuses O_APPEND targets: ours may still have it from before */
+	n = set_append(file_of(fi_out), false);
+	if (n < 0)
+		return (void)fuse_reply_err(req, (int)-n);
 	n = copy_file_range(file_of(fi_in)->fd, &off_in, file_of(fi_out)->fd, &off_out, len,
 			    (unsigned int)flags);
 	if (n < 0)

@@ -100,6 +100,9 @@ expect_wsop "3 through the mount + 1 on the host: 20000 whole lines, each once" 
 	lines "$DIR/log2" 20000 A B C D
 expect_wsop "and the mount reads the same" lines "$WS/log2" 20000 A B C D
 
+expect_wsop "O_APPEND set and cleared with fcntl: appends land at the true end, pwrite at its offset" \
+	setfl "$WS/setfl" "$DIR/setfl"
+
 # ---- a source tree, and git ----------------------------------------------------
 
 tar -C /usr/include -cf "$WORK/src.tar" .
