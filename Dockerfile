@@ -31,9 +31,9 @@ RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=OFF
 # The packages of the shared libraries dindfs links to, for the image below
 # (their names differ between releases: libcurl4 and libcurl4t64, ...).
 RUN multiarch=$(gcc -print-multiarch) \
- && ldd /build/dindfs | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' \
+ && readelf -d /build/dindfs | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' \
   | while read -r lib; do \
-      dpkg -S "*/${lib##*/}" | grep -E "/$multiarch/${lib##*/}\$" | head -1 | cut -d: -f1; \
+      dpkg -S "*/$lib" | grep -E "/$multiarch/$lib\$" | head -1 | cut -d: -f1; \
     done | sort -u >/build/runtime-packages \
  && test -s /build/runtime-packages && cat /build/runtime-packages
 
@@ -42,9 +42,11 @@ FROM ${BASE_IMAGE}
 # Depends only on the list of library packages, not on dindfs's sources: a
 # change to dindfs rebuilds the layers below this one and no other.
 COPY --from=build /build/runtime-packages /usr/local/share/dindfs/runtime-packages
+# From trixie on, the docker command is a package of its own (docker-cli).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       docker.io iptables ca-certificates fuse3 jq pigz xz-utils procps \
+      $(apt-cache show docker-cli >/dev/null 2>&1 && echo docker-cli) \
       $(cat /usr/local/share/dindfs/runtime-packages) \
  && rm -rf /var/lib/apt/lists/*
 COPY tools/dind-entrypoint.sh /usr/local/bin/dind-entrypoint

@@ -34,6 +34,14 @@ die() {
 
 # ---- where dockerd keeps its layers ------------------------------------------
 
+command -v dockerd >/dev/null && command -v docker >/dev/null ||
+	die "this image lacks dockerd or the docker command"
+
+# has_cap BIT: the effective capability set holds it (linux/capability.h).
+has_cap() { (($(printf '%d' "0x$(awk '/^CapEff:/ { print $2 }' /proc/self/status)") >> $1 & 1)); }
+has_cap 21 && has_cap 12 ||
+	die "no CAP_SYS_ADMIN or CAP_NET_ADMIN: run with --privileged (or the capability set in this script's header)"
+
 mkdir -p /var/lib/docker
 case $(stat -fc %T /var/lib/docker) in
 overlayfs | aufs)
@@ -54,7 +62,12 @@ fi
 # subtree_control fails with EBUSY) and hand every controller down. Only in
 # a cgroup namespace of our own (the default with --privileged): with
 # --cgroupns host the root group is the host's, which is not ours to touch.
-# cgroup v1 needs nothing.
+# cgroup v1 needs nothing; but when the host's whole hierarchy is
+# bind-mounted (--cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup), this
+# level's containers go under our own group (cgroup-parent), not beside us
+# at the top of the host's, so that they live within our limits and leave
+# with us.
+cgroup_parent=""
 if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
 	if [[ $(cat /proc/self/cgroup) == "0::/" ]]; then
 		mkdir -p /sys/fs/cgroup/init
@@ -64,6 +77,11 @@ if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
 	else
 		say "cgroup v2 without a cgroup namespace of our own: leaving the groups as they are"
 	fi
+else
+	self=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
+	if [[ -n $self && $self != / && -d /sys/fs/cgroup/memory$self ]]; then
+		cgroup_parent=$self/dind
+	fi
 fi
 
 # Shared mount propagation, as on a host with systemd.
@@ -71,20 +89,28 @@ mount --make-rshared / 2>/dev/null || say "cannot make / rshared"
 
 # ---- the cache: dindfs mirror as this level's registry mirror ---------------
 
-# daemon_json_set_mirror URL: add URL first to "registry-mirrors", keeping
-# whatever else daemon.json says.
-daemon_json_set_mirror() {
+# daemon_json JQ_FILTER [JQ_ARG...]: change /etc/docker/daemon.json,
+# keeping whatever else it says.
+daemon_json() {
 	local tmp
 	mkdir -p "$(dirname "$DAEMON_JSON")"
 	[[ -s $DAEMON_JSON ]] || echo '{}' >"$DAEMON_JSON"
 	tmp=$(mktemp "$DAEMON_JSON.XXXXXX")
-	jq --arg m "$1" '."registry-mirrors" = [$m] + ((."registry-mirrors" // []) - [$m])' \
-		"$DAEMON_JSON" >"$tmp" || {
+	jq "$@" "$DAEMON_JSON" >"$tmp" || {
 		rm -f "$tmp"
-		die "$DAEMON_JSON is not JSON: cannot name the mirror in it"
+		die "$DAEMON_JSON is not JSON: cannot change it"
 	}
 	mv "$tmp" "$DAEMON_JSON"
 }
+
+# "registry-mirrors": URL first, then whatever else was there.
+daemon_json_set_mirror() {
+	daemon_json --arg m "$1" '."registry-mirrors" = [$m] + ((."registry-mirrors" // []) - [$m])'
+}
+
+if [[ -n $cgroup_parent && ${DOCKERD_OPTS:-} != *--cgroup-parent* ]]; then
+	daemon_json --arg p "$cgroup_parent" '."cgroup-parent" //= $p'
+fi
 
 # port_answers HOST PORT
 port_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
