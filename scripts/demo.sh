@@ -43,8 +43,12 @@ RUN=$(mktemp -d /tmp/dindfs-demo.XXXXXX) # logs, pids, sockets of this run
 step=0
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 note() { printf '   %s\n' "$*"; }
-show() { # COMMAND...: print it, run it
-	printf '\033[36m$ %s\033[0m\n' "$*"
+show() { # COMMAND...: print it (quoted where it must be), run it
+	local arg line="$"
+	for arg in "$@"; do
+		if [[ $arg =~ ^[][A-Za-z0-9_./:=,@+-]+$ ]]; then line+=" $arg"; else line+=" '$arg'"; fi
+	done
+	printf '\033[36m%s\033[0m\n' "$line"
 	"$@"
 }
 level_step() {
@@ -210,7 +214,9 @@ note "upstream bytes of this pull: $((up1 - up0))"
 level_step "A second L1 pulls the same image and runs L2 again"
 show docker run --rm --hostname level1-again "${LEVEL[@]}" "$IMAGE" bash -c '
 	set -e
+	echo "[L1] ./hello.sh"; ./hello.sh
 	echo "[L1] docker pull debian:12-slim"; docker pull -q debian:12-slim
+	echo "[L1] docker run debian:12-slim ./hello.sh   (L2)"
 	docker run --rm --network none --hostname level2-again -v /dindfs:/dindfs -w /dindfs/workspace \
 		debian:12-slim ./hello.sh'
 up2=$(stat_of upstream_bytes)
