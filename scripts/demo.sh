@@ -174,6 +174,7 @@ mkdir -p "$WS" "$MNT"
 owner=${SUDO_UID:-0}:${SUDO_GID:-0}
 chown "$owner" "$WS"
 cp "$SRC/hello.sh" "$WS/hello.sh"
+chown "$owner" "$WS/hello.sh"
 rm -f "$WS/log.txt"
 show "$DINDFS" mount --store "$STORE" --workspace "$WS" "${upstream[@]}" \
 	--log "$RUN/dindfs.log" -o allow_other "$MNT"
@@ -209,7 +210,11 @@ show docker run --rm --hostname level1 "${LEVEL[@]}" "$IMAGE" bash -c '
 	docker run --rm --network none --hostname level2 -v /dindfs:/dindfs -w /dindfs/workspace \
 		debian:12-slim ./hello.sh'
 up1=$(stat_of upstream_bytes)
-note "upstream bytes of this pull: $((up1 - up0))"
+if ((up1 == up0)); then
+	note "upstream bytes of this pull: 0 (the store, $STORE, kept the image from an earlier run)"
+else
+	note "upstream bytes of this pull: $((up1 - up0)) (the host's daemon fetched every blob once)"
+fi
 
 level_step "A second L1 pulls the same image and runs L2 again"
 show docker run --rm --hostname level1-again "${LEVEL[@]}" "$IMAGE" bash -c '
