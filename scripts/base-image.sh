@@ -83,7 +83,7 @@ rootfs() {
 
 # slim SUITE ROOT: what Debian's -slim images leave out, and apt's sources.
 slim() {
-	local suite=$1 root=$2
+	local suite=$1 root=${2:?}
 	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
 		"$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/log/apt/* \
 		"$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
@@ -107,7 +107,7 @@ slim() {
 		deb $MIRROR $suite-updates main
 		deb http://deb.debian.org/debian-security $suite-security main
 	EOF
-	echo "$(tag_of "$suite")" >"$root/etc/dindfs-base-image"
+	tag_of "$suite" >"$root/etc/dindfs-base-image"
 }
 
 for suite in "${suites[@]}"; do

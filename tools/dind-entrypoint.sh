@@ -140,6 +140,7 @@ if [[ $1 == dockerd ]]; then
 	exec "$@"
 fi
 
+# shellcheck disable=SC2086 # DOCKERD_OPTS is a list of options
 dockerd ${DOCKERD_OPTS:-} >"$LOGS/dockerd.log" 2>&1 &
 dockerd_pid=$!
 for ((i = 0; i < DOCKERD_TIMEOUT * 10; i++)); do
