@@ -46,6 +46,10 @@ lap() {
 
 # ---- the host -----------------------------------------------------------------
 
+if ! "$DINDFS" mount --help | grep -q -- --workspace; then
+	fail "dindfs mount has no --workspace: this test needs the workspace"
+	finish
+fi
 check "a dockerd of our own starts" dockerd_start host
 dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
 
@@ -137,11 +141,12 @@ lap "second L1"
 
 check "another L1 (trixie) starts" start_level first dindfs-dind:13
 expect_exit 0 "it has debian:12-slim (from the cache)" at first docker pull -q debian:12-slim
-# appender WHO PAD: 5000 lines, once go exists, through one O_APPEND fd.
-appender='until [ -e go ]; do sleep 0.05; done; exec 3>>many.txt
+# appender WHO PAD: says it is ready, and once go exists appends 5000 lines
+# through one O_APPEND descriptor.
+appender='touch "ready.$1"; until [ -e go ]; do sleep 0.02; done; exec 3>>many.txt
 	for i in $(seq 5000); do printf "%s %05d %s\n" "$1" "$i" "$2" >&3; done'
 pad=$(printf 'x%.0s' {1..84})
-rm -f "$MNT/workspace/go"
+rm -f "$MNT"/workspace/{go,ready.*}
 (cd "$MNT/workspace" && bash -c "$appender" - host "$pad") &
 host_pid=$!
 dk exec -w /dindfs/workspace first bash -c "$appender" - L1 "$pad" &
@@ -149,7 +154,8 @@ l1_pid=$!
 dk exec first docker run --rm --network none -v /dindfs:/dindfs -w /dindfs/workspace \
 	debian:12-slim bash -c "$appender" - L2 "$pad" &
 l2_pid=$!
-sleep 3 # the L2 container starts
+all_ready() { [[ -e $MNT/workspace/ready.host && -e $MNT/workspace/ready.L1 && -e $MNT/workspace/ready.L2 ]]; }
+check "the three writers are ready" wait_until 120 all_ready
 touch "$MNT/workspace/go"
 writers=0
 for pid in $host_pid $l1_pid $l2_pid; do wait "$pid" && writers=$((writers + 1)); done
