@@ -23,7 +23,7 @@ RUN apt-get update \
 COPY CMakeLists.txt /src/
 COPY cache /src/cache
 COPY fs /src/fs
-COPY tools /src/tools
+COPY tools/CMakeLists.txt tools/*.c tools/*.h /src/tools/
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=OFF >/dev/null \
  && cmake --build /build -j"$(nproc)" --target dindfs \
  && strip /build/dindfs \
