@@ -92,6 +92,7 @@ struct fs_handle {
 	enum fs_handle_kind kind;
 	struct fs_node *node;
 	int fd;
+	uint64_t file_size; /* FD: the blob's size, read once at open */
 	struct fetch *fetch;
 
 	pthread_mutex_t lock; /* BUFFER being written, INGEST */

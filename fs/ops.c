@@ -308,6 +308,29 @@ static bool wants_write(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* A handle on a committed blob file (it takes fd); its size is read once. */
+static int fd_handle(struct fs_node *node, int fd, struct fs_handle **ret)
+{
+	struct fs_handle *h;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	h = handle_new(FS_HANDLE_FD, node);
+	if (!h) {
+		close(fd);
+		return -ENOMEM;
+	}
+	h->fd = fd;
+	h->file_size = (uint64_t)st.st_size;
+	*ret = h;
+	return 0;
+}
+
 /* A blob: spliced from the store, or followed while it downloads. */
 static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
 		     struct fs_handle **ret)
@@ -322,12 +345,9 @@ static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info 
 	for (;;) {
 		r = store_open_blob(fs->store, &node->digest, &fd);
 		if (r == 0) {
-			h = handle_new(FS_HANDLE_FD, node);
-			if (!h) {
-				close(fd);
-				return -ENOMEM;
-			}
-			h->fd = fd;
+			r = fd_handle(node, fd, &h);
+			if (r < 0)
+				return r;
 			fi->keep_cache = 1; /* a blob never changes */
 			atomic_fetch_add(&fs->stats.blob_hits, 1);
 			*ret = h;
@@ -377,7 +397,6 @@ static int open_local_tag(struct fs *fs, struct fs_node *node, struct fuse_file_
 			  struct fs_handle **ret)
 {
 	struct index_tag tag;
-	struct fs_handle *h;
 	int fd, r;
 
 	if (wants_write(fi->flags)) {
@@ -388,16 +407,7 @@ static int open_local_tag(struct fs *fs, struct fs_node *node, struct fuse_file_
 			  &tag);
 	if (r == 0)
 		r = store_open_blob(fs->store, &tag.manifest, &fd);
-	if (r < 0)
-		return r;
-	h = handle_new(FS_HANDLE_FD, node);
-	if (!h) {
-		close(fd);
-		return -ENOMEM;
-	}
-	h->fd = fd;
-	*ret = h;
-	return 0;
+	return r < 0 ? r : fd_handle(node, fd, ret);
 }
 
 static int open_stats(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
@@ -555,16 +565,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 static void read_fd(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	struct stat st;
 
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = h->fd;
 	buf.buf[0].pos = off;
-	if (fstat(h->fd, &st) == 0 && off < st.st_size)
-		atomic_fetch_add(&fs->stats.bytes_served,
-				 (uint64_t)st.st_size - (uint64_t)off < size
-					 ? (uint64_t)st.st_size - (uint64_t)off
-					 : size);
+	if (off >= 0 && (uint64_t)off < h->file_size)
+		atomic_fetch_add(&fs->stats.bytes_served, h->file_size - (uint64_t)off < size
+								  ? h->file_size - (uint64_t)off
+								  : size);
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
