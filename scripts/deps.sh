@@ -7,12 +7,15 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-ope
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
 	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc
-	# a real dockerd for tests/docker.sh
-	docker.io
+	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh
+	docker.io debootstrap
 	# the workspace (tests/workspace.sh): a real project, and other users
 	git util-linux)
 # For the benchmarks (bench/), on top of the tests: the peers they compare with.
 BENCH_PACKAGES=(bindfs)
+# For the demo (scripts/demo.sh), on top of the build: a dockerd, base
+# images without Docker Hub, and a local registry when there is no internet.
+DEMO_PACKAGES=(docker.io debootstrap docker-registry skopeo curl ca-certificates)
 
 # Install whichever of the named packages are missing (apt-get update only then).
 install_packages() {

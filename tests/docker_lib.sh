@@ -11,7 +11,7 @@ dockerd_start() {
 	# a short exec-root: containerd's socket path must fit in 108 bytes
 	local exec_root
 	exec_root=$(mktemp -d /tmp/dx.XXXXXX)
-	on_exit "rm -rf '$exec_root'"
+	on_exit "_exec_root_remove '$exec_root'"
 	dockerd --data-root "$dir/data" --exec-root "$exec_root" --pidfile "$dir/pid" \
 		-H "unix://$dir/sock" --iptables=false --bridge=none "$@" >"$dir/log" 2>&1 &
 	_set "$name" PID $!
@@ -26,6 +26,16 @@ dockerd_start() {
 	echo "dockerd_start: dockerd did not start; its log:" >&2
 	tail -20 "$dir/log" >&2
 	return 1
+}
+
+# _exec_root_remove DIR: what dockerd leaves mounted there (netns/default,
+# an nsfs bind mount) is detached first, else rm cannot remove it.
+_exec_root_remove() {
+	local m
+	for m in $(awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
+	rm -rf "$1"
 }
 
 # dockerd_stop NAME: stop it (and wait: it unmounts its layers on the way out).

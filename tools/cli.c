@@ -41,6 +41,17 @@ int tool_usage_error(const struct tool_command *cmd, const char *fmt, ...)
 	return TOOL_EXIT_USAGE;
 }
 
+int tool_other_option(const struct tool_command *cmd, int c, char **argv)
+{
+	if (c == 'h') {
+		tool_usage(cmd, stdout);
+		return TOOL_EXIT_OK;
+	}
+	if (c == ':')
+		return tool_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+	return tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
 int tool_parse_size(const char *s, int64_t *ret)
 {
 	static const char units[] = "KMGT";

@@ -40,6 +40,14 @@ int tool_usage_error(const struct tool_command *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
+ * What every command's getopt loop does with the rest: -h and --help print
+ * the usage (exit 0); a missing value or an unknown option is a usage
+ * error (exit 2). Call it for getopt's ':' and '?' and for 'h'; returns
+ * the exit status. The option string must start with ':'.
+ */
+int tool_other_option(const struct tool_command *cmd, int c, char **argv);
+
+/*
  * Parse a size: bytes, or a number with K, M, G or T (powers of 1024),
  * optionally followed by "B" or "iB": "500M", "20G", "1.5G". -EINVAL for
  * anything else, -ERANGE past 2^62.

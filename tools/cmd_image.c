@@ -64,13 +64,8 @@ static int parse_image_options(const struct tool_command *cmd, int argc, char **
 		case 'H':
 			o->host = optarg;
 			break;
-		case 'h':
-			tool_usage(cmd, stdout);
-			return TOOL_EXIT_OK;
-		case ':':
-			return tool_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return tool_other_option(cmd, c, argv);
 		}
 	}
 	if (optind != argc - 1)

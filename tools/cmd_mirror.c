@@ -58,13 +58,8 @@ static int run_mirror(const struct tool_command *cmd, int argc, char **argv)
 		case 'l':
 			listen = optarg;
 			break;
-		case 'h':
-			tool_usage(cmd, stdout);
-			return TOOL_EXIT_OK;
-		case ':':
-			return tool_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return tool_other_option(cmd, c, argv);
 		}
 	}
 	if (optind != argc)

@@ -176,16 +176,8 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 			}
 			opts.platform = &platform;
 			break;
-		case 'h':
-			tool_usage(cmd, stdout);
-			status = TOOL_EXIT_OK;
-			goto out;
-		case ':':
-			status = tool_usage_error(cmd, "option '%s' needs a value",
-						  argv[optind - 1]);
-			goto out;
 		default:
-			status = tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			status = tool_other_option(cmd, c, argv);
 			goto out;
 		}
 	}

@@ -48,13 +48,8 @@ static int parse_store_options(const struct tool_command *cmd, int argc, char **
 				return tool_usage_error(cmd, "bad size '%s' (try 500M or 20G)",
 							optarg);
 			break;
-		case 'h':
-			tool_usage(cmd, stdout);
-			return TOOL_EXIT_OK;
-		case ':':
-			return tool_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return tool_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return tool_other_option(cmd, c, argv);
 		}
 	}
 	if (optind < argc)

@@ -1,0 +1,156 @@
+#!/bin/bash
+# The entrypoint of the dindfs Docker-in-Docker image (Dockerfile).
+#
+#   dind-entrypoint                  dockerd in the foreground (the default CMD)
+#   dind-entrypoint dockerd [OPT...] the same, with dockerd's options
+#   dind-entrypoint COMMAND [ARG...] dockerd in the background, then COMMAND
+#
+# It prepares the container as moby's hack/dind does (securityfs, cgroup v2
+# nesting, shared mount propagation), then, when the host's dindfs mount is
+# bind-mounted at $DINDFS_ROOT (/dindfs), starts `dindfs mirror` on
+# $DINDFS_MIRROR (127.0.0.1:5000) and names it in /etc/docker/daemon.json as
+# "registry-mirrors", so this level's dockerd pulls docker.io images through
+# the host's cache. It refuses to start when /var/lib/docker is on overlayfs.
+#
+# Run the image with --privileged, or where that is refused with
+#   --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
+#   --security-opt apparmor=unconfined --security-opt systempaths=unconfined
+#   --device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
+# and in both cases --tmpfs /var/lib/docker:exec (or a volume there), and
+# -v /dindfs:/dindfs for the cache and the workspace.
+set -euo pipefail
+
+ROOT=${DINDFS_ROOT:-/dindfs}
+MIRROR=${DINDFS_MIRROR:-127.0.0.1:5000}
+DOCKERD_TIMEOUT=${DOCKERD_TIMEOUT:-60}
+DAEMON_JSON=/etc/docker/daemon.json
+LOGS=/var/log
+
+say() { echo "dind-entrypoint: $*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+# ---- where dockerd keeps its layers ------------------------------------------
+
+command -v dockerd >/dev/null && command -v docker >/dev/null ||
+	die "this image lacks dockerd or the docker command"
+
+# has_cap BIT: the effective capability set holds it (linux/capability.h).
+has_cap() { (($(printf '%d' "0x$(awk '/^CapEff:/ { print $2 }' /proc/self/status)") >> $1 & 1)); }
+has_cap 21 && has_cap 12 ||
+	die "no CAP_SYS_ADMIN or CAP_NET_ADMIN: run with --privileged (or the capability set in this script's header)"
+
+mkdir -p /var/lib/docker
+case $(stat -fc %T /var/lib/docker) in
+overlayfs | aufs)
+	die "/var/lib/docker is on $(stat -fc %T /var/lib/docker), where dockerd cannot store layers: run with --tmpfs /var/lib/docker:exec or -v VOLUME:/var/lib/docker"
+	;;
+esac
+
+# ---- what moby's hack/dind does ----------------------------------------------
+
+# AppArmor: dockerd must know that it runs in a container.
+export container=docker
+if [[ -d /sys/kernel/security ]] && ! mountpoint -q /sys/kernel/security; then
+	mount -t securityfs none /sys/kernel/security 2>/dev/null ||
+		say "cannot mount /sys/kernel/security (AppArmor detection may break)"
+fi
+
+# cgroup v2: move every process out of the root group (else writing
+# subtree_control fails with EBUSY) and hand every controller down. Only in
+# a cgroup namespace of our own (the default with --privileged): with
+# --cgroupns host the root group is the host's, which is not ours to touch.
+# cgroup v1 needs nothing; but when the host's whole hierarchy is
+# bind-mounted (--cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup), this
+# level's containers go under our own group (cgroup-parent), not beside us
+# at the top of the host's, so that they live within our limits and leave
+# with us.
+cgroup_parent=""
+if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+	if [[ $(cat /proc/self/cgroup) == "0::/" ]]; then
+		mkdir -p /sys/fs/cgroup/init
+		xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || :
+		sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
+			>/sys/fs/cgroup/cgroup.subtree_control
+	else
+		say "cgroup v2 without a cgroup namespace of our own: leaving the groups as they are"
+	fi
+else
+	self=$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
+	if [[ -n $self && $self != / && -d /sys/fs/cgroup/memory$self ]]; then
+		cgroup_parent=$self/dind
+	fi
+fi
+
+# Shared mount propagation, as on a host with systemd.
+mount --make-rshared / 2>/dev/null || say "cannot make / rshared"
+
+# ---- the cache: dindfs mirror as this level's registry mirror ---------------
+
+# daemon_json JQ_FILTER [JQ_ARG...]: change /etc/docker/daemon.json,
+# keeping whatever else it says.
+daemon_json() {
+	local tmp
+	mkdir -p "$(dirname "$DAEMON_JSON")"
+	[[ -s $DAEMON_JSON ]] || echo '{}' >"$DAEMON_JSON"
+	tmp=$(mktemp "$DAEMON_JSON.XXXXXX")
+	jq "$@" "$DAEMON_JSON" >"$tmp" || {
+		rm -f "$tmp"
+		die "$DAEMON_JSON is not JSON: cannot change it"
+	}
+	mv "$tmp" "$DAEMON_JSON"
+}
+
+# "registry-mirrors": URL first, then whatever else was there.
+daemon_json_set_mirror() {
+	daemon_json --arg m "$1" '."registry-mirrors" = [$m] + ((."registry-mirrors" // []) - [$m])'
+}
+
+if [[ -n $cgroup_parent && ${DOCKERD_OPTS:-} != *--cgroup-parent* ]]; then
+	daemon_json --arg p "$cgroup_parent" '."cgroup-parent" //= $p'
+fi
+
+# port_answers HOST PORT
+port_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+if mountpoint -q "$ROOT"; then
+	dindfs mirror --root "$ROOT" --listen "$MIRROR" >>"$LOGS/dindfs-mirror.log" 2>&1 &
+	mirror_pid=$!
+	for ((i = 0; i < 100; i++)); do
+		port_answers "${MIRROR%:*}" "${MIRROR##*:}" && break
+		kill -0 "$mirror_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	port_answers "${MIRROR%:*}" "${MIRROR##*:}" ||
+		die "dindfs mirror did not start: $(tail -1 "$LOGS/dindfs-mirror.log")"
+	daemon_json_set_mirror "http://$MIRROR"
+	say "pulls go through the dindfs cache at $ROOT (dindfs mirror on $MIRROR)"
+else
+	say "$ROOT is not mounted: no dindfs cache, dockerd pulls from registries itself"
+fi
+
+# ---- dockerd, then the command ------------------------------------------------
+
+if (($# == 0)); then
+	set -- dockerd
+fi
+if [[ $1 == dockerd ]]; then
+	exec "$@"
+fi
+
+# shellcheck disable=SC2086 # DOCKERD_OPTS is a list of options
+dockerd ${DOCKERD_OPTS:-} >"$LOGS/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for ((i = 0; i < DOCKERD_TIMEOUT * 10; i++)); do
+	docker version >/dev/null 2>&1 && break
+	kill -0 "$dockerd_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if ! docker version >/dev/null 2>&1; then
+	say "dockerd did not start; the end of $LOGS/dockerd.log:"
+	tail -15 "$LOGS/dockerd.log" | sed 's/^/    /' >&2
+	exit 1
+fi
+exec "$@"
