@@ -1104,6 +1104,15 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
+	/*
+	 * Workspace writes splice into the backing file: the kernel hands
+	 * over its page-cache pages instead of copying them to us (the
+	 * cache's writes are copied out of the pipe). libfuse does so only
+	 * when it can grow a pipe past fs.pipe-max-size (CAP_SYS_RESOURCE);
+	 * small requests cost a second system call for it.
+	 */
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
 	/* blob reads splice from the store's files */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;

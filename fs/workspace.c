@@ -1181,13 +1181,48 @@ static int set_append(struct ws_file *f, bool append)
 	return 0;
 }
 
+/*
+ * An append is one write() of the whole request, so that an appender on
+ * the host cannot land inside it: what the kernel spliced to us is read
+ * out of the pipe first (splice() refuses O_APPEND files, and libfuse
+ * would copy it across in pages, one write() each).
+ */
+static void append_buf(fuse_req_t req, struct ws_file *f, struct fuse_bufvec *in)
+{
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	char *copy = NULL;
+	ssize_t n;
+
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		mem.buf[0].mem = in->buf[0].mem;
+	} else {
+		copy = malloc(size ? size : 1); /* at most max_write: the kernel bounds it */
+		if (!copy)
+			return (void)fuse_reply_err(req, ENOMEM);
+		mem.buf[0].mem = copy;
+		n = fuse_buf_copy(&mem, in, 0);
+		if (n >= 0 && (size_t)n != size)
+			n = -EIO;
+		if (n < 0)
+			goto out_free;
+	}
+	n = write(f->fd, mem.buf[0].mem, size);
+	if (n < 0)
+		n = -errno;
+out_free:
+	free(copy);
+	if (n < 0)
+		return (void)fuse_reply_err(req, (int)-n);
+	fuse_reply_write(req, (size_t)n);
+}
+
 void fs_ws_write_buf(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct ws_file *f = file_of(fi);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	bool append = (fi->flags & O_APPEND) && !fi->writepage;
-	enum fuse_buf_copy_flags copy = 0;
 	ssize_t n;
 	int r;
 
@@ -1196,16 +1231,12 @@ void fs_ws_write_buf(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fu
 	r = set_append(f, append);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	out.buf[0].flags = FUSE_BUF_IS_FD;
+	if (append)
+		return append_buf(req, f, in);
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = f->fd;
-	if (append) {
-		/* write() lands at the end; splice() refuses O_APPEND files */
-		copy = FUSE_BUF_NO_SPLICE;
-	} else {
-		out.buf[0].flags |= FUSE_BUF_FD_SEEK;
-		out.buf[0].pos = off;
-	}
-	n = fuse_buf_copy(&out, in, copy);
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
 	if (n < 0)
 		return (void)fuse_reply_err(req, (int)-n);
 	fuse_reply_write(req, (size_t)n);

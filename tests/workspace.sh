@@ -100,6 +100,13 @@ expect_wsop "3 through the mount + 1 on the host: 20000 whole lines, each once" 
 	lines "$DIR/log2" 20000 A B C D
 expect_wsop "and the mount reads the same" lines "$WS/log2" 20000 A B C D
 
+# Appends of 200 KiB each (spliced to the daemon): whole, even with the host appending.
+for tag in A B; do T python3 "$WSOP" append "$WS/log3" $tag 100 200000 >/dev/null & done
+T python3 "$WSOP" append "$DIR/log3" C 100 200000 >/dev/null &
+wait
+expect_wsop "appends of 200 KiB from 2 writers + the host: each whole, once" \
+	lines "$DIR/log3" 300 A B C
+
 expect_wsop "O_APPEND set and cleared with fcntl: appends land at the true end, pwrite at its offset" \
 	setfl "$WS/setfl" "$DIR/setfl"
 
