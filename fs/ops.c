@@ -1172,14 +1172,21 @@ static const struct fuse_lowlevel_ops ops = {
 
 static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * A start-up line: to the waiting `dindfs mount` through fd, or, in the
+ * foreground (fd < 0), straight to stderr as the command's one error line.
+ */
 static void say(int fd, const char *fmt, ...)
 {
 	char line[600];
 	va_list ap;
 	int n;
 
-	if (fd < 0)
-		return;
+	if (fd < 0) {
+		fd = STDERR_FILENO;
+		if (write(fd, "dindfs: ", 8) < 0)
+			return;
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
@@ -1286,7 +1293,8 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 		goto out_signals;
 	}
 	fs_log(&fs, "mounted %s (store %s)", cfg->mountpoint, cfg->store_dir);
-	say(ready_fd, "ok");
+	if (ready_fd >= 0)
+		say(ready_fd, "ok");
 	loop = fuse_loop_cfg_create();
 	if (!loop) {
 		r = -ENOMEM;

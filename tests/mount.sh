@@ -48,6 +48,11 @@ on_exit "unmount_dindfs '$WORK/nowhere' ''"
 expect_exit 1 "a mountpoint that does not exist" T "$DINDFS" mount --store "$STORE" "$WORK/nowhere"
 expect_lines "$WORK/err" 1 "it says so in one line"
 expect_exit 2 "umount without a mountpoint" "$DINDFS" umount
+touch "$WORK/a-file"
+expect_exit 1 "-f with a store that is a file" T "$DINDFS" mount -f --store "$WORK/a-file" "$WORK/mnt-bad"
+expect_match "$WORK/err" "^dindfs: cannot open store '$WORK/a-file': Not a directory$" \
+	"in the foreground too, the reason is said"
+expect_lines "$WORK/err" 1 "in one line"
 
 # ---- one mount, one registry as docker.io ---------------------------------
 
