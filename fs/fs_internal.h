@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "digest.h"
@@ -62,18 +63,27 @@ struct fs_node {
 	char *key;   /* identity in the table */
 	struct fs_node *hash_next;
 
-	/* FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG */
+	/* FS_BLOB, FS_INGEST_FILE */
+	struct digest digest;
+	int64_t size;
+	/*
+	 * Where a blob can be fetched from when it is not in the store:
+	 * "registry\0repository\0", or NULL. Guarded by nodes_lock.
+	 */
+	char *origin;
+
+	/*
+	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG. Last,
+	 * because blob and ingest nodes (most of the table) are allocated
+	 * without them: see FS_NODE_NAMELESS_SIZE.
+	 */
 	char registry[FS_NAME_MAX + 1];
 	char repository[FS_NAME_MAX + 1]; /* "" for a host directory */
 	char tag[FS_NAME_MAX + 1];	  /* FS_LOCAL_TAG */
-
-	/* FS_BLOB */
-	struct digest digest;
-	int64_t size;
-	/* where to fetch it from when it is not in the store; guarded by nodes_lock */
-	char origin_registry[FS_NAME_MAX + 1];
-	char origin_repository[FS_NAME_MAX + 1];
 };
+
+/* The size of a node that has no names (FS_BLOB, FS_INGEST_FILE). */
+#define FS_NODE_NAMELESS_SIZE offsetof(struct fs_node, registry)
 
 enum fs_handle_kind {
 	FS_HANDLE_FD,	  /* a committed blob: splice from its file */

@@ -39,8 +39,16 @@ int fs_nodes_init(struct fs *fs)
 
 static void node_free(struct fs_node *node)
 {
+	free(node->origin);
 	free(node->key);
 	free(node);
+}
+
+/* Blob and ingest nodes, most of the table, carry no names: a tenth of the size. */
+static size_t node_size(enum fs_kind kind)
+{
+	return kind == FS_BLOB || kind == FS_INGEST_FILE ? FS_NODE_NAMELESS_SIZE
+							 : sizeof(struct fs_node);
 }
 
 void fs_nodes_release(struct fs *fs)
@@ -121,11 +129,12 @@ int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, str
 	} else if (fs->n_nodes >= FS_MAX_NODES) {
 		r = -ENFILE;
 	} else {
-		node = malloc(sizeof(*node));
+		node = malloc(node_size(proto->kind));
 		if (node) {
-			*node = *proto;
+			memcpy(node, proto, node_size(proto->kind));
 			node->family = FS_FAMILY_CACHE;
 			node->nlookup = 0;
+			node->origin = NULL;
 			node->key = strdup(key);
 		}
 		if (!node || !node->key) {
@@ -172,9 +181,16 @@ void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n)
 void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
 			const char *repository)
 {
+	size_t a = strlen(registry) + 1, b = strlen(repository) + 1;
+	char *origin = malloc(a + b);
+
+	if (!origin)
+		return; /* the blob can still be read once it is in the store */
+	memcpy(origin, registry, a);
+	memcpy(origin + a, repository, b);
 	pthread_mutex_lock(&fs->nodes_lock);
-	snprintf(node->origin_registry, sizeof(node->origin_registry), "%s", registry);
-	snprintf(node->origin_repository, sizeof(node->origin_repository), "%s", repository);
+	free(node->origin);
+	node->origin = origin;
 	pthread_mutex_unlock(&fs->nodes_lock);
 }
 
@@ -183,9 +199,12 @@ bool fs_node_origin(struct fs *fs, const struct fs_node *node, char *registry, c
 	bool known;
 
 	pthread_mutex_lock(&fs->nodes_lock);
-	known = node->origin_registry[0] != '\0';
-	memcpy(registry, node->origin_registry, sizeof(node->origin_registry));
-	memcpy(repository, node->origin_repository, sizeof(node->origin_repository));
+	known = node->origin != NULL;
+	if (known) {
+		snprintf(registry, FS_NAME_MAX + 1, "%s", node->origin);
+		snprintf(repository, FS_NAME_MAX + 1, "%s",
+			 node->origin + strlen(node->origin) + 1);
+	}
 	pthread_mutex_unlock(&fs->nodes_lock);
 	return known;
 }
