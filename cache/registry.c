@@ -79,8 +79,9 @@ struct request {
 	char url[REGISTRY_URL_MAX + 1024];
 	const char *accept;
 	enum sink sink;
-	bool no_auth_flow; /* a token request: a 401 is final */
-	const char *post;  /* form body for a POST, else GET/HEAD */
+	bool no_auth_flow;		/* a token request: a 401 is final */
+	const char *post;		/* form body for a POST, else GET/HEAD */
+	char missing[REGISTRY_URL_MAX]; /* what a 404 says is not there; \"\" for the host */
 
 	/* authorization sent with this request */
 	enum auth_scheme auth;
@@ -629,7 +630,7 @@ static int status_error(struct request *req)
 		set_error(req, "%s: access forbidden (HTTP 403)", req->host);
 		return -EACCES;
 	case 404:
-		set_error(req, "%s: not found", req->host);
+		set_error(req, "%s: %s", req->host, *req->missing ? req->missing : "not found");
 		return -ENOENT;
 	case 429:
 		set_error(req, "%s: too many requests (HTTP 429), still after retries", req->host);
@@ -762,6 +763,55 @@ static struct request *request_new(void)
 	return calloc(1, sizeof(struct request));
 }
 
+static void request_free(struct request *req)
+{
+	request_release(req);
+	free(req);
+}
+
+/* A request for manifest `reference` of repository; the caller sets the sink. */
+static int manifest_request(struct registry *reg, const char *host, const char *repository,
+			    const char *reference, struct registry_error *err, struct request **ret)
+{
+	struct request *req = request_new();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/manifests/%s", repository,
+			 reference);
+	if (r < 0) {
+		request_free(req);
+		return r;
+	}
+	req->accept = MANIFEST_ACCEPT;
+	snprintf(req->missing, sizeof(req->missing), "manifest '%s:%s' not found", repository,
+		 reference);
+	*ret = req;
+	return 0;
+}
+
+/* A request for blob d of repository; the caller sets the sink. */
+static int blob_request(struct registry *reg, const char *host, const char *repository,
+			const struct digest *d, struct registry_error *err, struct request **ret)
+{
+	struct request *req = request_new();
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	r = request_init(req, reg, host, repository, err, "/v2/%s/blobs/sha256:%s", repository,
+			 d->hex);
+	if (r < 0) {
+		request_free(req);
+		return r;
+	}
+	snprintf(req->missing, sizeof(req->missing), "blob sha256:%s not found in '%s'", d->hex,
+		 repository);
+	*ret = req;
+	return 0;
+}
+
 int registry_ping(struct registry *reg, const char *host, struct registry_error *err)
 {
 	struct request *req = request_new();
@@ -775,8 +825,7 @@ int registry_ping(struct registry *reg, const char *host, struct registry_error 
 		req->body.max = ERROR_BODY_MAX;
 		r = request_run(req);
 	}
-	request_release(req);
-	free(req);
+	request_free(req);
 	return r;
 }
 
@@ -795,22 +844,15 @@ int registry_get_manifest(struct registry *reg, const char *host, const char *re
 			  const char *reference, struct registry_manifest *ret,
 			  struct registry_error *err)
 {
-	struct request *req = request_new();
 	struct digest wanted, announced;
-	int r;
+	struct request *req;
+	int r = manifest_request(reg, host, repository, reference, err, &req);
 
-	if (!req)
-		return -ENOMEM;
-	r = request_init(req, reg, host, repository, err, "/v2/%s/manifests/%s", repository,
-			 reference);
 	if (r < 0)
-		goto out;
+		return r;
 	req->sink = SINK_BUFFER;
 	req->body.max = MANIFEST_MAX_SIZE;
-	req->accept = MANIFEST_ACCEPT;
 	r = request_run(req);
-	if (r == -ENOENT)
-		set_error(req, "%s: manifest '%s:%s' not found", host, repository, reference);
 	if (r < 0)
 		goto out;
 	r = digest_of_buffer(req->body.data ? req->body.data : "", req->body.len, &ret->digest);
@@ -834,8 +876,7 @@ int registry_get_manifest(struct registry *reg, const char *host, const char *re
 	ret->len = req->body.len;
 	req->body.data = NULL; /* now the caller's */
 out:
-	request_release(req);
-	free(req);
+	request_free(req);
 	return r;
 }
 
@@ -852,20 +893,13 @@ int registry_head_manifest(struct registry *reg, const char *host, const char *r
 			   const char *reference, struct digest *ret_digest, char *media_type,
 			   size_t media_type_size, struct registry_error *err)
 {
-	struct request *req = request_new();
-	int r;
+	struct request *req;
+	int r = manifest_request(reg, host, repository, reference, err, &req);
 
-	if (!req)
-		return -ENOMEM;
-	r = request_init(req, reg, host, repository, err, "/v2/%s/manifests/%s", repository,
-			 reference);
 	if (r < 0)
-		goto out;
+		return r;
 	req->sink = SINK_NONE;
-	req->accept = MANIFEST_ACCEPT;
 	r = request_run(req);
-	if (r == -ENOENT)
-		set_error(req, "%s: manifest '%s:%s' not found", host, repository, reference);
 	if (r < 0)
 		goto out;
 	if (digest_parse(req->hdr.docker_digest, ret_digest) < 0) {
@@ -876,35 +910,27 @@ int registry_head_manifest(struct registry *reg, const char *host, const char *r
 	if (media_type)
 		snprintf(media_type, media_type_size, "%s", req->hdr.content_type);
 out:
-	request_release(req);
-	free(req);
+	request_free(req);
 	return r;
 }
 
 int registry_head_blob(struct registry *reg, const char *host, const char *repository,
 		       const struct digest *d, int64_t *ret_size, struct registry_error *err)
 {
-	struct request *req = request_new();
 	curl_off_t length = -1;
-	int r;
+	struct request *req;
+	int r = blob_request(reg, host, repository, d, err, &req);
 
-	if (!req)
-		return -ENOMEM;
-	r = request_init(req, reg, host, repository, err, "/v2/%s/blobs/sha256:%s", repository,
-			 d->hex);
 	if (r < 0)
-		goto out;
+		return r;
 	req->sink = SINK_NONE;
 	r = request_run(req);
-	if (r == -ENOENT)
-		set_error(req, "%s: blob sha256:%s not found in '%s'", host, d->hex, repository);
 	if (r < 0)
 		goto out;
 	curl_easy_getinfo(req->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
 	*ret_size = length;
 out:
-	request_release(req);
-	free(req);
+	request_free(req);
 	return r;
 }
 
@@ -913,15 +939,11 @@ int registry_fetch_blob(struct registry *reg, const char *host, const char *repo
 			registry_progress_fn progress, void *progress_ctx,
 			struct registry_error *err)
 {
-	struct request *req = request_new();
-	int r;
+	struct request *req;
+	int r = blob_request(reg, host, repository, d, err, &req);
 
-	if (!req)
-		return -ENOMEM;
-	r = request_init(req, reg, host, repository, err, "/v2/%s/blobs/sha256:%s", repository,
-			 d->hex);
 	if (r < 0)
-		goto out;
+		return r;
 	req->sink = SINK_WRITER;
 	req->writer = w;
 	req->expected_size = expected_size;
@@ -929,16 +951,12 @@ int registry_fetch_blob(struct registry *reg, const char *host, const char *repo
 	req->progress_ctx = progress_ctx;
 	req->body.max = ERROR_BODY_MAX;
 	r = request_run(req);
-	if (r == -ENOENT)
-		set_error(req, "%s: blob sha256:%s not found in '%s'", host, d->hex, repository);
 	if (r == 0 && expected_size >= 0 && store_writer_size(w) != (uint64_t)expected_size) {
 		set_error(req, "%s: blob sha256:%s ended after %llu of %lld bytes", host, d->hex,
 			  (unsigned long long)store_writer_size(w), (long long)expected_size);
 		r = -EBADMSG;
 	}
-out:
-	request_release(req);
-	free(req);
+	request_free(req);
 	return r;
 }
 
