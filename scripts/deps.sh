@@ -10,12 +10,16 @@ TEST_PACKAGES=(check sqlite3 clang-format
 	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh
 	docker.io debootstrap
 	# the workspace (tests/workspace.sh): a real project, and other users
-	git util-linux)
+	git util-linux
+	# systemd-analyze verify for contrib/systemd (tests/systemd.sh)
+	systemd)
 # For the benchmarks (bench/), on top of the tests: the peers they compare with.
 BENCH_PACKAGES=(bindfs)
 # For the demo (scripts/demo.sh), on top of the build: a dockerd, base
 # images without Docker Hub, and a local registry when there is no internet.
 DEMO_PACKAGES=(docker.io debootstrap docker-registry skopeo curl ca-certificates)
+# To render the docs' pictures (scripts/docs.sh: docs/*.dot -> docs/*.png).
+DOCS_PACKAGES=(graphviz)
 
 # Install whichever of the named packages are missing (apt-get update only then).
 install_packages() {
