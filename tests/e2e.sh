@@ -22,6 +22,7 @@
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
+. "$(dirname "$0")/dind_lib.sh"
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DOCKER_CONFIG=$WORK/docker-config
@@ -31,18 +32,9 @@ WS=$WORK/workspace
 OWNER=4321 # the workspace's owner: what the levels create there is theirs
 LONG=600   # seconds for a step that builds or debootstraps
 
-# How a DinD level runs where --privileged is refused (design.md).
-DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
-	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
-	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+# A level: the capability set of design.md (DIND, tests/dind_lib.sh), where
+# --privileged is refused.
 LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
-
-# stopwatch: seconds since the last call (the test prints where time goes).
-_lap=$SECONDS
-lap() {
-	echo "# $1: $((SECONDS - _lap)) s"
-	_lap=$SECONDS
-}
 
 # ---- the host -----------------------------------------------------------------
 
@@ -53,14 +45,8 @@ fi
 check "a dockerd of our own starts" dockerd_start host
 dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
 
-expect_exit 0 "base images: debian:12-slim and debian:13-slim (debootstrap, cached)" \
-	timeout "$LONG" "$SRC/scripts/base-image.sh" --host "$host_HOST" bookworm trixie
-lap "base images"
-
-registry_start hub
-expect_exit 0 "debian:12-slim pushed to the test registry as docker.io/library/debian:12-slim" \
-	skopeo copy --src-daemon-host "$host_HOST" docker-daemon:debian:12-slim \
-	"docker://$hub_HOSTPORT/library/debian:12-slim" --dest-tls-verify=false
+hub_with_debian hub "$host_HOST" bookworm trixie
+lap "base images and the registry"
 mkdir -p "$WS"
 chown "$OWNER:$OWNER" "$WS"
 must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL"
@@ -77,11 +63,7 @@ lap "image builds"
 	exit 1
 }
 
-# blob_gets: how many blob GETs of library/debian the registry has answered.
-blob_gets() { registry_log_count hub GET '/v2/library/debian/blobs/sha256:[0-9a-f]{64}'; }
-# n_blobs: the config and layers of debian:12-slim as pushed.
-n_blobs=$(skopeo inspect --raw --tls-verify=false "docker://$hub_HOSTPORT/library/debian:12-slim" |
-	python3 -c 'import json, sys; m = json.load(sys.stdin); print(1 + len(m["layers"]))')
+n_blobs=$HUB_BLOBS # the config and layers of debian:12-slim as pushed
 
 # ---- 1. hello.sh on the host, in L1, and in L2 from an image pulled in L1 ------
 
@@ -100,7 +82,7 @@ expect_match "$log" "^Hello from $(hostname)\$" "one from the host"
 expect_match "$log" '^Hello from dind-l1$' "one from L1"
 expect_match "$log" '^Hello from dind-l2$' "one from L2"
 check "log.txt belongs to the workspace's owner on disk" test "$(stat -c %u:%g "$WS/log.txt")" = "$OWNER:$OWNER"
-check "upstream was asked for each blob once" test "$(blob_gets)" = "$n_blobs"
+check "upstream was asked for each blob once" test "$(blob_gets hub)" = "$n_blobs"
 stats_save "$MNT" "$WORK/stats.1"
 lap "L1 and L2"
 
@@ -129,7 +111,7 @@ expect_exit 0 "it pulls debian:12-slim" at second docker pull -q debian:12-slim
 expect_exit 0 "and runs hello.sh in an L2" at second docker run --rm --network none --hostname dind-l2b \
 	-v /dindfs:/dindfs -w /dindfs/workspace debian:12-slim ./hello.sh
 expect_match "$log" '^Hello from dind-l2b$' "its line is in log.txt"
-check "upstream was asked for no blob again" test "$(blob_gets)" = "$n_blobs"
+check "upstream was asked for no blob again" test "$(blob_gets hub)" = "$n_blobs"
 stats_save "$MNT" "$WORK/stats.2"
 check "upstream_bytes did not change ($(stat_in "$WORK/stats.1" upstream_bytes))" \
 	test "$(stat_in "$WORK/stats.2" upstream_bytes)" = "$(stat_in "$WORK/stats.1" upstream_bytes)"
@@ -180,7 +162,7 @@ expect_exit 0 "dindfs load in the second L1" at second dindfs load local/made/he
 expect_match "$WORK/out" '^Loaded image: local/made/here:v1$' "it says what it loaded"
 expect_exit 0 "the image runs there" at second docker run --rm --network none local/made/here:v1 cat /made
 expect_match "$WORK/out" '^made in first$' "with what the first L1 put in it"
-check "upstream was asked for no blob" test "$(blob_gets)" = "$n_blobs"
+check "upstream was asked for no blob" test "$(blob_gets hub)" = "$n_blobs"
 lap "save and load"
 
 # ---- 5. the entrypoint's refusals -----------------------------------------------
