@@ -11,8 +11,9 @@ TEST_PACKAGES=(check sqlite3 clang-format
 	docker.io debootstrap
 	# the workspace (tests/workspace.sh): a real project, and other users
 	git util-linux
-	# systemd-analyze verify for contrib/systemd (tests/systemd.sh)
-	systemd)
+	# systemd-analyze verify for contrib/systemd (tests/systemd.sh); jq for
+	# the dev container feature's metadata (tests/devcontainer.sh)
+	systemd jq)
 # For the benchmarks (bench/), on top of the tests: the peers they compare with.
 BENCH_PACKAGES=(bindfs)
 # For the demo (scripts/demo.sh), on top of the build: a dockerd, base
