@@ -46,8 +46,10 @@ static void summary(const struct doctor *d)
 
 	for (i = 0; i < DOCTOR_N_MARKS; i++)
 		n += d->counts[i];
-	printf("\n%d checks: %d ok, %d info, %d warnings, %d problems%s\n", n, d->counts[DOCTOR_OK],
-	       d->counts[DOCTOR_INFO], d->counts[DOCTOR_WARN], d->counts[DOCTOR_FAIL],
+	printf("\n%d checks: %d ok, %d info, %d warning%s, %d problem%s%s\n", n,
+	       d->counts[DOCTOR_OK], d->counts[DOCTOR_INFO], d->counts[DOCTOR_WARN],
+	       d->counts[DOCTOR_WARN] == 1 ? "" : "s", d->counts[DOCTOR_FAIL],
+	       d->counts[DOCTOR_FAIL] == 1 ? "" : "s",
 	       d->counts[DOCTOR_FAIL] ? "" : ": nothing broken");
 }
 

@@ -81,7 +81,7 @@ static void check_data_root(struct doctor *d)
 	const char *dir = *info_string(d, "DockerRootDir") ? info_string(d, "DockerRootDir")
 							   : DEFAULT_DATA_ROOT;
 	const char *driver = info_string(d, "Driver");
-	char buf[64];
+	char buf[64], at[4096];
 	struct statfs st;
 
 	if (*driver && strcmp(driver, "vfs") == 0) {
@@ -95,11 +95,17 @@ static void check_data_root(struct doctor *d)
 	} else if (*driver) {
 		doctor_say(d, DOCTOR_OK, "storage driver: %s", driver);
 	}
-	if (statfs(dir, &st) < 0) {
-		if (d->info) /* without a dockerd, a missing data root is no news */
-			doctor_say(d, DOCTOR_WARN, "data root: cannot statfs %s: %s", dir,
+	/* not made yet: dockerd will make it on the file system of its parent */
+	snprintf(at, sizeof(at), "%s", dir);
+	while (statfs(at, &st) < 0) {
+		char *slash = strrchr(at, '/');
+
+		if (errno != ENOENT || !slash || slash == at) {
+			doctor_say(d, DOCTOR_WARN, "data root: cannot statfs %s: %s", at,
 				   strerror(errno));
-		return;
+			return;
+		}
+		*slash = '\0';
 	}
 	if ((long)st.f_type == 0x794c7630 || (long)st.f_type == 0x61756673) {
 		doctor_say(d, DOCTOR_FAIL,
@@ -185,11 +191,12 @@ static void check_mirror(struct doctor *d)
 		doctor_say(d, DOCTOR_WARN,
 			   "mirror: dockerd uses no dindfs mirror: its pulls bypass the cache "
 			   "and need the network");
-		doctor_fix(d,
-			   "dindfs mirror --root %s & and \"registry-mirrors\": [\"" MIRROR_URL
-			   "\"] in /etc/docker/daemon.json (the DinD entrypoint does both when %s "
-			   "is mounted)",
-			   d->root, d->root);
+		doctor_fix(
+			d,
+			"run dindfs mirror --root %s in the background, put \"registry-mirrors\": "
+			"[\"" MIRROR_URL "\"] in /etc/docker/daemon.json and restart dockerd (the "
+			"DinD entrypoint does this when %s is mounted)",
+			d->root, d->root);
 		return;
 	}
 	status = get_v2(url, err, sizeof(err));
