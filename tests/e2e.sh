@@ -29,13 +29,8 @@ mkdir -p "$DOCKER_CONFIG"
 MNT=$WORK/mnt
 WS=$WORK/workspace
 OWNER=4321 # the workspace's owner: what the levels create there is theirs
-LONG=600   # seconds for a step that builds or debootstraps
-
-# How a DinD level runs where --privileged is refused (design.md).
-DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
-	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
-	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
-LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
+# DIND, LEVEL, dk, dind_build, start_level, at
+. "$(dirname "$0")/dind_lib.sh"
 
 # stopwatch: seconds since the last call (the test prints where time goes).
 _lap=$SECONDS
@@ -51,8 +46,6 @@ if ! "$DINDFS" mount --help | grep -q -- --workspace; then
 	finish
 fi
 check "a dockerd of our own starts" dockerd_start host
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
-
 expect_exit 0 "base images: debian:12-slim and debian:13-slim (debootstrap, cached)" \
 	timeout "$LONG" "$SRC/scripts/base-image.sh" --host "$host_HOST" bookworm trixie
 lap "base images"
@@ -66,11 +59,7 @@ chown "$OWNER:$OWNER" "$WS"
 must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL"
 check "hello.sh in the workspace" cp "$SRC/hello.sh" "$MNT/workspace/hello.sh"
 
-for base in 13 12; do
-	expect_exit 0 "the DinD image builds on debian:$base-slim" \
-		dk build --network host --build-arg "BASE_IMAGE=debian:$base-slim" -t "dindfs-dind:$base" "$SRC"
-	[[ $FAILED == 0 ]] || tail -30 "$WORK/out" "$WORK/err"
-done
+for version in 13 12; do dind_build "$version" || true; done
 lap "image builds"
 [[ $FAILED == 0 ]] || {
 	finish || true
@@ -105,24 +94,6 @@ stats_save "$MNT" "$WORK/stats.1"
 lap "L1 and L2"
 
 # ---- 2. a second L1 (bookworm) pulls the same image: nothing from upstream -----
-
-start_level() { # NAME IMAGE: a detached L1 running dockerd, ready
-	local name=$1 image=$2 i
-	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
-	for ((i = 0; i < 600; i++)); do
-		dk exec "$name" docker version >/dev/null 2>&1 && return 0
-		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
-		sleep 0.1
-	done
-	dk logs "$name" 2>&1 | tail -5
-	return 1
-}
-at() { # LEVEL COMMAND: run COMMAND with bash in an L1's workspace
-	local name=$1
-	shift
-	dk exec -w /dindfs/workspace "$name" bash -c "$*"
-}
 
 check "a second L1 (bookworm) starts" start_level second dindfs-dind:12
 expect_exit 0 "it pulls debian:12-slim" at second docker pull -q debian:12-slim
