@@ -10,6 +10,7 @@
 #         answers; an L2 reads depth 2 from whoami
 #   L1 without /dindfs: exit 1, naming the missing mount
 #   L1 with /var/lib/docker on overlayfs: exit 1, naming overlayfs and the fix
+#   a container with docker's default confinement: exit 1, naming the capabilities
 #   host, mount hung (SIGSTOP) and then dead (SIGKILL): exit 1, naming it
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/registry.sh"
@@ -124,6 +125,16 @@ cp "$WORK/out" "$WORK/doctor.overlay"
 expect_match "$WORK/doctor.overlay" '^FAIL +data root: /var/lib/docker is on overlayfs' "it names overlayfs"
 expect_match "$WORK/doctor.overlay" '^ +fix: run this container with --tmpfs /var/lib/docker:exec or -v VOLUME:/var/lib/docker$' \
 	"and the fix"
+
+# docker's defaults: no SYS_ADMIN or NET_ADMIN, a seccomp filter (the entrypoint refuses)
+expect_exit 1 "doctor in a plain container (docker's default confinement): exit 1" \
+	dk run --rm --network none --tmpfs /var/lib/docker:exec -v "$MNT:/dindfs" --entrypoint dindfs \
+	dindfs-dind:12 doctor
+cp "$WORK/out" "$WORK/doctor.plain"
+expect_match "$WORK/doctor.plain" '^FAIL +capabilities: .*NET_ADMIN.*SYS_ADMIN.* missing, which a nested dockerd needs$' \
+	"it names the capabilities a nested dockerd needs"
+expect_match "$WORK/doctor.plain" '^ +fix: run with --privileged' "with the fix"
+expect_match "$WORK/doctor.plain" '^warn +seccomp: a filter is on' "it warns of the seccomp filter"
 
 # ---- the host, with the mount hung, then dead --------------------------------------
 
