@@ -41,6 +41,7 @@ enum fs_kind {
 	FS_LOCAL_TAG,	     /* registry/local/<repo>/manifests/<tag>: writable */
 	FS_INGEST_FILE,	     /* ingest/sha256:<hex> being written */
 	FS_STATS,	     /* .dindfs/stats */
+	FS_WHOAMI,	     /* .dindfs/whoami: made for each opener */
 };
 
 /*
@@ -88,7 +89,7 @@ struct fs_node {
 enum fs_handle_kind {
 	FS_HANDLE_FD,	  /* a committed blob: splice from its file */
 	FS_HANDLE_FETCH,  /* a blob downloading: wait for bytes */
-	FS_HANDLE_BUFFER, /* generated content (stats), or a local manifest being written */
+	FS_HANDLE_BUFFER, /* generated content (stats, whoami), or a local manifest being written */
 	FS_HANDLE_INGEST, /* a store writer */
 	FS_HANDLE_DIR,	  /* a directory listing taken at opendir */
 };
@@ -182,6 +183,9 @@ bool fs_kind_is_dir(enum fs_kind kind);
 
 /* stats.c */
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len);
+
+/* whoami.c: what .dindfs/whoami says to the caller pid (as the daemon sees it). */
+int fs_whoami_json(pid_t pid, char **ret, size_t *ret_len);
 
 /* log.c */
 void fs_log(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,7 @@
  *   registry/local/<repo…>/manifests/<tag>          writable: images saved from a level
  *   ingest/sha256:<hex>                             create + write: a level adds a blob
  *   .dindfs/stats                                   counters, JSON
+ *   .dindfs/whoami                                  the caller's pid and depth, JSON
  *
  * Every file that holds a blob is the one node of its digest, whatever
  * path reached it, so the page cache holds each blob once. Names are
@@ -32,7 +33,7 @@
 bool fs_kind_is_dir(enum fs_kind kind)
 {
 	return kind != FS_BLOB && kind != FS_LOCAL_TAG && kind != FS_INGEST_FILE &&
-	       kind != FS_STATS;
+	       kind != FS_STATS && kind != FS_WHOAMI;
 }
 
 static bool is_local(const struct fs_node *dir)
@@ -254,6 +255,11 @@ int fs_lookup_child(struct fs *fs, const struct fs_node *parent, const char *nam
 			*ret_timeout = 0;
 			return r;
 		}
+		if (strcmp(name, "whoami") == 0) {
+			r = static_dir(FS_WHOAMI, ".dindfs/whoami", proto, key, key_size);
+			*ret_timeout = 0;
+			return r;
+		}
 		return -ENOENT;
 	case FS_BLOBS_SHA256_DIR:
 		return lookup_store_blob(fs, name, proto, key, key_size);
@@ -394,6 +400,7 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 		break;
 	case FS_META_DIR:
 		add(&l, "stats", FS_STATS);
+		add(&l, "whoami", FS_WHOAMI);
 		break;
 	case FS_BLOBS_SHA256_DIR:
 		r = index_foreach_digest(idx, add_store_blob, &l);
@@ -487,6 +494,9 @@ int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st)
 			st->st_size = (off_t)len;
 			free(json);
 		}
+		break;
+	case FS_WHOAMI:
+		st->st_mode = S_IFREG | 0444; /* size 0, as /proc's files: it differs per reader */
 		break;
 	default:
 		return -EIO;

@@ -88,7 +88,10 @@ static int fill_entry(struct fs *fs, struct fs_node *node, double timeout,
 	memset(e, 0, sizeof(*e));
 	e->ino = fs_node_ino(fs, node);
 	e->entry_timeout = timeout;
-	e->attr_timeout = node->kind == FS_STATS || node->kind == FS_LOCAL_TAG ? 0 : timeout;
+	e->attr_timeout =
+		node->kind == FS_STATS || node->kind == FS_WHOAMI || node->kind == FS_LOCAL_TAG
+			? 0
+			: timeout;
 	return fs_node_stat(fs, node, &e->attr);
 }
 
@@ -410,8 +413,9 @@ static int open_local_tag(struct fs *fs, struct fs_node *node, struct fuse_file_
 	return r < 0 ? r : fd_handle(node, fd, ret);
 }
 
-static int open_stats(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
-		      struct fs_handle **ret)
+/* .dindfs/stats, or .dindfs/whoami for the caller of req: made now, read as it is. */
+static int open_generated(struct fs *fs, fuse_req_t req, struct fs_node *node,
+			  struct fuse_file_info *fi, struct fs_handle **ret)
 {
 	struct fs_handle *h;
 	int r;
@@ -421,7 +425,10 @@ static int open_stats(struct fs *fs, struct fs_node *node, struct fuse_file_info
 	h = handle_new(FS_HANDLE_BUFFER, node);
 	if (!h)
 		return -ENOMEM;
-	r = fs_stats_json(fs, &h->data, &h->len);
+	if (node->kind == FS_WHOAMI)
+		r = fs_whoami_json(fuse_req_ctx(req)->pid, &h->data, &h->len);
+	else
+		r = fs_stats_json(fs, &h->data, &h->len);
 	if (r < 0) {
 		handle_free(fs, h);
 		return r;
@@ -449,7 +456,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = open_local_tag(fs, node, fi, &h);
 		break;
 	case FS_STATS:
-		r = open_stats(fs, node, fi, &h);
+	case FS_WHOAMI:
+		r = open_generated(fs, req, node, fi, &h);
 		break;
 	case FS_INGEST_FILE:
 		r = -ENOENT; /* only its creator writes it */

@@ -20,13 +20,13 @@
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
-. "$(dirname "$0")/dind_lib.sh"
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 FEATURE=$SRC/devcontainer/features/dindfs
 export DOCKER_CONFIG=$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG"
 MNT=$WORK/mnt
+. "$(dirname "$0")/dind_lib.sh"
 LISTEN=127.0.0.1:5055 # the option, not its default: options must reach install.sh
 
 # ---- the feature's metadata ---------------------------------------------------------
@@ -50,7 +50,6 @@ expect_match "$WORK/err" 'scripts/feature.sh' "and names the script that package
 # ---- the image, as the devcontainer CLI builds it -------------------------------------
 
 check "a dockerd of our own starts" dockerd_start host
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 600 docker "$@"; }
 hub_with_debian hub "$host_HOST" bookworm
 must_mount "$MNT" --store "$WORK/store" --upstream "docker.io=$hub_URL"
 lap "base image, registry, mount"

@@ -1,20 +1,30 @@
-# What the Docker-in-Docker tests share, sourced after lib.sh, registry.sh
-# and docker_lib.sh: how a level runs here, a stopwatch, and a docker.io
-# upstream holding a debootstrapped library/debian:12-slim.
+# Docker-in-Docker levels for the integration scripts. Source it after
+# lib.sh, registry.sh, mount_lib.sh and docker_lib.sh, with the mount's path
+# in MNT; the level helpers need a dockerd started with `dockerd_start host`.
 #
-#   DIND=(...)                    the explicit capability set of design.md,
-#                                 for where --privileged is refused
-#   lap WHAT                      print the seconds since the last lap
+#   DIND                    how a level runs where --privileged is refused (design.md)
+#   LEVEL                   DIND, a tmpfs at /var/lib/docker, no network, MNT at /dindfs
+#   lap WHAT                print the seconds since the last lap
+#   dk ARG...               docker against the host dockerd, under a long time limit
 #   hub_with_debian NAME DOCKER_HOST SUITE...
-#                                 base images (scripts/base-image.sh, cached),
-#                                 a registry NAME, debian:12-slim pushed to it
-#                                 as library/debian:12-slim; sets HUB_BLOBS
-#                                 (its config and layers)
-#   blob_gets NAME                blob GETs of library/debian NAME answered
+#                           base images (scripts/base-image.sh, cached), a
+#                           registry NAME, debian:12-slim pushed to it as
+#                           library/debian:12-slim; sets HUB_BLOBS (its config
+#                           and layers)
+#   blob_gets NAME          blob GETs of library/debian registry NAME answered
+#   dind_build VERSION      (a test) base images by debootstrap (cached), then the DinD
+#                           image dindfs-dind:VERSION on debian:VERSION-slim (12, 13)
+#   start_level NAME IMAGE  a detached level running its dockerd, ready; removed at exit
+#   at NAME COMMAND         bash -c COMMAND in a level, in /dindfs/workspace
+
+DIND_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LONG=${LONG:-600} # seconds for a step that builds or debootstraps
 
 DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
 	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
 	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none
+	-v "${MNT:?set MNT before sourcing dind_lib.sh}:/dindfs")
 
 _lap=$SECONDS
 lap() {
@@ -22,11 +32,15 @@ lap() {
 	_lap=$SECONDS
 }
 
+dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
+
+_codename() { case $1 in 12) echo bookworm ;; 13) echo trixie ;; *) return 1 ;; esac; }
+
 hub_with_debian() {
 	local name=$1 docker_host=$2 hostport
 	shift 2
 	expect_exit 0 "base images: $* (debootstrap, cached)" \
-		timeout 600 "$(dirname "${BASH_SOURCE[0]}")/../scripts/base-image.sh" --host "$docker_host" "$@"
+		timeout "$LONG" "$DIND_SRC/scripts/base-image.sh" --host "$docker_host" "$@"
 	registry_start "$name"
 	hostport=$(_var "$name" HOSTPORT)
 	expect_exit 0 "debian:12-slim pushed to the test registry as docker.io/library/debian:12-slim" \
@@ -37,3 +51,33 @@ hub_with_debian() {
 }
 
 blob_gets() { registry_log_count "$1" GET '/v2/library/debian/blobs/sha256:[0-9a-f]{64}'; }
+
+dind_build() {
+	local version=$1 failed=$FAILED
+	expect_exit 0 "base image debian:$version-slim (debootstrap, cached)" \
+		timeout "$LONG" "$DIND_SRC/scripts/base-image.sh" --host "$host_HOST" "$(_codename "$version")"
+	expect_exit 0 "the DinD image builds on debian:$version-slim" \
+		dk build --network host --build-arg "BASE_IMAGE=debian:$version-slim" \
+		-t "dindfs-dind:$version" "$DIND_SRC"
+	[[ $FAILED == "$failed" ]] || tail -30 "$WORK/out" "$WORK/err"
+	[[ $FAILED == "$failed" ]]
+}
+
+start_level() {
+	local name=$1 image=$2 i
+	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
+	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
+	for ((i = 0; i < 600; i++)); do
+		dk exec "$name" docker version >/dev/null 2>&1 && return 0
+		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
+		sleep 0.1
+	done
+	dk logs "$name" 2>&1 | tail -5
+	return 1
+}
+
+at() {
+	local name=$1
+	shift
+	dk exec -w /dindfs/workspace "$name" bash -c "$*"
+}

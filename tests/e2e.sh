@@ -22,7 +22,6 @@
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
-. "$(dirname "$0")/dind_lib.sh"
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DOCKER_CONFIG=$WORK/docker-config
@@ -30,11 +29,7 @@ mkdir -p "$DOCKER_CONFIG"
 MNT=$WORK/mnt
 WS=$WORK/workspace
 OWNER=4321 # the workspace's owner: what the levels create there is theirs
-LONG=600   # seconds for a step that builds or debootstraps
-
-# A level: the capability set of design.md (DIND, tests/dind_lib.sh), where
-# --privileged is refused.
-LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
+. "$(dirname "$0")/dind_lib.sh" # DIND, LEVEL, lap, dk, hub_with_debian, dind_build, start_level, at
 
 # ---- the host -----------------------------------------------------------------
 
@@ -43,8 +38,6 @@ if ! "$DINDFS" mount --help | grep -q -- --workspace; then
 	finish
 fi
 check "a dockerd of our own starts" dockerd_start host
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
-
 hub_with_debian hub "$host_HOST" bookworm trixie
 lap "base images and the registry"
 mkdir -p "$WS"
@@ -52,11 +45,7 @@ chown "$OWNER:$OWNER" "$WS"
 must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL"
 check "hello.sh in the workspace" cp "$SRC/hello.sh" "$MNT/workspace/hello.sh"
 
-for base in 13 12; do
-	expect_exit 0 "the DinD image builds on debian:$base-slim" \
-		dk build --network host --build-arg "BASE_IMAGE=debian:$base-slim" -t "dindfs-dind:$base" "$SRC"
-	[[ $FAILED == 0 ]] || tail -30 "$WORK/out" "$WORK/err"
-done
+for version in 13 12; do dind_build "$version" || true; done
 lap "image builds"
 [[ $FAILED == 0 ]] || {
 	finish || true
@@ -87,24 +76,6 @@ stats_save "$MNT" "$WORK/stats.1"
 lap "L1 and L2"
 
 # ---- 2. a second L1 (bookworm) pulls the same image: nothing from upstream -----
-
-start_level() { # NAME IMAGE: a detached L1 running dockerd, ready
-	local name=$1 image=$2 i
-	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
-	for ((i = 0; i < 600; i++)); do
-		dk exec "$name" docker version >/dev/null 2>&1 && return 0
-		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
-		sleep 0.1
-	done
-	dk logs "$name" 2>&1 | tail -5
-	return 1
-}
-at() { # LEVEL COMMAND: run COMMAND with bash in an L1's workspace
-	local name=$1
-	shift
-	dk exec -w /dindfs/workspace "$name" bash -c "$*"
-}
 
 check "a second L1 (bookworm) starts" start_level second dindfs-dind:12
 expect_exit 0 "it pulls debian:12-slim" at second docker pull -q debian:12-slim

@@ -280,3 +280,36 @@ int engine_save(struct engine *e, const char *name, int out_fd, char *msg, size_
 	free(r);
 	return rc;
 }
+
+int engine_info(struct engine *e, long timeout_s, json_t **ret, char *msg, size_t msg_size)
+{
+	struct reply *r = calloc(1, sizeof(*r));
+	CURL *curl;
+	json_t *doc;
+	int rc = -ENOMEM;
+
+	if (!r)
+		return -ENOMEM;
+	r->out_fd = -1;
+	curl = request(e, "/info", r);
+	if (curl) {
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
+		rc = perform(curl, r, e->socket, msg, msg_size);
+	}
+	if (rc == -ECONNREFUSED && access(e->socket, F_OK) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		doc = json_loadb(r->data, r->len, 0, NULL);
+		if (json_is_object(doc)) {
+			*ret = doc;
+		} else {
+			json_decref(doc);
+			say(msg, msg_size, "dockerd's /info is not a JSON object");
+			rc = -EBADMSG;
+		}
+	}
+	if (curl)
+		curl_easy_cleanup(curl);
+	free(r);
+	return rc;
+}

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #define ENGINE_DEFAULT_HOST "unix:///var/run/docker.sock"
 
 struct engine;
@@ -31,5 +33,12 @@ int engine_load(struct engine *e, engine_produce_fn produce, void *ctx, char *ms
 
 /* GET /images/get?names=<name>: the image's archive into out_fd. */
 int engine_save(struct engine *e, const char *name, int out_fd, char *msg, size_t msg_size);
+
+/*
+ * GET /info within timeout_s: the daemon's description (version, storage
+ * driver, DockerRootDir, RegistryConfig...) into *ret (json_decref it).
+ * -ECONNREFUSED or -ENOENT when nothing listens on the socket.
+ */
+int engine_info(struct engine *e, long timeout_s, json_t **ret, char *msg, size_t msg_size);
 
 #endif
