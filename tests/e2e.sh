@@ -22,27 +22,14 @@
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
+. "$(dirname "$0")/dind_lib.sh"
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DOCKER_CONFIG=$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG"
 MNT=$WORK/mnt
 WS=$WORK/workspace
 OWNER=4321 # the workspace's owner: what the levels create there is theirs
-LONG=600   # seconds for a step that builds or debootstraps
-
-# How a DinD level runs where --privileged is refused (design.md).
-DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
-	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
-	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
 LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
-
-# stopwatch: seconds since the last call (the test prints where time goes).
-_lap=$SECONDS
-lap() {
-	echo "# $1: $((SECONDS - _lap)) s"
-	_lap=$SECONDS
-}
 
 # ---- the host -----------------------------------------------------------------
 
@@ -51,16 +38,8 @@ if ! "$DINDFS" mount --help | grep -q -- --workspace; then
 	finish
 fi
 check "a dockerd of our own starts" dockerd_start host
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
-
-expect_exit 0 "base images: debian:12-slim and debian:13-slim (debootstrap, cached)" \
-	timeout "$LONG" "$SRC/scripts/base-image.sh" --host "$host_HOST" bookworm trixie
-lap "base images"
-
-registry_start hub
-expect_exit 0 "debian:12-slim pushed to the test registry as docker.io/library/debian:12-slim" \
-	skopeo copy --src-daemon-host "$host_HOST" docker-daemon:debian:12-slim \
-	"docker://$hub_HOSTPORT/library/debian:12-slim" --dest-tls-verify=false
+hub_start bookworm trixie
+lap "base images and the registry"
 mkdir -p "$WS"
 chown "$OWNER:$OWNER" "$WS"
 must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL"
@@ -77,11 +56,7 @@ lap "image builds"
 	exit 1
 }
 
-# blob_gets: how many blob GETs of library/debian the registry has answered.
-blob_gets() { registry_log_count hub GET '/v2/library/debian/blobs/sha256:[0-9a-f]{64}'; }
-# n_blobs: the config and layers of debian:12-slim as pushed.
-n_blobs=$(skopeo inspect --raw --tls-verify=false "docker://$hub_HOSTPORT/library/debian:12-slim" |
-	python3 -c 'import json, sys; m = json.load(sys.stdin); print(1 + len(m["layers"]))')
+n_blobs=$HUB_BLOBS
 
 # ---- 1. hello.sh on the host, in L1, and in L2 from an image pulled in L1 ------
 
@@ -105,24 +80,6 @@ stats_save "$MNT" "$WORK/stats.1"
 lap "L1 and L2"
 
 # ---- 2. a second L1 (bookworm) pulls the same image: nothing from upstream -----
-
-start_level() { # NAME IMAGE: a detached L1 running dockerd, ready
-	local name=$1 image=$2 i
-	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
-	for ((i = 0; i < 600; i++)); do
-		dk exec "$name" docker version >/dev/null 2>&1 && return 0
-		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
-		sleep 0.1
-	done
-	dk logs "$name" 2>&1 | tail -5
-	return 1
-}
-at() { # LEVEL COMMAND: run COMMAND with bash in an L1's workspace
-	local name=$1
-	shift
-	dk exec -w /dindfs/workspace "$name" bash -c "$*"
-}
 
 check "a second L1 (bookworm) starts" start_level second dindfs-dind:12
 expect_exit 0 "it pulls debian:12-slim" at second docker pull -q debian:12-slim
