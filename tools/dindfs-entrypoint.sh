@@ -7,9 +7,9 @@
 #   dindfs-entrypoint anchor                     the anchor (see below)
 #
 # Both bind the host's /var/lib/dindfs at /run/dindfs with rshared
-# propagation and need CAP_SYS_ADMIN. The mount goes on /run/dindfs/mnt, so it appears
-# on the host at /var/lib/dindfs/mnt, and Docker-in-Docker containers bind
-# that with -v /var/lib/dindfs/mnt:/dindfs:rslave.
+# propagation and need CAP_SYS_ADMIN. The mount goes on /run/dindfs/mnt, so
+# it appears on the host at /var/lib/dindfs/mnt, and Docker-in-Docker
+# containers bind that with -v /var/lib/dindfs/mnt:/dindfs:rslave.
 #
 # Restarts. A container bound to the mount holds a copy of it, not the path:
 # when dindfs stops, that copy is dead ("Transport endpoint is not
@@ -30,8 +30,8 @@ set -euo pipefail
 
 HOST_DIR=/run/dindfs
 MNT=$HOST_DIR/mnt
-STORE=${DINDFS_STORE:-/var/lib/dindfs/store}
-WORKSPACE=${DINDFS_WORKSPACE:-/workspace}
+STORE=/var/lib/dindfs/store
+WORKSPACE=/workspace
 ANCHOR=/run/dindfs-anchor
 
 say() { echo "dindfs-entrypoint: $*" >&2; }
