@@ -1,10 +1,12 @@
-# The Docker-in-Docker image of dindfs: Debian's docker.io, and the dindfs
-# command for the mirror, load and save. Its entrypoint
+# The images of dindfs. The last stage, dind, is the Docker-in-Docker image:
+# Debian's docker.io, and the dindfs command for the mirror, load and save.
+# The stage dindfs is the mount itself as a container. The DinD entrypoint
 # (tools/dind-entrypoint.sh) prepares the container as moby's hack/dind does,
 # starts `dindfs mirror` when the host's dindfs mount is bind-mounted at
 # /dindfs, then dockerd with that mirror, and runs the command.
 #
 #   docker build -t dindfs-dind .                    # on debian:12-slim
+#   docker build --target dindfs -t dindfs .         # the mount as a container
 #   docker build --build-arg BASE_IMAGE=debian:13-slim -t dindfs-dind .
 #   docker run --rm --privileged --tmpfs /var/lib/docker:exec \
 #       -v /dindfs:/dindfs dindfs-dind docker pull debian:12-slim
@@ -37,17 +39,35 @@ RUN multiarch=$(gcc -print-multiarch) \
     done | sort -u >/build/runtime-packages \
  && test -s /build/runtime-packages && cat /build/runtime-packages
 
-# ---- the image -------------------------------------------------------------
-FROM ${BASE_IMAGE}
+# ---- what both images run dindfs with ----------------------------------------
 # Depends only on the list of library packages, not on dindfs's sources: a
-# change to dindfs rebuilds the layers below this one and no other.
+# change to dindfs rebuilds the layers that copy it in and no other.
+FROM ${BASE_IMAGE} AS runtime
 COPY --from=build /build/runtime-packages /usr/local/share/dindfs/runtime-packages
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      ca-certificates $(cat /usr/local/share/dindfs/runtime-packages) \
+ && rm -rf /var/lib/apt/lists/*
+
+# ---- the dindfs image: the mount, as a container ------------------------------
+# For hosts without a dindfs binary (Docker Desktop's VM, CI runners): its
+# entrypoint (tools/dindfs-entrypoint.sh) runs `dindfs mount -f` on the host's
+# /var/lib/dindfs/mnt, bound with rshared propagation (compose.yaml; README,
+# "Run dindfs as a container").
+#   docker build --target dindfs -t dindfs .
+FROM runtime AS dindfs
+COPY tools/dindfs-entrypoint.sh /usr/local/bin/dindfs-entrypoint
+COPY --from=build /build/dindfs /usr/local/bin/dindfs
+ENTRYPOINT ["dindfs-entrypoint"]
+CMD []
+
+# ---- the Docker-in-Docker image (the last stage: `docker build .` builds it) --
+FROM runtime AS dind
 # From trixie on, the docker command is a package of its own (docker-cli).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      docker.io iptables ca-certificates fuse3 jq pigz xz-utils procps \
+      docker.io iptables fuse3 jq pigz xz-utils procps \
       $(apt-cache show docker-cli >/dev/null 2>&1 && echo docker-cli) \
-      $(cat /usr/local/share/dindfs/runtime-packages) \
  && rm -rf /var/lib/apt/lists/*
 COPY tools/dind-entrypoint.sh /usr/local/bin/dind-entrypoint
 COPY --from=build /build/dindfs /usr/local/bin/dindfs

@@ -7,8 +7,9 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-ope
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
 	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc
-	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh
-	docker.io debootstrap
+	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh;
+	# compose.yaml's start and stop in tests/container.sh
+	docker.io debootstrap docker-compose
 	# the workspace (tests/workspace.sh): a real project, and other users
 	git util-linux
 	# systemd-analyze verify for contrib/systemd (tests/systemd.sh); jq for

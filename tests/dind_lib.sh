@@ -14,7 +14,9 @@
 #   blob_gets NAME          blob GETs of library/debian registry NAME answered
 #   dind_build VERSION      (a test) base images by debootstrap (cached), then the DinD
 #                           image dindfs-dind:VERSION on debian:VERSION-slim (12, 13)
-#   start_level NAME IMAGE  a detached level running its dockerd, ready; removed at exit
+#   start_level NAME IMAGE [DOCKER_RUN_OPTION...]
+#                           a detached level (LEVEL and the options) running its
+#                           dockerd, ready; removed at exit
 #   at NAME COMMAND         bash -c COMMAND in a level, in /dindfs/workspace
 
 DIND_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,8 +67,9 @@ dind_build() {
 
 start_level() {
 	local name=$1 image=$2 i
+	shift 2
 	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
+	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$@" "$image" >/dev/null || return 1
 	for ((i = 0; i < 600; i++)); do
 		dk exec "$name" docker version >/dev/null 2>&1 && return 0
 		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
