@@ -102,19 +102,15 @@ $ENTRYPOINT
 exec \"\$@\"
 while sleep 1 & wait \$!; do :; done"
 start_dev() { # NAME [DOCKER RUN OPTION...]: running, its dockerd answering
-	local name=$1 i
+	local name=$1
 	shift
 	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
 	dk run -d --name "$name" "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none "$@" \
 		--entrypoint /bin/sh dindfs-devcontainer -c "$chain" - >/dev/null || return 1
-	for ((i = 0; i < 600; i++)); do
-		dk exec "$name" docker version >/dev/null 2>&1 && return 0
-		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
-		sleep 0.1
-	done
-	dk logs "$name" 2>&1 | tail -5
-	dk exec "$name" tail -5 /var/log/dockerd.log
-	return 1
+	level_ready "$name" || {
+		dk exec "$name" tail -5 /var/log/dockerd.log
+		return 1
+	}
 }
 at() { dk exec dev "$@"; }
 

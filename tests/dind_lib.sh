@@ -17,6 +17,7 @@
 #   start_level NAME IMAGE [DOCKER_RUN_OPTION...]
 #                           a detached level (LEVEL and the options) running its
 #                           dockerd, ready; removed at exit
+#   level_ready NAME        wait until a level's dockerd answers (60 s); its log if not
 #   at NAME COMMAND         bash -c COMMAND in a level, in /dindfs/workspace
 
 DIND_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,10 +67,15 @@ dind_build() {
 }
 
 start_level() {
-	local name=$1 image=$2 i
+	local name=$1 image=$2
 	shift 2
 	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
 	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$@" "$image" >/dev/null || return 1
+	level_ready "$name"
+}
+
+level_ready() {
+	local name=$1 i
 	for ((i = 0; i < 600; i++)); do
 		dk exec "$name" docker version >/dev/null 2>&1 && return 0
 		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
