@@ -22,6 +22,7 @@
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
+. "$(dirname "$0")/dind_lib.sh"
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export DOCKER_CONFIG=$WORK/docker-config
@@ -31,10 +32,7 @@ WS=$WORK/workspace
 OWNER=4321 # the workspace's owner: what the levels create there is theirs
 LONG=600   # seconds for a step that builds or debootstraps
 
-# How a DinD level runs where --privileged is refused (design.md).
-DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
-	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
-	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+# A level as a user runs one: DIND (dind_lib.sh) and the mount at /dindfs.
 LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
 
 # stopwatch: seconds since the last call (the test prints where time goes).
@@ -51,7 +49,8 @@ if ! "$DINDFS" mount --help | grep -q -- --workspace; then
 	finish
 fi
 check "a dockerd of our own starts" dockerd_start host
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
+DIND_HOST=$host_HOST
+DK_TIMEOUT=$LONG
 
 expect_exit 0 "base images: debian:12-slim and debian:13-slim (debootstrap, cached)" \
 	timeout "$LONG" "$SRC/scripts/base-image.sh" --host "$host_HOST" bookworm trixie
@@ -106,18 +105,7 @@ lap "L1 and L2"
 
 # ---- 2. a second L1 (bookworm) pulls the same image: nothing from upstream -----
 
-start_level() { # NAME IMAGE: a detached L1 running dockerd, ready
-	local name=$1 image=$2 i
-	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$image" >/dev/null || return 1
-	for ((i = 0; i < 600; i++)); do
-		dk exec "$name" docker version >/dev/null 2>&1 && return 0
-		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
-		sleep 0.1
-	done
-	dk logs "$name" 2>&1 | tail -5
-	return 1
-}
+start_level() { level_start "$1" "${LEVEL[@]}" "$2"; } # NAME IMAGE: a detached L1, ready
 at() { # LEVEL COMMAND: run COMMAND with bash in an L1's workspace
 	local name=$1
 	shift
