@@ -11,7 +11,7 @@ WAN_PEER=198.18.0.2
 wan_up() {
 	local rate=$1 tag=$$
 	WAN_NS=dindfs-wan-$tag
-	WAN_IF=dfw${tag: -8}a
+	WAN_IF=dfw${tag}a # at most 7 digits: 11 characters, under 16
 	ip netns add "$WAN_NS"
 	on_exit "ip netns del $WAN_NS"
 	ip link add "$WAN_IF" type veth peer name "${WAN_IF%a}b"
@@ -49,7 +49,7 @@ wan_proxy() {
 # _wan_registry_serve NAME ADDR EXTRA_CONFIG [COMMAND_PREFIX...]: start a
 # docker-registry on ADDR (with its access log in NAME_LOG), stopped at exit.
 _wan_registry_serve() {
-	local name=$1 addr=$2 extra=$3 dir=$WORK/registry-$1 i
+	local name=$1 addr=$2 extra=$3 dir=$WORK/registry-$1
 	shift 3
 	mkdir -p "$dir"
 	cat >"$dir/config.yml" <<-EOF
@@ -72,11 +72,18 @@ _wan_registry_serve() {
 	_set "$name" HOSTPORT "$addr"
 	_set "$name" AUTH plain
 	_set "$name" LOG "$WORK/$name.log"
+	wan_wait_v2 "http://$addr" "the registry $name"
+}
+
+# wan_wait_v2 URL WHAT: wait (10 s at most) until URL/v2/ answers; else say
+# that WHAT does not, and fail.
+wan_wait_v2() {
+	local i
 	for ((i = 0; i < 100; i++)); do
-		curl -sf -o /dev/null "http://$addr/v2/" && return 0
+		curl -sf -o /dev/null "$1/v2/" && return 0
 		sleep 0.1
 	done
-	echo "wan.sh: the registry $name did not start" >&2
+	echo "wan.sh: $2 does not answer at $1/v2/" >&2
 	return 1
 }
 
@@ -84,7 +91,7 @@ _wan_registry_serve() {
 # shows answered (200 or 206) so far: what that registry has sent of blobs.
 wan_blob_bytes() {
 	{ grep -oE '"GET /v2/[^ ]+/blobs/sha256:[0-9a-f]{64} HTTP/[0-9.]+" 20[06] [0-9]+' \
-		"$(_var "$1" LOG)" || true; } | awk '{ s += $NF } END { printf "%d\n", s }'
+		"$(_var "$1" LOG)" || true; } | awk '{ s += $NF } END { printf "%.0f\n", s }'
 }
 
 # wan_received: the bytes the host's side of the link has received so far
