@@ -107,7 +107,7 @@ start_dev() { # NAME [DOCKER RUN OPTION...]: running, its dockerd answering
 	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
 	dk run -d --name "$name" "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none "$@" \
 		--entrypoint /bin/sh dindfs-devcontainer -c "$chain" - >/dev/null || return 1
-	level_ready "$name" || {
+	level_wait "$name" || {
 		dk exec "$name" tail -5 /var/log/dockerd.log
 		return 1
 	}

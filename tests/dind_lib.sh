@@ -1,9 +1,12 @@
-# Docker-in-Docker levels for the integration scripts. Source it after
-# lib.sh, registry.sh, mount_lib.sh and docker_lib.sh, with the mount's path
-# in MNT; the level helpers need a dockerd started with `dockerd_start host`.
+# Docker-in-Docker levels for the integration scripts and bench/nested-pull.sh.
+# Source it after lib.sh, registry.sh, mount_lib.sh and docker_lib.sh, with
+# the mount's path in MNT (for LEVEL). The levels run on the dockerd named by
+# DIND_HOST (unix://...), by default host_HOST, the one `dockerd_start host`
+# starts.
 #
 #   DIND                    how a level runs where --privileged is refused (design.md)
 #   LEVEL                   DIND, a tmpfs at /var/lib/docker, no network, MNT at /dindfs
+#                           (set when MNT is)
 #   lap WHAT                print the seconds since the last lap
 #   dk ARG...               docker against the host dockerd, under a long time limit
 #   hub_with_debian NAME DOCKER_HOST SUITE...
@@ -14,10 +17,14 @@
 #   blob_gets NAME          blob GETs of library/debian registry NAME answered
 #   dind_build VERSION      (a test) base images by debootstrap (cached), then the DinD
 #                           image dindfs-dind:VERSION on debian:VERSION-slim (12, 13)
+#   level_run NAME RUN_ARG...
+#                           docker run -d --name NAME --hostname NAME RUN_ARG...
+#                           (options, the image, its arguments); removed at exit
+#   level_rm NAME...        remove levels now
 #   start_level NAME IMAGE [DOCKER_RUN_OPTION...]
 #                           a detached level (LEVEL and the options) running its
 #                           dockerd, ready; removed at exit
-#   level_ready NAME        wait until a level's dockerd answers (60 s); its log if not
+#   level_wait NAME         wait until a level's dockerd answers (60 s); its log if not
 #   at NAME COMMAND         bash -c COMMAND in a level, in /dindfs/workspace
 
 DIND_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,8 +33,7 @@ LONG=${LONG:-600} # seconds for a step that builds or debootstraps
 DIND=(--cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
 	--security-opt apparmor=unconfined --security-opt systempaths=unconfined
 	--device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
-LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none
-	-v "${MNT:?set MNT before sourcing dind_lib.sh}:/dindfs")
+[[ -z ${MNT:-} ]] || LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs")
 
 _lap=$SECONDS
 lap() {
@@ -35,7 +41,7 @@ lap() {
 	_lap=$SECONDS
 }
 
-dk() { DOCKER_HOST=$host_HOST timeout -k 10 "$LONG" docker "$@"; }
+dk() { DOCKER_HOST=${DIND_HOST:-${host_HOST:?no dockerd for the levels}} timeout -k 10 "$LONG" docker "$@"; }
 
 _codename() { case $1 in 12) echo bookworm ;; 13) echo trixie ;; *) return 1 ;; esac; }
 
@@ -69,19 +75,27 @@ dind_build() {
 start_level() {
 	local name=$1 image=$2
 	shift 2
-	on_exit "DOCKER_HOST=$host_HOST docker rm -f $name >/dev/null 2>&1"
-	dk run -d --name "$name" --hostname "$name" "${LEVEL[@]}" "$@" "$image" >/dev/null || return 1
-	level_ready "$name"
+	level_run "$name" "${LEVEL[@]}" "$@" "$image" && level_wait "$name"
 }
 
-level_ready() {
+level_run() {
+	local name=$1
+	shift
+	on_exit "level_rm $name"
+	dk run -d --name "$name" --hostname "$name" "$@" >/dev/null
+}
+
+level_rm() { dk rm -f "$@" >/dev/null 2>&1 || true; }
+
+level_wait() {
 	local name=$1 i
 	for ((i = 0; i < 600; i++)); do
 		dk exec "$name" docker version >/dev/null 2>&1 && return 0
 		[[ $(dk inspect -f '{{.State.Running}}' "$name") == true ]] || break
 		sleep 0.1
 	done
-	dk logs "$name" 2>&1 | tail -5
+	echo "level_wait: the dockerd of $name did not answer; its last lines:" >&2
+	dk logs "$name" 2>&1 | tail -5 >&2
 	return 1
 }
 

@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# bench/nested-pull.sh: how a nested dockerd gets a ~200 MB image from a
+# registry behind an emulated WAN (bench/wan.sh: a network namespace, a
+# veth pair, `tc tbf` at RATE each way), every way there is, in one run:
+#
+#   direct                  L1's dockerd pulls from upstream itself
+#   distribution cold/warm  through Debian's docker-registry as a
+#                           pull-through mirror (proxy.remoteurl) on the host
+#   dindfs mirror cold/warm through `dindfs mirror` in L1, on the host's
+#                           dindfs mount bound at /dindfs (the entrypoint's way)
+#   dindfs load warm        `dindfs load` in L1, from that warm cache
+#   docker load tar         `docker load -i` of a local docker-archive in L1
+#   N at once               N fresh L1s pull at the same moment, cold,
+#                           through dindfs and through distribution (N in
+#                           $CONCURRENT, default "4 8")
+#
+# "L1" is a container of the DinD image built from the Dockerfile (on
+# $DIND_SUITE, default trixie), run with the explicit capability set of
+# design.md and a tmpfs /var/lib/docker, by a dockerd of the bench's own
+# (tests/docker_lib.sh). Every pull is timed inside L1, with a fresh L1 (an
+# empty dockerd) each time; "cold" and "warm" are the state of the cache in
+# between. Upstream bytes are read on the upstream side: the bytes of blob
+# GETs in its registry's access log, and the bytes the host side of the
+# veth received ("wire", so with TCP/IP headers); both are divided by the
+# image's size (its config and layers as the manifest gives them).
+#
+# Networks: the dindfs rows run L1 with --network none (the mirror on L1's
+# loopback reads the mount). The direct and distribution rows put L1 on a
+# bridge network of the bench's dockerd (no NAT, no iptables): on the host
+# side of that bridge listen the distribution mirror and a socat forwarder
+# to the upstream registry, and L1's dockerd is started with
+# --registry-mirror / --insecure-registry for them.
+#
+# Prints each measurement, then a table of ratios, each against a baseline
+# measured in the same run, with its goal:
+#   dindfs mirror cold / direct                  at most 1.05
+#   dindfs mirror warm / distribution warm       at most 1.00
+#   dindfs load warm / docker load of a tar      at most 1.05
+#   N at once through dindfs: upstream bytes / image size exactly 1.00,
+#     and the slowest of them / a single dindfs cold pull at most 1.20
+# (distribution's figures beside them have no goal: they are the peer), and
+# draws the times and ratios with gnuplot into $PLOT (default
+# nested-pull.png in the current directory).
+#
+# Usage: bench/nested-pull.sh [BUILD_DIR] [RANDOM_MB] [ROUNDS] [RATE]
+#   defaults: build 170 1 100mbit. The image is debian:12-slim (debootstrap,
+#   scripts/base-image.sh) plus two layers of RANDOM_MB/2 MB of random
+#   bytes each. With ROUNDS > 1 the rows are interleaved, round by round,
+#   and the figures are medians. Needs root (network namespaces, FUSE, a
+#   dockerd). Installs what it needs, and builds BUILD_DIR when it has no
+#   dindfs yet.
+set -euo pipefail
+plot=$(realpath -m "${PLOT:-nested-pull.png}")
+cd "$(dirname "$0")/.."
+build=$(realpath -m "${1:-build}")
+random_mb=${2:-170}
+rounds=${3:-1}
+rate=${4:-100mbit}
+read -r -a concurrent <<<"${CONCURRENT-4 8}"
+dind_suite=${DIND_SUITE:-trixie}
+[[ $(id -u) == 0 ]] || { echo "bench/nested-pull.sh: run as root" >&2; exit 1; }
+. scripts/deps.sh
+install_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" docker.io docker-registry \
+	skopeo debootstrap curl bc python3 iproute2
+if [[ ! -x $build/dindfs ]]; then
+	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=OFF >/dev/null
+	cmake --build "$build" -j2 --target dindfs >/dev/null
+fi
+export DINDFS=$build/dindfs
+. tests/lib.sh
+. tests/registry.sh
+. tests/mount_lib.sh
+. tests/docker_lib.sh
+. tests/dind_lib.sh
+. bench/wan.sh
+# so that lib.sh's EXIT trap cleans up, once: `timeout` sends its TERM to the
+# script and then to its whole group, the script again included
+trap 'trap "" INT TERM; exit 130' INT TERM
+
+SRC=$PWD
+DIND_IMAGE=dindfs-dind:nested-pull
+REPO=library/big # docker.io/library/big:v1 to L1, so registry-mirrors apply
+TAG=v1
+BR_HOST=198.19.0.1 # the host's side of the bench's bridge network
+PROXY_PORT=5001    # the distribution mirror there
+FORWARD_PORT=5002  # socat to the upstream registry there
+
+say() { echo "# $*"; }
+
+# quietly COMMAND...: what it prints is shown only when it fails.
+quietly() {
+	"$@" >"$WORK/quietly.out" 2>&1 || {
+		tail -20 "$WORK/quietly.out" >&2
+		return 1
+	}
+}
+
+# ---- the setup ----------------------------------------------------------------
+
+setup_images() {
+	local base
+	dockerd_start bench
+	DIND_HOST=$bench_HOST
+	base=$("$SRC/scripts/base-image.sh" --host "$bench_HOST" bookworm "$dind_suite" | tail -1)
+	say "building the DinD image on $base"
+	quietly dk build -q --network host --build-arg "BASE_IMAGE=$base" -t "$DIND_IMAGE" "$SRC"
+	say "building the image: debian:12-slim + 2 x $((random_mb / 2)) MB of random bytes"
+	printf 'FROM debian:12-slim\nRUN head -c %d /dev/urandom >/random-1\nRUN head -c %d /dev/urandom >/random-2\n' \
+		$((random_mb * 500000)) $((random_mb * 500000)) >"$WORK/Dockerfile.big"
+	quietly dk build -q --network none -t "big:$TAG" - <"$WORK/Dockerfile.big"
+	mkdir -p "$WORK/tar"
+	dk save -o "$WORK/tar/big.tar" "big:$TAG"
+}
+
+setup_upstream() {
+	wan_up "$rate"
+	wan_registry up 5000
+	skopeo copy -q --src-daemon-host "$bench_HOST" --dest-tls-verify=false \
+		"docker-daemon:big:$TAG" "docker://$up_HOSTPORT/$REPO:$TAG"
+	IMAGE_BYTES=$(skopeo inspect --raw --tls-verify=false "docker://$up_HOSTPORT/$REPO:$TAG" |
+		python3 -c 'import json, sys; m = json.load(sys.stdin)
+print(m["config"]["size"] + sum(l["size"] for l in m["layers"]))')
+	say "upstream: $up_URL/$REPO:$TAG, $((IMAGE_BYTES / 1000000)) MB (config and layers)"
+}
+
+# The bridge network for the L1s that reach the host, and the socat
+# forwarder that takes them to the upstream registry.
+setup_bridge() {
+	BR_NET=nested-pull-$$
+	# the bridge itself too, for when the dockerd is gone first
+	on_exit "dk network rm $BR_NET >/dev/null; ip link del dfnp$$ 2>/dev/null"
+	dk network create --subnet "${BR_HOST%.*}.0/24" --gateway "$BR_HOST" \
+		-o "com.docker.network.bridge.name=dfnp$$" "$BR_NET" >/dev/null
+	socat "TCP-LISTEN:$FORWARD_PORT,bind=$BR_HOST,fork,reuseaddr" "TCP:$up_HOSTPORT" &
+	on_exit "_stop_pid $!"
+	wan_wait_v2 "http://$BR_HOST:$FORWARD_PORT" "the forwarder to upstream"
+}
+
+# ---- L1s, and timing in them --------------------------------------------------
+
+# What every L1 is: the DinD image, a level's capabilities, a tmpfs for
+# its dockerd. Then: on the bridge (with dockerd's options after the image),
+# or on no network with a dindfs mount at /dindfs.
+#
+# Before it pulls docker.io/... through a mirror, dockerd resolves
+# docker.io (to match it against the insecure registries). On the bridge,
+# docker's embedded DNS forwards that to servers it cannot reach, and the
+# lookup takes 10 s; on no network it fails at once. So the bridge's L1s
+# find docker.io in /etc/hosts (at 0.0.0.0: nothing to fall back to).
+l1_on_bridge() { # NAME [DOCKERD_OPTION...]
+	local name=$1
+	shift
+	level_run "$name" "${DIND[@]}" --tmpfs /var/lib/docker:exec --network "$BR_NET" \
+		--add-host docker.io:0.0.0.0 "$DIND_IMAGE" dockerd "$@"
+}
+l1_on_cache() { # NAME [DOCKER_RUN_OPTION...]
+	local name=$1
+	shift
+	level_run "$name" "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none \
+		-v "$CACHE_MNT:/dindfs" "$@" "$DIND_IMAGE"
+}
+l1_direct() { l1_on_bridge "$1" --insecure-registry "$BR_HOST:$FORWARD_PORT"; }
+l1_distribution() {
+	l1_on_bridge "$1" --registry-mirror "http://$BR_HOST:$PROXY_PORT" \
+		--insecure-registry "$BR_HOST:$PROXY_PORT"
+}
+
+# l1_rm NAME...: remove these L1s, keeping their logs in $WORK (KEEP_WORK=1
+# keeps $WORK).
+l1_rm() {
+	local name
+	for name; do
+		{ dk logs -t "$name" && dk exec "$name" cat /var/log/dockerd.log; } >>"$WORK/l1-$name.log" 2>&1 || true
+	done
+	level_rm "$@"
+}
+
+# timed_in NAME COMMAND: run COMMAND (bash) in the L1 NAME; print when it
+# started and ended there (seconds of L1's clock, the host's).
+timed_in() {
+	dk exec "$1" bash -c 's=$EPOCHREALTIME; '"$2"' >/dev/null || exit; echo "$s $EPOCHREALTIME"'
+}
+
+# What upstream has sent: blob bytes in its access log, and the bytes the
+# host side of the veth has received.
+upstream_mark() {
+	mark_blob=$(wan_blob_bytes up)
+	mark_wire=$(wan_received)
+}
+upstream_ratios() { # prints "BLOB WIRE": each since the mark, / the image size
+	upstream_settle
+	echo "$(($(wan_blob_bytes up) - mark_blob)) $(($(wan_received) - mark_wire))" |
+		awk -v size="$IMAGE_BYTES" '{ printf "%.2f %.2f\n", $1 / size, $2 / size }'
+}
+
+# upstream_settle: wait until nothing more comes from upstream (1 s with no
+# byte; at most 2 minutes). A pull-through cache may still be fetching when
+# its client is done, and an access log line is written at the end of its
+# response: what a pull causes upstream is counted whole.
+upstream_settle() {
+	local before after i
+	after=$(wan_received)
+	for ((i = 0; i < 120; i++)); do
+		before=$after
+		sleep 1
+		after=$(wan_received)
+		((after != before)) || return 0
+	done
+}
+
+# Results, by row label: the times of every round, and upstream's ratios.
+declare -A TIMES EACH SLOWEST BLOB WIRE
+ROWS=()
+record() { # LABEL SECONDS... (several for the N-at-once rows)
+	local label=$1 ratios
+	shift
+	[[ -v "TIMES[$label]" ]] || ROWS+=("$label")
+	ratios=$(upstream_ratios)
+	TIMES[$label]+="$* "
+	EACH[$label]+="${EACH[$label]:+ | }$*"
+	SLOWEST[$label]+="$(printf '%s\n' "$@" | sort -g | tail -1) "
+	BLOB[$label]+="${ratios% *} "
+	WIRE[$label]+="${ratios#* } "
+	printf '  %-34s %s s   upstream %sx the image (wire %sx)\n' "$label" "$*" "${ratios% *}" "${ratios#* }"
+}
+
+# measure LABEL NAME COMMAND: a fresh L1 NAME is running; time COMMAND in
+# it, record it, remove the L1.
+measure() {
+	local label=$1 name=$2 t
+	level_wait "$name"
+	upstream_mark
+	t=$(timed_in "$name" "$3") || {
+		echo "bench/nested-pull.sh: $label: '$3' failed in $name" >&2
+		return 1
+	}
+	record "$label" "$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")"
+	echo "pull from $t" >>"$WORK/l1-$name.log"
+	l1_rm "$name"
+}
+
+# ---- the caches ---------------------------------------------------------------
+
+# A cache function makes a cold dindfs cache and sets CACHE_MNT, the path
+# L1s bind at /dindfs. This one: a new store, mounted on the host.
+cache_host_mount() {
+	[[ -z ${CACHE_MNT:-} ]] || unmount_dindfs "$CACHE_MNT" "$CACHE_PIDFILE"
+	CACHE_N=$((${CACHE_N:-0} + 1))
+	rm -rf "$WORK/store-$((CACHE_N - 1))"
+	CACHE_MNT=$WORK/mnt-$CACHE_N
+	mount_dindfs "$CACHE_MNT" --store "$WORK/store-$CACHE_N" --upstream "docker.io=$up_URL"
+	CACHE_PIDFILE=$MOUNT_PIDFILE
+}
+
+# ---- the rows -----------------------------------------------------------------
+
+row_direct() {
+	l1_direct direct
+	measure "direct" direct "docker pull $BR_HOST:$FORWARD_PORT/$REPO:$TAG"
+}
+
+row_distribution() {
+	wan_proxy proxy "$BR_HOST:$PROXY_PORT" "$up_URL"
+	l1_distribution dist-cold
+	measure "distribution cold" dist-cold "docker pull big:$TAG"
+	l1_distribution dist-warm
+	measure "distribution warm" dist-warm "docker pull big:$TAG"
+}
+
+# row_dindfs_mirror CACHE_FUNCTION LABEL: docker pull through dindfs mirror,
+# cold and warm, on the cache that CACHE_FUNCTION makes; then dindfs load,
+# warm, on the same cache.
+row_dindfs_mirror() {
+	local label=$2
+	"$1"
+	l1_on_cache "$label-cold"
+	measure "$label mirror cold" "$label-cold" "docker pull big:$TAG"
+	l1_on_cache "$label-warm"
+	measure "$label mirror warm" "$label-warm" "docker pull big:$TAG"
+	l1_on_cache "$label-load"
+	measure "$label load warm" "$label-load" "dindfs load big:$TAG"
+}
+
+row_docker_load() {
+	level_run docker-load "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none \
+		-v "$WORK/tar:/tar:ro" "$DIND_IMAGE"
+	measure "docker load tar" docker-load "docker load -i /tar/big.tar"
+}
+
+# row_at_once N VIA: N fresh L1s pull at the same moment, with a cold
+# cache: VIA is dindfs (cache_host_mount) or distribution.
+row_at_once() {
+	local n=$1 via=$2 i pids=() times=()
+	case $via in
+	dindfs) cache_host_mount ;;
+	distribution) wan_proxy proxy "$BR_HOST:$PROXY_PORT" "$up_URL" ;;
+	esac
+	for ((i = 1; i <= n; i++)); do
+		case $via in
+		dindfs) l1_on_cache "once-$i" ;;
+		distribution) l1_distribution "once-$i" ;;
+		esac
+	done
+	for ((i = 1; i <= n; i++)); do level_wait "once-$i"; done
+	upstream_mark
+	for ((i = 1; i <= n; i++)); do
+		timed_in "once-$i" "docker pull big:$TAG" >"$WORK/once-$i" &
+		pids+=($!)
+	done
+	for ((i = 0; i < n; i++)); do
+		wait "${pids[$i]}" || {
+			echo "bench/nested-pull.sh: $n at once through $via: L1 $((i + 1)) failed" >&2
+			return 1
+		}
+		times+=("$(awk '{ printf "%.2f", $2 - $1 }' "$WORK/once-$((i + 1))")")
+	done
+	[[ $via != dindfs ]] || say "dindfs's own count: upstream_bytes $(stat_of "$CACHE_MNT" upstream_bytes)"
+	record "$n at once, $via" "${times[@]}"
+	for ((i = 1; i <= n; i++)); do l1_rm "once-$i"; done
+}
+
+# ---- the report -----------------------------------------------------------------
+
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+
+# ratio LABEL NUMERATOR_ROW DENOMINATOR_ROW GOAL_OP GOAL [FIELD]: one line of
+# the table (FIELD: SLOWEST for the N-at-once rows, else TIMES).
+ratio_line() {
+	local label=$1 num=$2 den=$3 op=$4 goal=$5 field=${6:-TIMES} a b r
+	[[ -v "TIMES[$num]" && -v "TIMES[$den]" ]] || return 0
+	local -n f=$field
+	a=$(med "${f[$num]}")
+	b=$(med "${TIMES[$den]}")
+	r=$(echo "$a / $b" | bc -l)
+	_ratio_out "$label" "$r" "$op" "$goal"
+}
+bytes_line() { # LABEL ROW GOAL_OP GOAL
+	[[ -v "TIMES[$2]" ]] || return 0
+	_ratio_out "$1" "$(med "${BLOB[$2]}")" "$3" "$4"
+}
+_ratio_out() { # LABEL RATIO OP GOAL (OP "" : no goal)
+	local verdict=peer goal_col="?"
+	if [[ -n $3 ]]; then
+		goal_col=$4
+		verdict=$(awk -v r="$2" -v g="$4" -v op="$3" 'BEGIN {
+			r = sprintf("%.2f", r) + 0
+			ok = op == "<=" ? r <= g : r == g
+			print ok ? "met" : "missed" }')
+	fi
+	printf '%-52s %6.2f   %-8s %s\n' "$1" "$2" "${3:+$3 $4}" "$verdict"
+	printf '"%s" %.3f %s\n' "$1" "$2" "$goal_col" >>"$WORK/ratios.dat"
+}
+
+report() {
+	local row n
+	printf '\n%d MB image (%d MB random in 2 layers on debian:12-slim), %s each way, L1 on %s' \
+		$((IMAGE_BYTES / 1000000)) "$random_mb" "$rate" "$dind_suite"
+	((rounds == 1)) && echo ", 1 round" || echo ", medians of $rounds rounds"
+	say "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '\n%-34s %9s %11s %10s\n' "" seconds "upstream/x" "wire/x"
+	: >"$WORK/times.dat"
+	for row in "${ROWS[@]}"; do
+		printf '%-34s %9.2f %11.2f %10.2f\n' "$row" "$(med "${SLOWEST[$row]}")" \
+			"$(med "${BLOB[$row]}")" "$(med "${WIRE[$row]}")"
+		[[ $row != *"at once"* ]] || printf '%-34s %s\n' "  each one (s), by round" "${EACH[$row]}"
+		printf '"%s" %.3f\n' "$row" "$(med "${SLOWEST[$row]}")" >>"$WORK/times.dat"
+	done
+	printf '(N at once: the slowest; upstream/x: blob bytes from upstream / image size)\n'
+	printf '\n%-52s %6s   %-8s\n' ratio value goal
+	: >"$WORK/ratios.dat"
+	ratio_line "dindfs mirror cold / direct" "dindfs mirror cold" direct "<=" 1.05
+	ratio_line "dindfs mirror warm / distribution warm" "dindfs mirror warm" "distribution warm" "<=" 1.00
+	ratio_line "dindfs load warm / docker load tar" "dindfs load warm" "docker load tar" "<=" 1.05
+	ratio_line "distribution cold / direct" "distribution cold" direct "" ""
+	for n in "${concurrent[@]}"; do
+		bytes_line "$n at once, dindfs: upstream bytes / image" "$n at once, dindfs" "=" 1.00
+		ratio_line "$n at once, dindfs: slowest / dindfs mirror cold" "$n at once, dindfs" \
+			"dindfs mirror cold" "<=" 1.20 SLOWEST
+		bytes_line "$n at once, distribution: upstream bytes / image" "$n at once, distribution" "" ""
+		ratio_line "$n at once, distribution: slowest / distribution cold" \
+			"$n at once, distribution" "distribution cold" "" "" SLOWEST
+	done
+	draw
+}
+
+draw() { # horizontal bars: the labels are long
+	gnuplot <<-EOF
+		set terminal pngcairo size 1600,720 font ",10"
+		set output "$plot"
+		set multiplot title "a nested dockerd getting a $((IMAGE_BYTES / 1000000)) MB image, upstream at $rate each way"
+		set style fill solid 0.6 border -1
+		set datafile missing "?"
+		set ytics noenhanced
+		set yrange [*:*] reverse
+		set xrange [0:*]
+		set offsets 0, graph 0.1, 0.5, 0.5
+		set grid xtics
+		set key outside top center horizontal
+		set size 0.4, 0.95
+		set origin 0, 0
+		set title "seconds (N at once: the slowest)"
+		plot "$WORK/times.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror notitle, \
+			"" using 2:0:(sprintf(" %.1f", \$2)) with labels left notitle
+		set size 0.6, 0.95
+		set origin 0.4, 0
+		set title "ratios against their baselines"
+		plot "$WORK/ratios.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror title "measured", \
+			"" using (valid(3) && \$3 > \$2 ? \$3 : \$2):0:(sprintf("  %.2f", \$2)) with labels left notitle, \
+			"" using 3:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" title "goal"
+		unset multiplot
+	EOF
+	say "plot: $plot"
+}
+
+# ---- the run ----------------------------------------------------------------------
+
+say "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+setup_images
+setup_upstream
+setup_bridge
+wan_shape
+for ((round = 1; round <= rounds; round++)); do
+	say "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+	row_direct
+	row_distribution
+	row_dindfs_mirror cache_host_mount dindfs
+	row_docker_load
+	for n in "${concurrent[@]}"; do
+		row_at_once "$n" dindfs
+		row_at_once "$n" distribution
+	done
+done
+report
