@@ -217,8 +217,10 @@ else
 fi
 
 level_step "A second L1 pulls the same image and runs L2 again"
+note "and first asks dindfs doctor what it sees at that level"
 show docker run --rm --hostname level1-again "${LEVEL[@]}" "$IMAGE" bash -c '
 	set -e
+	echo "[L1] dindfs doctor"; dindfs doctor
 	echo "[L1] ./hello.sh"; ./hello.sh
 	echo "[L1] docker pull debian:12-slim"; docker pull -q debian:12-slim
 	echo "[L1] docker run debian:12-slim ./hello.sh   (L2)"
@@ -232,8 +234,7 @@ show cat log.txt
 note "on disk: $WS/log.txt, owned by $(stat -c %U "$WS/log.txt")"
 
 level_step "The cache's counters ($MNT/.dindfs/stats)"
-show cat "$MNT/.dindfs/stats"
-echo
+show "$DINDFS" stats --root "$MNT"
 note "upstream bytes: first pull $((up1 - up0)), second pull $((up2 - up1))"
 cd /
 [[ -z ${keep_note-} ]] || note "$MNT is $keep_note"
