@@ -469,13 +469,16 @@ draw() { # horizontal bars: the labels are long
 		set title "seconds (N at once: the slowest)"
 		plot "$WORK/times.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror notitle, \
 			"" using 2:0:(sprintf(" %.1f", \$2)) with labels left notitle
-		set size 0.6, 0.95
-		set origin 0.4, 0
-		set title "ratios against their baselines"
-		plot "$WORK/ratios.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror title "measured", \
-			"" using (valid(3) && \$3 > \$2 ? \$3 : \$2):0:(sprintf("  %.2f", \$2)) with labels left notitle, \
-			"" using 3:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" title "goal", \
-			"" using 4:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" notitle
+		# no ratio when ROWS left out their baselines
+		if ($([[ -s $WORK/ratios.dat ]] && echo 1 || echo 0)) {
+			set size 0.6, 0.95
+			set origin 0.4, 0
+			set title "ratios against their baselines"
+			plot "$WORK/ratios.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror title "measured", \
+				"" using (valid(3) && \$3 > \$2 ? \$3 : \$2):0:(sprintf("  %.2f", \$2)) with labels left notitle, \
+				"" using 3:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" title "goal", \
+				"" using 4:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" notitle
+		}
 		unset multiplot
 	EOF
 	say "plot: $plot"
