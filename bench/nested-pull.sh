@@ -9,6 +9,11 @@
 #   dindfs mirror cold/warm through `dindfs mirror` in L1, on the host's
 #                           dindfs mount bound at /dindfs (the entrypoint's way)
 #   dindfs load warm        `dindfs load` in L1, from that warm cache
+#   containerised dindfs mirror cold/warm, load warm
+#                           the same, with the mount made by dindfs as a
+#                           container (the Dockerfile's stage dindfs, as the
+#                           README's "Run dindfs as a container" starts it)
+#                           and bound at /dindfs:rslave
 #   docker load tar         `docker load -i` of a local docker-archive in L1
 #   N at once               N fresh L1s pull at the same moment, cold,
 #                           through dindfs and through distribution (N in
@@ -36,6 +41,8 @@
 #   dindfs mirror cold / direct                  at most 1.05
 #   dindfs mirror warm / distribution warm       at most 1.00
 #   dindfs load warm / docker load of a tar      at most 1.05
+#   containerised dindfs cold / host dindfs cold, and warm / warm:
+#                                                within 0.95-1.05
 #   N at once through dindfs: upstream bytes / image size exactly 1.00,
 #     and the slowest of them / a single dindfs cold pull at most 1.20
 # (distribution's figures beside them have no goal: they are the peer), and
@@ -49,6 +56,10 @@
 #   and the figures are medians. Needs root (network namespaces, FUSE, a
 #   dockerd). Installs what it needs, and builds BUILD_DIR when it has no
 #   dindfs yet.
+#
+# ROWS (default all of them) picks rows, for a quick run while working on
+# one: any of direct distribution dindfs container docker-load at-once. The
+# ratios whose rows did not run are left out.
 set -euo pipefail
 plot=$(realpath -m "${PLOT:-nested-pull.png}")
 cd "$(dirname "$0")/.."
@@ -57,6 +68,7 @@ random_mb=${2:-170}
 rounds=${3:-1}
 rate=${4:-100mbit}
 read -r -a concurrent <<<"${CONCURRENT-4 8}"
+read -r -a rows_wanted <<<"${ROWS-direct distribution dindfs container docker-load at-once}"
 dind_suite=${DIND_SUITE:-trixie}
 [[ $(id -u) == 0 ]] || { echo "bench/nested-pull.sh: run as root" >&2; exit 1; }
 . scripts/deps.sh
@@ -72,6 +84,7 @@ export DINDFS=$build/dindfs
 . tests/mount_lib.sh
 . tests/docker_lib.sh
 . tests/dind_lib.sh
+. tests/container_lib.sh
 . bench/wan.sh
 # so that lib.sh's EXIT trap cleans up, once: `timeout` sends its TERM to the
 # script and then to its whole group, the script again included
@@ -79,6 +92,7 @@ trap 'trap "" INT TERM; exit 130' INT TERM
 
 SRC=$PWD
 DIND_IMAGE=dindfs-dind:nested-pull
+CMOUNT_IMAGE=dindfs:nested-pull # dindfs as a container
 REPO=library/big # docker.io/library/big:v1 to L1, so registry-mirrors apply
 TAG=v1
 BR_HOST=198.19.0.1 # the host's side of the bench's bridge network
@@ -86,6 +100,9 @@ PROXY_PORT=5001    # the distribution mirror there
 FORWARD_PORT=5002  # socat to the upstream registry there
 
 say() { echo "# $*"; }
+
+# want ROW: ROW is one of the rows to run ($ROWS).
+want() { [[ " ${rows_wanted[*]} " == *" $1 "* ]]; }
 
 # quietly COMMAND...: what it prints is shown only when it fails.
 quietly() {
@@ -104,6 +121,11 @@ setup_images() {
 	base=$("$SRC/scripts/base-image.sh" --host "$bench_HOST" bookworm "$dind_suite" | tail -1)
 	say "building the DinD image on $base"
 	quietly dk build -q --network host --build-arg "BASE_IMAGE=$base" -t "$DIND_IMAGE" "$SRC"
+	if want container; then
+		say "building the dindfs image (--target dindfs)"
+		quietly dk build -q --network host --build-arg "BASE_IMAGE=$base" --target dindfs \
+			-t "$CMOUNT_IMAGE" "$SRC"
+	fi
 	say "building the image: debian:12-slim + 2 x $((random_mb / 2)) MB of random bytes"
 	printf 'FROM debian:12-slim\nRUN head -c %d /dev/urandom >/random-1\nRUN head -c %d /dev/urandom >/random-2\n' \
 		$((random_mb * 500000)) $((random_mb * 500000)) >"$WORK/Dockerfile.big"
@@ -157,7 +179,7 @@ l1_on_cache() { # NAME [DOCKER_RUN_OPTION...]
 	local name=$1
 	shift
 	level_run "$name" "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none \
-		-v "$CACHE_MNT:/dindfs" "$@" "$DIND_IMAGE"
+		-v "$CACHE_MNT:/dindfs$CACHE_BIND_MODE" "$@" "$DIND_IMAGE"
 }
 l1_direct() { l1_on_bridge "$1" --insecure-registry "$BR_HOST:$FORWARD_PORT"; }
 l1_distribution() {
@@ -210,11 +232,11 @@ upstream_settle() {
 
 # Results, by row label: the times of every round, and upstream's ratios.
 declare -A TIMES EACH SLOWEST BLOB WIRE
-ROWS=()
+LABELS=()
 record() { # LABEL SECONDS... (several for the N-at-once rows)
 	local label=$1 ratios
 	shift
-	[[ -v "TIMES[$label]" ]] || ROWS+=("$label")
+	[[ -v "TIMES[$label]" ]] || LABELS+=("$label")
 	ratios=$(upstream_ratios)
 	TIMES[$label]+="$* "
 	EACH[$label]+="${EACH[$label]:+ | }$*"
@@ -242,14 +264,51 @@ measure() {
 # ---- the caches ---------------------------------------------------------------
 
 # A cache function makes a cold dindfs cache and sets CACHE_MNT, the path
-# L1s bind at /dindfs. This one: a new store, mounted on the host.
+# L1s bind at /dindfs, CACHE_BIND_MODE, the bind's options (":rslave"), and
+# CACHE_DROP, the command that ends it (the next cache function runs it).
+CACHE_N=0
+CACHE_DROP=:
+
+# This one: a new store, mounted on the host.
 cache_host_mount() {
-	[[ -z ${CACHE_MNT:-} ]] || unmount_dindfs "$CACHE_MNT" "$CACHE_PIDFILE"
-	CACHE_N=$((${CACHE_N:-0} + 1))
-	rm -rf "$WORK/store-$((CACHE_N - 1))"
+	$CACHE_DROP
+	CACHE_N=$((CACHE_N + 1))
 	CACHE_MNT=$WORK/mnt-$CACHE_N
+	CACHE_BIND_MODE=""
 	mount_dindfs "$CACHE_MNT" --store "$WORK/store-$CACHE_N" --upstream "docker.io=$up_URL"
-	CACHE_PIDFILE=$MOUNT_PIDFILE
+	CACHE_DROP="drop_host_mount $CACHE_MNT $MOUNT_PIDFILE $WORK/store-$CACHE_N"
+}
+drop_host_mount() { # MNT PIDFILE STORE
+	unmount_dindfs "$1" "$2"
+	rm -rf "$3"
+}
+
+# This one: dindfs as a container on the bench's dockerd, as the README
+# starts it without compose (tests/container_lib.sh): the mount and its
+# anchor, a new volume for the store, $WORK/var-lib-dindfs standing for the
+# Docker host's /var/lib/dindfs (made a shared mount once). The mount runs
+# with --network host: the upstream is behind the WAN, on this host's side.
+cache_container_mount() {
+	local hostdir=$WORK/var-lib-dindfs
+	$CACHE_DROP
+	CACHE_N=$((CACHE_N + 1))
+	if [[ -z ${HOSTDIR_SHARED:-} ]]; then
+		host_dir_share "$hostdir"
+		on_exit "host_dir_undo $hostdir"
+		HOSTDIR_SHARED=1
+	fi
+	on_exit "dk volume rm nested-pull-store-$CACHE_N >/dev/null 2>&1"
+	cmount_run nested-pull-dindfs "$hostdir" "nested-pull-store-$CACHE_N" --network host \
+		-e "DINDFS_UPSTREAM=docker.io=$up_URL"
+	CACHE_MNT=$hostdir/mnt
+	CACHE_BIND_MODE=:rslave
+	CACHE_DROP="drop_container_mount nested-pull-store-$CACHE_N"
+}
+drop_container_mount() { # VOLUME
+	{ dk logs -t nested-pull-dindfs && dk logs -t nested-pull-dindfs-anchor; } \
+		>>"$WORK/dindfs-container.log" 2>&1 || true
+	cmount_stop nested-pull-dindfs
+	dk volume rm "$1" >/dev/null 2>&1 || true
 }
 
 # ---- the rows -----------------------------------------------------------------
@@ -271,14 +330,14 @@ row_distribution() {
 # cold and warm, on the cache that CACHE_FUNCTION makes; then dindfs load,
 # warm, on the same cache.
 row_dindfs_mirror() {
-	local label=$2
+	local label=$2 name=${2// /-}
 	"$1"
-	l1_on_cache "$label-cold"
-	measure "$label mirror cold" "$label-cold" "docker pull big:$TAG"
-	l1_on_cache "$label-warm"
-	measure "$label mirror warm" "$label-warm" "docker pull big:$TAG"
-	l1_on_cache "$label-load"
-	measure "$label load warm" "$label-load" "dindfs load big:$TAG"
+	l1_on_cache "$name-cold"
+	measure "$label mirror cold" "$name-cold" "docker pull big:$TAG"
+	l1_on_cache "$name-warm"
+	measure "$label mirror warm" "$name-warm" "docker pull big:$TAG"
+	l1_on_cache "$name-load"
+	measure "$label load warm" "$name-load" "dindfs load big:$TAG"
 }
 
 row_docker_load() {
@@ -338,17 +397,22 @@ bytes_line() { # LABEL ROW GOAL_OP GOAL
 	[[ -v "TIMES[$2]" ]] || return 0
 	_ratio_out "$1" "$(med "${BLOB[$2]}")" "$3" "$4"
 }
-_ratio_out() { # LABEL RATIO OP GOAL (OP "" : no goal)
-	local verdict=peer goal_col="?"
+_ratio_out() { # LABEL RATIO OP GOAL (OP "" : no goal; "~" : within 1 +- GOAL)
+	local verdict=peer goal_col="?" low_col="?" goal_text=${3:+$3 $4}
 	if [[ -n $3 ]]; then
 		goal_col=$4
 		verdict=$(awk -v r="$2" -v g="$4" -v op="$3" 'BEGIN {
 			r = sprintf("%.2f", r) + 0
-			ok = op == "<=" ? r <= g : r == g
+			ok = op == "<=" ? r <= g : op == "~" ? r >= 1 - g && r <= 1 + g : r == g
 			print ok ? "met" : "missed" }')
 	fi
-	printf '%-52s %6.2f   %-8s %s\n' "$1" "$2" "${3:+$3 $4}" "$verdict"
-	printf '"%s" %.3f %s\n' "$1" "$2" "$goal_col" >>"$WORK/ratios.dat"
+	if [[ $3 == "~" ]]; then # the plot marks both ends
+		goal_col=$(echo "1 + $4" | bc -l)
+		low_col=$(echo "1 - $4" | bc -l | sed 's/^\./0./')
+		goal_text=$low_col-$goal_col
+	fi
+	printf '%-52s %6.2f   %-9s %s\n' "$1" "$2" "$goal_text" "$verdict"
+	printf '"%s" %.3f %s %s\n' "$1" "$2" "$goal_col" "$low_col" >>"$WORK/ratios.dat"
 }
 
 report() {
@@ -359,18 +423,22 @@ report() {
 	say "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf '\n%-34s %9s %11s %10s\n' "" seconds "upstream/x" "wire/x"
 	: >"$WORK/times.dat"
-	for row in "${ROWS[@]}"; do
+	for row in "${LABELS[@]}"; do
 		printf '%-34s %9.2f %11.2f %10.2f\n' "$row" "$(med "${SLOWEST[$row]}")" \
 			"$(med "${BLOB[$row]}")" "$(med "${WIRE[$row]}")"
 		[[ $row != *"at once"* ]] || printf '%-34s %s\n' "  each one (s), by round" "${EACH[$row]}"
 		printf '"%s" %.3f\n' "$row" "$(med "${SLOWEST[$row]}")" >>"$WORK/times.dat"
 	done
 	printf '(N at once: the slowest; upstream/x: blob bytes from upstream / image size)\n'
-	printf '\n%-52s %6s   %-8s\n' ratio value goal
+	printf '\n%-52s %6s   %-9s\n' ratio value goal
 	: >"$WORK/ratios.dat"
 	ratio_line "dindfs mirror cold / direct" "dindfs mirror cold" direct "<=" 1.05
 	ratio_line "dindfs mirror warm / distribution warm" "dindfs mirror warm" "distribution warm" "<=" 1.00
 	ratio_line "dindfs load warm / docker load tar" "dindfs load warm" "docker load tar" "<=" 1.05
+	ratio_line "containerised dindfs cold / host dindfs cold" \
+		"containerised dindfs mirror cold" "dindfs mirror cold" "~" 0.05
+	ratio_line "containerised dindfs warm / host dindfs warm" \
+		"containerised dindfs mirror warm" "dindfs mirror warm" "~" 0.05
 	ratio_line "distribution cold / direct" "distribution cold" direct "" ""
 	for n in "${concurrent[@]}"; do
 		bytes_line "$n at once, dindfs: upstream bytes / image" "$n at once, dindfs" "=" 1.00
@@ -401,12 +469,16 @@ draw() { # horizontal bars: the labels are long
 		set title "seconds (N at once: the slowest)"
 		plot "$WORK/times.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror notitle, \
 			"" using 2:0:(sprintf(" %.1f", \$2)) with labels left notitle
-		set size 0.6, 0.95
-		set origin 0.4, 0
-		set title "ratios against their baselines"
-		plot "$WORK/ratios.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror title "measured", \
-			"" using (valid(3) && \$3 > \$2 ? \$3 : \$2):0:(sprintf("  %.2f", \$2)) with labels left notitle, \
-			"" using 3:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" title "goal"
+		# no ratio when ROWS left out their baselines
+		if ($([[ -s $WORK/ratios.dat ]] && echo 1 || echo 0)) {
+			set size 0.6, 0.95
+			set origin 0.4, 0
+			set title "ratios against their baselines"
+			plot "$WORK/ratios.dat" using (\$2 / 2):0:(\$2 / 2):(0.35):ytic(1) with boxxyerror title "measured", \
+				"" using (valid(3) && \$3 > \$2 ? \$3 : \$2):0:(sprintf("  %.2f", \$2)) with labels left notitle, \
+				"" using 3:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" title "goal", \
+				"" using 4:0:(0.42) with yerrorbars pt 0 ps 0 lw 3 lc rgb "red" notitle
+		}
 		unset multiplot
 	EOF
 	say "plot: $plot"
@@ -421,13 +493,16 @@ setup_bridge
 wan_shape
 for ((round = 1; round <= rounds; round++)); do
 	say "round $round of $rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-	row_direct
-	row_distribution
-	row_dindfs_mirror cache_host_mount dindfs
-	row_docker_load
-	for n in "${concurrent[@]}"; do
-		row_at_once "$n" dindfs
-		row_at_once "$n" distribution
-	done
+	if want direct; then row_direct; fi
+	if want distribution; then row_distribution; fi
+	if want dindfs; then row_dindfs_mirror cache_host_mount dindfs; fi
+	if want container; then row_dindfs_mirror cache_container_mount "containerised dindfs"; fi
+	if want docker-load; then row_docker_load; fi
+	if want at-once; then
+		for n in "${concurrent[@]}"; do
+			row_at_once "$n" dindfs
+			row_at_once "$n" distribution
+		done
+	fi
 done
 report

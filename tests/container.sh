@@ -12,7 +12,8 @@
 # L1 pulls debian:12-slim through the mount; the mount restarts (docker
 # restart, then a kill and a start) while L1 stays up, and each time L1 sees
 # the new mount on its /dindfs and pulls again, from the store that survived;
-# `docker-compose down` leaves nothing mounted.
+# `docker-compose down` leaves nothing mounted. Then the same with the
+# README's two `docker run`s and `docker stop`.
 #
 # The test's dockerd has no bridge, so the mount runs with --network host
 # (DINDFS_NETWORK=host) to reach the registry on the host's loopback; with a
@@ -28,6 +29,7 @@ mkdir -p "$DOCKER_CONFIG"
 HOSTDIR=$WORK/host # the Docker host's /var/lib/dindfs
 MNT=$HOSTDIR/mnt
 . "$(dirname "$0")/dind_lib.sh"
+. "$(dirname "$0")/container_lib.sh"
 WS=$WORK/workspace
 OWNER=4321
 LEVEL=("${DIND[@]}" --tmpfs /var/lib/docker:exec --network none -v "$MNT:/dindfs:rslave")
@@ -64,15 +66,12 @@ compose() {
 		DINDFS_UPSTREAM="docker.io=$hub_URL" \
 		timeout -k 10 "$LONG" docker-compose -f "$SRC/compose.yaml" -p "$PROJECT" "$@"
 }
-# fuse_mounts DIR: how many dindfs mounts are stacked on DIR in our namespace.
-fuse_mounts() { awk -v d="$1" '$2 == d && $3 == "fuse.dindfs" { n++ } END { print n + 0 }' /proc/mounts; }
 # Whatever happens, nothing of ours stays mounted or running, and the store's
 # volume goes.
 on_exit "compose down -v >/dev/null 2>&1"
 undo_host_dir() {
 	compose down >/dev/null 2>&1
-	while [[ $(fuse_mounts "$MNT") != 0 ]]; do umount -l "$MNT" || break; done
-	umount -l "$HOSTDIR"
+	host_dir_undo "$HOSTDIR"
 }
 
 # A host whose / is private (like this one) refuses rshared binds, in docker's
@@ -86,7 +85,7 @@ if [[ $(findmnt -no PROPAGATION --target "$HOSTDIR") == private ]]; then
 	compose down >/dev/null 2>&1 || true
 fi
 check "the directory becomes a shared mount" \
-	eval 'mount --bind "$HOSTDIR" "$HOSTDIR" && mount --make-shared "$HOSTDIR"'
+	host_dir_share "$HOSTDIR"
 on_exit undo_host_dir
 expect_exit 1 "without rshared, the entrypoint refuses" \
 	dk run --rm --network none --device /dev/fuse --cap-add SYS_ADMIN -v "$HOSTDIR:/run/dindfs" dindfs
@@ -98,7 +97,7 @@ expect_match "$WORK/err" 'no CAP_SYS_ADMIN: run with --cap-add SYS_ADMIN' "in on
 
 # ---- start: the mount appears on the host -------------------------------------------
 
-mount_alive() { [[ $(fuse_mounts "$MNT") == 1 ]] && T stat "$MNT/.dindfs/stats" >/dev/null 2>&1; }
+mount_alive() { cmount_alive "$HOSTDIR"; }
 expect_exit 0 "docker-compose up -d starts it" compose up -d
 check "the mount appears on the host at $MNT" wait_until 30 mount_alive
 check "hello.sh in the workspace" cp "$SRC/hello.sh" "$MNT/workspace/hello.sh"
@@ -176,6 +175,24 @@ check "no FUSE mount is left anywhere under $HOSTDIR" no_fuse_under "$HOSTDIR"
 check "no container of the project is left" test -z "$(dk ps -aq --filter "label=com.docker.compose.project=$PROJECT")"
 check "the store's volume stays" eval 'dk volume inspect "${PROJECT}_store" >/dev/null'
 lap "dindfs down"
+
+# ---- the README's docker run form (tests/container_lib.sh: cmount_run) -------------
+
+expect_exit 0 "docker run starts the anchor and the mount without compose" \
+	cmount_run "$PROJECT-run" "$HOSTDIR" "$PROJECT-run-store" --network host -v "$WS:/workspace" \
+	-e "DINDFS_WORKSPACE_OWNER=$OWNER:$OWNER" -- --upstream "docker.io=$hub_URL"
+on_exit "dk volume rm $PROJECT-run-store >/dev/null 2>&1"
+check "the mount appears on the host at $MNT" mount_alive
+check "an L1 started now sees it" start_level l1-run dindfs-dind
+gets=$(blob_gets hub)
+expect_exit 0 "L1 pulls debian:12-slim through it" at l1-run docker pull -q debian:12-slim
+check "from upstream, into the new store: each blob once" test "$(blob_gets hub)" = $((gets + HUB_BLOBS))
+expect_exit 0 "hello.sh in L1" at l1-run ./hello.sh
+expect_lines "$log" $((lines += 1)) "log.txt has one more line"
+level_rm l1-run
+cmount_stop "$PROJECT-run"
+check "docker stop leaves nothing mounted on $MNT" test "$(fuse_mounts "$MNT")" = 0
+lap "docker run form"
 
 echo "# log.txt:"
 sed 's/^/#   /' "$log"
