@@ -204,6 +204,15 @@ static void maybe_grow(struct fs_ws *ws)
 	ws->n_buckets = n;
 }
 
+/* What every inode starts with: the file it stands for, held by fd. */
+static void inode_init(struct ws_inode *inode, int fd, const struct stat *st)
+{
+	inode->family = FS_FAMILY_WORKSPACE;
+	inode->fd = fd;
+	inode->dev = st->st_dev;
+	inode->ino = st->st_ino;
+}
+
 static struct ws_inode *table_find(struct fs_ws *ws, dev_t dev, ino_t ino)
 {
 	struct ws_inode *inode;
@@ -327,10 +336,7 @@ static int inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_
 		r = -ENOMEM;
 		goto out_unlock;
 	}
-	inode->family = FS_FAMILY_WORKSPACE;
-	inode->fd = fd;
-	inode->dev = st->st_dev;
-	inode->ino = st->st_ino;
+	inode_init(inode, fd, st);
 	inode->handle = handle;
 	handle = NULL;
 	fd = -1;
@@ -535,10 +541,7 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 		goto out_close;
 	}
 	ws->fs = fs;
-	ws->root.family = FS_FAMILY_WORKSPACE;
-	ws->root.fd = fd;
-	ws->root.dev = st.st_dev;
-	ws->root.ino = st.st_ino;
+	inode_init(&ws->root, fd, &st);
 	ws->uid = cfg->workspace_uid >= 0 ? (uid_t)cfg->workspace_uid : st.st_uid;
 	ws->gid = cfg->workspace_gid >= 0 ? (gid_t)cfg->workspace_gid : st.st_gid;
 	ws->mount_fd = open_mount_fd(fd, &st);
