@@ -18,6 +18,7 @@
 
 #include <check.h>
 
+#include "hosts.h"
 #include "registry.h"
 #include "testutil.h"
 
@@ -254,6 +255,120 @@ START_TEST(test_unserved_refused_unconnected)
 }
 END_TEST
 
+/* ---- hosts: the address check, origins, what a redirect may reach -------- */
+
+static const struct {
+	const char *ip;
+	bool public;
+} addresses[] = {
+	{"8.8.8.8", true},
+	{"140.82.112.33", true}, /* ghcr.io */
+	{"100.63.255.255", true},
+	{"100.128.0.0", true},
+	{"172.15.255.255", true},
+	{"172.32.0.0", true},
+	{"2606:4700::6810:84e5", true},
+	{"::ffff:8.8.8.8", true},
+	{"2002:808:808::1", true},
+	{"127.0.0.1", false},
+	{"127.255.255.254", false},
+	{"0.0.0.0", false},
+	{"0.1.2.3", false},
+	{"10.0.0.1", false},
+	{"172.16.0.1", false},
+	{"172.31.255.255", false},
+	{"192.168.1.1", false},
+	{"169.254.169.254", false}, /* cloud metadata */
+	{"100.64.0.1", false},
+	{"224.0.0.1", false},
+	{"255.255.255.255", false},
+	{"::1", false},
+	{"::", false},
+	{"fe80::1", false},
+	{"fd00::1", false},
+	{"fc12:3456::1", false},
+	{"ff02::1", false},
+	{"::ffff:127.0.0.1", false}, /* v4-mapped */
+	{"::ffff:10.1.2.3", false},
+	{"::ffff:169.254.169.254", false},
+	{"64:ff9b::7f00:1", false}, /* NAT64 of 127.0.0.1 */
+	{"::127.0.0.1", false},	    /* v4-compatible */
+	{"2002:7f00:1::1", false},  /* 6to4 of 127.0.0.1 */
+	{"2002:a00:1::1", false},   /* 6to4 of 10.0.0.1 */
+	{"localhost", false},	    /* not an address at all */
+	{"", false},
+	{"1.2.3", false},
+};
+
+START_TEST(test_public_addresses)
+{
+	ck_assert_msg(hosts_address_is_public(addresses[_i].ip) == addresses[_i].public,
+		      "%s should be %s", addresses[_i].ip,
+		      addresses[_i].public ? "public" : "private");
+}
+END_TEST
+
+static const char *origin_of(const char *url)
+{
+	static char buf[HOSTS_ORIGIN_MAX + 1];
+
+	if (hosts_origin(url, buf, sizeof(buf)) < 0)
+		return "-";
+	return buf;
+}
+
+START_TEST(test_origins)
+{
+	char buf[HOSTS_ORIGIN_MAX + 1];
+
+	ck_assert_str_eq(origin_of("https://ghcr.io/v2/x?y=1"), "https://ghcr.io:443");
+	ck_assert_str_eq(origin_of("HTTP://Example.COM"), "http://example.com:80");
+	ck_assert_str_eq(origin_of("http://127.0.0.1:5000/token"), "http://127.0.0.1:5000");
+	ck_assert_str_eq(origin_of("http://[::1]:5000/"), "http://[::1]:5000");
+	ck_assert_str_eq(origin_of("https://h:443"), "https://h:443");
+	ck_assert_str_eq(origin_of("ftp://h/"), "-");
+	ck_assert_str_eq(origin_of("https://user:pw@h/"), "-");
+	ck_assert_str_eq(origin_of("/v2/x"), "-");
+	ck_assert_str_eq(origin_of(""), "-");
+	ck_assert_int_eq(hosts_base_origin("http://127.0.0.1:5000/", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "http://127.0.0.1:5000");
+	ck_assert_int_eq(hosts_base_origin("http://127.0.0.1:5000/token", buf, sizeof(buf)),
+			 -EINVAL);
+	ck_assert_int_eq(hosts_base_origin("http://h/?q", buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(hosts_origin("https://ghcr.io/", buf, 10), -ENAMETOOLONG);
+}
+END_TEST
+
+START_TEST(test_what_a_redirect_may_reach)
+{
+	struct hosts *h;
+
+	ck_assert_int_eq(hosts_new(&h), 0);
+	/* https on a public address: yes; anything else: no */
+	ck_assert(hosts_may_follow(h, "https://cdn.example/blob?sig=1", "8.8.8.8", NULL));
+	ck_assert(!hosts_may_follow(h, "http://cdn.example/blob", "8.8.8.8", NULL));
+	ck_assert(!hosts_may_follow(h, "https://cdn.example/blob", "127.0.0.1", NULL));
+	ck_assert(!hosts_may_follow(h, "https://cdn.example/blob", "::ffff:192.168.0.1", NULL));
+	ck_assert(!hosts_may_follow(h, "https://cdn.example/blob", NULL, NULL));
+	ck_assert(!hosts_may_follow(h, "file:///etc/passwd", "8.8.8.8", NULL));
+	/* the registry's own origin: yes, whatever it is */
+	ck_assert(hosts_may_follow(h, "http://10.0.0.5:5000/v2/x", "10.0.0.5",
+				   "http://10.0.0.5:5000"));
+	ck_assert(!hosts_may_follow(h, "http://10.0.0.5:5001/v2/x", "10.0.0.5",
+				    "http://10.0.0.5:5000"));
+	/* a trusted origin: yes, scheme, host and port exactly */
+	ck_assert_int_eq(hosts_trust_origin(h, "http://127.0.0.1:5002/"), 0);
+	ck_assert(hosts_origin_trusted(h, "http://127.0.0.1:5002"));
+	ck_assert(hosts_may_follow(h, "http://127.0.0.1:5002/token?x", "127.0.0.1", NULL));
+	ck_assert(!hosts_may_follow(h, "http://127.0.0.1:5003/token", "127.0.0.1", NULL));
+	ck_assert(!hosts_may_follow(h, "https://127.0.0.1:5002/token", "127.0.0.1", NULL));
+	ck_assert(!hosts_may_follow(h, "http://localhost:5002/token", "127.0.0.1", NULL));
+	ck_assert_int_eq(hosts_trust_origin(h, "http://127.0.0.1:5002/token"), -EINVAL);
+	ck_assert_int_eq(hosts_trust_origin(h, "gopher://h"), -EINVAL);
+	hosts_free(h);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
 	Suite *s = suite_create("registry");
@@ -269,6 +384,10 @@ static Suite *registry_suite(void)
 	tcase_add_test(tc, test_hub_aliases_follow_upstream);
 	tcase_add_test(tc, test_served_names);
 	tcase_add_test(tc, test_unserved_refused_unconnected);
+	tcase_add_loop_test(tc, test_public_addresses, 0,
+			    (int)(sizeof(addresses) / sizeof(addresses[0])));
+	tcase_add_test(tc, test_origins);
+	tcase_add_test(tc, test_what_a_redirect_may_reach);
 	suite_add_tcase(s, tc);
 	return s;
 }
