@@ -49,7 +49,17 @@ EOF
 expect_exit 2 "a bad --registry" mount_dindfs "$WORK/mnt-bad" --store "$WORK/store" --registry 'a/b'
 expect_match "$WORK/err" "bad --registry 'a/b'" "names it"
 expect_exit 2 "--registry local is no registry" mount_dindfs "$WORK/mnt-bad" --store "$WORK/store" --registry local
-check "neither mounted" not is_mounted "$WORK/mnt-bad"
+expect_exit 2 "a bad --allow-origin" mount_dindfs "$WORK/mnt-bad" --store "$WORK/store" \
+	--allow-origin "http://127.0.0.1:1/token"
+expect_match "$WORK/err" "bad --allow-origin 'http://127.0.0.1:1/token' \(want a base URL" "names it"
+cp "$DOCKER_CONFIG/config.json" "$WORK/config.good"
+echo '{"auths": [' >"$DOCKER_CONFIG/config.json"
+expect_exit 1 "a config.json that is not JSON" mount_dindfs "$WORK/mnt-bad" --store "$WORK/store"
+expect_match "$WORK/err" "^dindfs: cannot read the registries in docker config '$DOCKER_CONFIG/config.json': Invalid argument$" \
+	"says which file, in one line"
+expect_lines "$WORK/err" 1 "(one line)"
+cp "$WORK/config.good" "$DOCKER_CONFIG/config.json"
+check "none mounted" not is_mounted "$WORK/mnt-bad"
 
 must_mount "$MNT" --store "$WORK/store" --upstream "docker.io=$hub_URL" \
 	--registry extra.example --registry 'extra.example:8443'
