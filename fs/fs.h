@@ -18,6 +18,11 @@ struct fs_config {
 	const char *mountpoint;
 	const char *const *upstreams; /* "HOST=URL" */
 	size_t n_upstreams;
+	const char *const *registries; /* --registry NAME: served besides the built-in ones */
+	size_t n_registries;
+	const char *const
+		*allow_origins; /* --allow-origin URL: redirects and realms may go there */
+	size_t n_allow_origins;
 	int64_t tag_ttl;  /* seconds a tag is trusted before upstream is asked again */
 	int64_t max_size; /* run GC past this many store bytes; -1: never */
 	bool allow_other;

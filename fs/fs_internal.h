@@ -42,6 +42,8 @@ enum fs_kind {
 	FS_INGEST_FILE,	     /* ingest/sha256:<hex> being written */
 	FS_STATS,	     /* .dindfs/stats */
 	FS_WHOAMI,	     /* .dindfs/whoami: made for each opener */
+	FS_REGISTRIES,	     /* .dindfs/registries */
+	FS_ALIAS,	     /* registry/<Docker Hub alias>: a symlink to registry (docker.io) */
 };
 
 /*
@@ -74,7 +76,8 @@ struct fs_node {
 	char *origin;
 
 	/*
-	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG. Last,
+	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG,
+	 * FS_ALIAS (registry is the target). Last,
 	 * because blob and ingest nodes (most of the table) are allocated
 	 * without them: see FS_NODE_NAMELESS_SIZE.
 	 */
@@ -183,6 +186,15 @@ bool fs_kind_is_dir(enum fs_kind kind);
 
 /* stats.c */
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len);
+
+/* registries.c: the registries the mount serves */
+/* Serve the built-in, --registry and config.json names; on failure, why says so. */
+int fs_registries_init(struct fs *fs, char *why, size_t why_size);
+/* .dindfs/registries: every served name, one a line. */
+int fs_registries_text(struct fs *fs, char **ret, size_t *ret_len);
+/* registry/<name>: a host directory, an alias, or -ENOENT (logged) if not served. */
+int fs_registries_lookup(struct fs *fs, const char *name, struct fs_node *proto, char *key,
+			 size_t key_size);
 
 /* whoami.c: what .dindfs/whoami says to the caller pid (as the daemon sees it). */
 int fs_whoami_json(pid_t pid, char **ret, size_t *ret_len);

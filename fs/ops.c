@@ -427,6 +427,8 @@ static int open_generated(struct fs *fs, fuse_req_t req, struct fs_node *node,
 		return -ENOMEM;
 	if (node->kind == FS_WHOAMI)
 		r = fs_whoami_json(fuse_req_ctx(req)->pid, &h->data, &h->len);
+	else if (node->kind == FS_REGISTRIES)
+		r = fs_registries_text(fs, &h->data, &h->len);
 	else
 		r = fs_stats_json(fs, &h->data, &h->len);
 	if (r < 0) {
@@ -457,6 +459,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case FS_STATS:
 	case FS_WHOAMI:
+	case FS_REGISTRIES:
 		r = open_generated(fs, req, node, fi, &h);
 		break;
 	case FS_INGEST_FILE:
@@ -966,9 +969,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
 
+	struct fs_node *node;
+
 	if (is_ws(fs, ino))
 		return fs_ws_readlink(fs->ws, req, ino);
-	fuse_reply_err(req, EINVAL); /* the cache has no symlinks */
+	node = fs_node_of(fs, ino);
+	if (node->kind == FS_ALIAS)
+		return (void)fuse_reply_readlink(req, node->registry);
+	fuse_reply_err(req, EINVAL); /* the cache's one kind of symlink is above */
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -1221,7 +1229,10 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 
 static int open_cache(struct fs *fs, int ready_fd)
 {
+	/* a level names the hosts: only those the mount serves are contacted */
+	const struct registry_options registry_opts = {.served_only = true};
 	const struct fs_config *cfg = fs->cfg;
+	char why[600];
 	size_t i;
 	int r;
 
@@ -1230,11 +1241,16 @@ static int open_cache(struct fs *fs, int ready_fd)
 		say(ready_fd, "cannot open store '%s': %s", cfg->store_dir, strerror(-r));
 		return r;
 	}
-	r = registry_new(NULL, &fs->registry);
+	r = registry_new(&registry_opts, &fs->registry);
 	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
 		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
 		if (r < 0)
 			say(ready_fd, "bad --upstream '%s'", cfg->upstreams[i]);
+	}
+	if (r == 0) {
+		r = fs_registries_init(fs, why, sizeof(why));
+		if (r < 0)
+			say(ready_fd, "%s", why);
 	}
 	if (r == 0)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
