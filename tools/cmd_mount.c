@@ -61,6 +61,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"store", required_argument, NULL, 's'},
 		{"workspace", required_argument, NULL, 'w'},
 		{"workspace-owner", required_argument, NULL, 'O'},
+		{"workspace-overlay-xattrs", no_argument, NULL, 'X'},
 		{"upstream", required_argument, NULL, 'u'},
 		{"tag-ttl", required_argument, NULL, 't'},
 		{"max-size", required_argument, NULL, 'm'},
@@ -91,9 +92,17 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			o->fs.workspace = optarg;
 			break;
 		case 'O':
-			if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) < 0)
+			if (strcmp(optarg, "preserve") == 0)
+				o->fs.workspace_preserve = true;
+			else if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) <
+				 0)
 				return tool_usage_error(
-					cmd, "bad --workspace-owner '%s' (want UID:GID)", optarg);
+					cmd,
+					"bad --workspace-owner '%s' (want UID:GID or preserve)",
+					optarg);
+			break;
+		case 'X':
+			o->fs.workspace_overlay_xattrs = true;
 			break;
 		case 'u':
 			if (o->fs.n_upstreams == MAX_UPSTREAMS)
@@ -327,7 +336,8 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 const struct tool_command tool_cmd_mount = {
 	.name = "mount",
 	.brief = "mount the cache (and a workspace) as a filesystem",
-	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID]]\n"
+	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
+		    "       [--workspace-overlay-xattrs]]\n"
 		    "       [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
@@ -338,8 +348,12 @@ const struct tool_command tool_cmd_mount = {
 	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
 		 "then " TOOL_DEFAULT_STORE ")\n"
 		 "  --workspace DIR        serve DIR at MOUNTPOINT/workspace, read-write\n"
-		 "  --workspace-owner UID:GID\n"
-		 "                         who owns what is created there (default: DIR's owner)\n"
+		 "  --workspace-owner UID:GID|preserve\n"
+		 "                         who owns what is created there (default: DIR's owner;\n"
+		 "                         preserve: its creator, as on any POSIX file system)\n"
+		 "  --workspace-overlay-xattrs\n"
+		 "                         let levels set trusted.overlay.* there (an overlayfs\n"
+		 "                         upper dir in the workspace: nested dockerd)\n"
 		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
