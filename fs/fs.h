@@ -27,7 +27,8 @@ struct fs_config {
 	bool workspace_preserve; /* what is created is its creator's: uid and gid above unused */
 	/* let levels set trusted.overlay.* xattrs there (nested overlayfs upper dirs) */
 	bool workspace_overlay_xattrs;
-	int log_fd; /* where the daemon logs; -1: nowhere */
+	bool no_passthrough; /* serve every open file's data through the daemon */
+	int log_fd;	     /* where the daemon logs; -1: nowhere */
 };
 
 /*

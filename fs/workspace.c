@@ -98,6 +98,7 @@ struct ws_inode {
 	int fd;		/* O_PATH|O_NOFOLLOW, or -1 while closed (handle set) */
 	unsigned users; /* operations using fd now: it stays open */
 	unsigned opens; /* files open on it: it stays open (an unlinked file has no handle) */
+	struct fs_backing backing; /* the passthrough id its open files share */
 	struct ws_inode *hash_next;
 	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
 };
@@ -106,6 +107,7 @@ struct ws_file {
 	struct ws_inode *inode;
 	int fd;
 	bool append; /* fd has O_APPEND now; only its writer (one at a time) changes it */
+	bool backed; /* counted in inode->backing */
 };
 
 struct ws_dir {
@@ -1094,7 +1096,7 @@ void fs_ws_rename(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const cha
 
 /* ---- open files ------------------------------------------------------------- */
 
-static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
+static int file_new(struct fs_ws *ws, fuse_req_t req, struct ws_inode *inode, int fd, int flags,
 		    struct fuse_file_info *fi)
 {
 	struct ws_file *f = malloc(sizeof(*f));
@@ -1109,12 +1111,21 @@ static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
 	f->append = flags & O_APPEND;
 	fi->fh = (uintptr_t)f;
 	/*
-	 * An append goes uncached: the kernel would cache the bytes where it
-	 * guessed the end was. Other files keep their pages across opens:
+	 * Passthrough, where there is: the kernel reads and writes the backing
+	 * file itself, appends included (it opens the backing file with the
+	 * opener's flags, so O_APPEND lands at the true end). Every open of
+	 * an inode must then go through, which is why appends do too.
+	 */
+	f->backed = fs_backing_get(ws->fs, req, &ws->lock, &inode->backing, fd, fi);
+	/*
+	 * Else an append goes uncached: the kernel would cache the bytes where
+	 * it guessed the end was. Other files keep their pages across opens:
 	 * every level shares them, and a change made on the host shows once
 	 * the attributes are asked again (auto_inval_data compares mtimes).
 	 */
-	if (f->append)
+	if (fs_passes_through(fi))
+		; /* the kernel has the backing file's own pages */
+	else if (f->append)
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;
@@ -1126,8 +1137,11 @@ static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
 	return 0;
 }
 
-static void file_free(struct fs_ws *ws, struct ws_file *f)
+/* req: the release, or NULL when an open's reply failed (passthrough.c). */
+static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 {
+	if (f->backed)
+		fs_backing_put(ws->fs, req, &ws->lock, &f->inode->backing);
 	pthread_mutex_lock(&ws->lock);
 	assert(f->inode->opens > 0);
 	f->inode->opens--;
@@ -1168,7 +1182,7 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
 		r = setid_drop(fd); /* a set-id program a level rewrites is one no more */
 	if (r == 0)
-		r = file_new(ws, inode, fd, fi->flags, fi);
+		r = file_new(ws, req, inode, fd, fi->flags, fi);
 	fd_put(ws, inode);
 	if (r < 0) {
 		if (fd >= 0)
@@ -1176,7 +1190,7 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 		return (void)fuse_reply_err(req, -r);
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
-		file_free(ws, file_of(fi));
+		file_free(ws, NULL, file_of(fi));
 }
 
 void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,
@@ -1223,13 +1237,13 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (r < 0)
 		goto out_close;
 	e.ino = ino_of(inode);
-	r = file_new(ws, inode, fd, fi->flags, fi);
+	r = file_new(ws, req, inode, fd, fi->flags, fi);
 	if (r < 0) {
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		file_free(ws, file_of(fi));
+		file_free(ws, NULL, file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
 	}
 	return;
@@ -1347,7 +1361,7 @@ void fs_ws_flush(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 void fs_ws_release(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	file_free(ws, file_of(fi)); /* and with it any flock() it held */
+	file_free(ws, req, file_of(fi)); /* and with it any flock() it held */
 	fuse_reply_err(req, 0);
 }
 

@@ -68,6 +68,44 @@ check "workspace/ is the directory, with its owner" test "$(T stat -c %u:%g "$WS
 echo hello >"$DIR/from-host"
 check "a file put there on the host shows" test "$(T cat "$WS/from-host")" = hello
 
+# ---- passthrough (libfuse 3.17 on this kernel) or the daemon (libfuse 3.14) ------------
+
+# The build links libfuse 3.17 (soname libfuse3.so.4) or 3.14 (libfuse3.so.3);
+# this kernel has FUSE passthrough, so with 3.17 the kernel serves the data.
+if ldd "$DINDFS" | grep -q 'libfuse3\.so\.4'; then PT=1 PT_SAYS=true; else PT=0 PT_SAYS=false; fi
+echo "# $(ldd "$DINDFS" | grep -o 'libfuse3\.so\.[0-9]*' | head -1): passthrough expected: $PT_SAYS"
+check ".dindfs/stats says passthrough: $PT_SAYS" grep -q "\"passthrough\": $PT_SAYS," "$MNT/.dindfs/stats"
+opens0=$(stat_of "$MNT" passthrough_opens)
+check "a workspace file reads" test "$(T cat "$WS/from-host")" = hello
+check "its open went through: $PT more passthrough open(s)" \
+	test "$(stat_of "$MNT" passthrough_opens)" = $((opens0 + PT))
+head -c 3000000 /dev/urandom >"$WORK/blob"
+blob=$(sha256sum "$WORK/blob" | cut -c1-64)
+check "a blob ingested" T cp "$WORK/blob" "$MNT/ingest/sha256:$blob"
+opens0=$(stat_of "$MNT" passthrough_opens)
+served0=$(stat_of "$MNT" bytes_served)
+check "reads back from blobs/ byte for byte" T cmp -s "$MNT/blobs/sha256/$blob" "$WORK/blob"
+check "its open went through: $PT more passthrough open(s)" \
+	test "$(stat_of "$MNT" passthrough_opens)" = $((opens0 + PT))
+check "bytes the daemon served for it: $(((1 - PT) * 3000000))" \
+	test "$(stat_of "$MNT" bytes_served)" = $((served0 + (1 - PT) * 3000000))
+mmap_same() { # FILE COPY: mmap'ed, FILE has COPY's bytes
+	python3 -c 'import mmap,sys
+f = open(sys.argv[1], "rb"); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+sys.exit(m[:] != open(sys.argv[2], "rb").read())' "$1" "$2"
+}
+check "mmap of the blob" mmap_same "$MNT/blobs/sha256/$blob" "$WORK/blob"
+cp "$WORK/blob" "$DIR/blob.copy"
+check "mmap of a workspace file" mmap_same "$WS/blob.copy" "$WORK/blob"
+mmap_write() { # FILE: write through a shared mapping, read back with read()
+	python3 -c 'import mmap,os,sys
+fd = os.open(sys.argv[1], os.O_RDWR); m = mmap.mmap(fd, 4096); m[0:5] = b"HELLO"; m.flush(); m.close()
+sys.exit(os.pread(fd, 5, 0) != b"HELLO")' "$1"
+}
+check "a shared writable mapping of a workspace file lands in it" mmap_write "$WS/blob.copy"
+check "on disk" test "$(head -c 5 "$DIR/blob.copy")" = HELLO
+rm "$DIR/blob.copy"
+
 # ---- appends ----------------------------------------------------------------
 
 # Three writers at once, one of them a shell opening the file for each line.
@@ -437,7 +475,14 @@ check "the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
 printf '#!/bin/sh\nexec prlimit --nofile=2048:2048 "%s" "$@"\n' "$DINDFS" >"$WORK/dindfs-2048"
 chmod +x "$WORK/dindfs-2048"
 DINDFS=$WORK/dindfs-2048 must_mount "$MNT" --store "$STORE" --workspace "$DIR" \
-	--workspace-owner 4321:4322
+	--workspace-owner 4321:4322 --no-passthrough
+check "--no-passthrough: .dindfs/stats says passthrough: false" \
+	grep -q '"passthrough": false,' "$MNT/.dindfs/stats"
+served0=$(stat_of "$MNT" bytes_served)
+check "the blob reads back" T cmp -s "$MNT/blobs/sha256/$blob" "$WORK/blob"
+check "the daemon served it: bytes_served grew by its size" \
+	test "$(stat_of "$MNT" bytes_served)" = $((served0 + 3000000))
+check "and no open went through" test "$(stat_of "$MNT" passthrough_opens)" = 0
 echo x >"$WS/chosen"
 mkdir "$WS/chosen.d"
 check "--workspace-owner: a file is the chosen owner's" test "$(owner_of "$DIR/chosen")" = 4321:4322

@@ -62,6 +62,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"workspace", required_argument, NULL, 'w'},
 		{"workspace-owner", required_argument, NULL, 'O'},
 		{"workspace-overlay-xattrs", no_argument, NULL, 'X'},
+		{"no-passthrough", no_argument, NULL, 'P'},
 		{"upstream", required_argument, NULL, 'u'},
 		{"tag-ttl", required_argument, NULL, 't'},
 		{"max-size", required_argument, NULL, 'm'},
@@ -103,6 +104,9 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			break;
 		case 'X':
 			o->fs.workspace_overlay_xattrs = true;
+			break;
+		case 'P':
+			o->fs.no_passthrough = true;
 			break;
 		case 'u':
 			if (o->fs.n_upstreams == MAX_UPSTREAMS)
@@ -336,10 +340,12 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 const struct tool_command tool_cmd_mount = {
 	.name = "mount",
 	.brief = "mount the cache (and a workspace) as a filesystem",
-	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
-		    "       [--workspace-overlay-xattrs]]\n"
-		    "       [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
-		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
+	.synopsis =
+		"[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
+		"       [--workspace-overlay-xattrs]]\n"
+		"       [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
+		"       [--no-passthrough] [--log FILE] [--pidfile FILE] [-f] [-o allow_other]\n"
+		"       MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
 		"ingest/ and .dindfs/stats, and with --workspace that directory, read-write, at\n"
@@ -358,6 +364,8 @@ const struct tool_command tool_cmd_mount = {
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
+		 "  --no-passthrough       serve file data through the daemon even where the\n"
+		 "                         kernel could read the backing files itself\n"
 		 "  --log FILE             where the daemon logs (default: nowhere; stderr with "
 		 "-f)\n"
 		 "  --pidfile FILE         write the daemon's PID there\n"
