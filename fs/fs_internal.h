@@ -55,6 +55,15 @@ enum fs_kind {
 #define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
 #define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
 
+/*
+ * The kernel's passthrough id that an inode's open files share
+ * (passthrough.c). Guarded by the lock of the inode table it is in.
+ */
+struct fs_backing {
+	int id;		/* > 0: the id; 0: none; -1: refused for the opens now counted */
+	unsigned opens; /* opens counted by fs_backing_get() and not yet put */
+};
+
 /* Longest path below registry/ that a node keeps: host, repository, tag. */
 #define FS_NAME_MAX INDEX_NAME_MAX
 
@@ -74,6 +83,7 @@ struct fs_node {
 	 * "registry\0repository\0", or NULL. Guarded by nodes_lock.
 	 */
 	char *origin;
+	struct fs_backing backing; /* FS_BLOB; guarded by nodes_lock */
 
 	/*
 	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG,
@@ -107,6 +117,7 @@ struct fs_handle {
 	struct fs_node *node;
 	int fd;
 	uint64_t file_size; /* FD: the blob's size, read once at open */
+	bool backed;	    /* FD: counted in node->backing (passthrough.c) */
 	struct fetch *fetch;
 
 	pthread_mutex_t lock; /* BUFFER being written, INGEST */
@@ -124,6 +135,7 @@ struct fs_stats {
 	atomic_uint_fast64_t bytes_served;
 	atomic_uint_fast64_t blob_hits;
 	atomic_uint_fast64_t blob_misses;
+	atomic_uint_fast64_t passthrough_opens; /* opens the kernel serves itself */
 };
 
 struct fs_ws;
@@ -136,6 +148,7 @@ struct fs {
 	struct fetcher *fetcher;
 	struct fuse_session *session;
 	struct fs_stats stats;
+	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
 
 	pthread_mutex_t nodes_lock;
 	struct fs_node **buckets;
@@ -183,6 +196,34 @@ void fs_free_dirents(struct fs_dirent *entries, size_t n);
 /* stat of a node. */
 int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st);
 bool fs_kind_is_dir(enum fs_kind kind);
+
+/* passthrough.c: FUSE passthrough, where libfuse and the kernel have it */
+/* At init: ask for passthrough when both sides offer it (and cfg allows). */
+void fs_passthrough_init(struct fs *fs, struct fuse_conn_info *conn);
+/*
+ * An open of the inode that b belongs to (lock guards b), fd its backing
+ * file: with passthrough on, set fi->backing_id (keep_cache and direct_io
+ * off) when the kernel takes it. Returns whether the open was counted in b:
+ * then fs_backing_put() once at its release.
+ */
+bool fs_backing_get(struct fs *fs, fuse_req_t req, pthread_mutex_t *lock, struct fs_backing *b,
+		    int fd, struct fuse_file_info *fi);
+/*
+ * One counted open fewer: at release (req), or after an open's reply
+ * failed (req NULL). The last release closes the id; without req it stays
+ * for the next open.
+ */
+void fs_backing_put(struct fs *fs, fuse_req_t req, pthread_mutex_t *lock, struct fs_backing *b);
+/* Whether the open fi answers goes through (fs_backing_get() gave it an id). */
+static inline bool fs_passes_through(const struct fuse_file_info *fi)
+{
+#ifdef FUSE_CAP_PASSTHROUGH
+	return fi->backing_id > 0;
+#else
+	(void)fi;
+	return false;
+#endif
+}
 
 /* stats.c */
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len);

@@ -68,6 +68,8 @@ static struct fs_handle *handle_new(enum fs_handle_kind kind, struct fs_node *no
 
 static void handle_free(struct fs *fs, struct fs_handle *h)
 {
+	if (h->backed) /* an open whose reply failed: no request to close the id with */
+		fs_backing_put(fs, NULL, &fs->nodes_lock, &h->node->backing);
 	if (h->fd >= 0)
 		close(h->fd);
 	fetch_release(h->fetch);
@@ -335,7 +337,7 @@ static int fd_handle(struct fs_node *node, int fd, struct fs_handle **ret)
 }
 
 /* A blob: spliced from the store, or followed while it downloads. */
-static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
+static int open_blob(struct fs *fs, fuse_req_t req, struct fs_node *node, struct fuse_file_info *fi,
 		     struct fs_handle **ret)
 {
 	char registry[FS_NAME_MAX + 1], repository[FS_NAME_MAX + 1];
@@ -352,6 +354,9 @@ static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info 
 			if (r < 0)
 				return r;
 			fi->keep_cache = 1; /* a blob never changes */
+			/* or the kernel reads the store's file itself */
+			h->backed =
+				fs_backing_get(fs, req, &fs->nodes_lock, &node->backing, h->fd, fi);
 			atomic_fetch_add(&fs->stats.blob_hits, 1);
 			*ret = h;
 			return 0;
@@ -452,7 +457,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	node = fs_node_of(fs, ino);
 	switch (node->kind) {
 	case FS_BLOB:
-		r = open_blob(fs, node, fi, &h);
+		r = open_blob(fs, req, node, fi, &h);
 		break;
 	case FS_LOCAL_TAG:
 		r = open_local_tag(fs, node, fi, &h);
@@ -855,6 +860,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	h = handle_of(fi);
 	if (h->writable && !h->done)
 		log_refusal(fs, h);
+	if (h->backed) {
+		fs_backing_put(fs, req, &fs->nodes_lock, &h->node->backing);
+		h->backed = false;
+	}
 	handle_free(fs, h); /* what was never committed is dropped */
 	fuse_reply_err(req, 0);
 }
@@ -1119,7 +1128,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	fs_passthrough_init(userdata, conn);
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
 	 * over its page-cache pages instead of copying them to us (the

@@ -66,6 +66,8 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"store", required_argument, NULL, 's'},
 		{"workspace", required_argument, NULL, 'w'},
 		{"workspace-owner", required_argument, NULL, 'O'},
+		{"workspace-overlay-xattrs", no_argument, NULL, 'X'},
+		{"no-passthrough", no_argument, NULL, 'P'},
 		{"upstream", required_argument, NULL, 'u'},
 		{"registry", required_argument, NULL, 'r'},
 		{"allow-origin", required_argument, NULL, 'a'},
@@ -100,9 +102,20 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			o->fs.workspace = optarg;
 			break;
 		case 'O':
-			if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) < 0)
+			if (strcmp(optarg, "preserve") == 0)
+				o->fs.workspace_preserve = true;
+			else if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) <
+				 0)
 				return tool_usage_error(
-					cmd, "bad --workspace-owner '%s' (want UID:GID)", optarg);
+					cmd,
+					"bad --workspace-owner '%s' (want UID:GID or preserve)",
+					optarg);
+			break;
+		case 'X':
+			o->fs.workspace_overlay_xattrs = true;
+			break;
+		case 'P':
+			o->fs.no_passthrough = true;
 			break;
 		case 'u':
 			if (o->fs.n_upstreams == MAX_UPSTREAMS)
@@ -359,9 +372,10 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 const struct tool_command tool_cmd_mount = {
 	.name = "mount",
 	.brief = "mount the cache (and a workspace) as a filesystem",
-	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID]]\n"
+	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
+		    "       [--workspace-overlay-xattrs]]\n"
 		    "       [--upstream HOST=URL]... [--registry NAME]... [--allow-origin URL]...\n"
-		    "       [--tag-ttl SECONDS] [--max-size SIZE]\n"
+		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--no-passthrough]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
@@ -374,8 +388,12 @@ const struct tool_command tool_cmd_mount = {
 	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
 		 "then " TOOL_DEFAULT_STORE ")\n"
 		 "  --workspace DIR        serve DIR at MOUNTPOINT/workspace, read-write\n"
-		 "  --workspace-owner UID:GID\n"
-		 "                         who owns what is created there (default: DIR's owner)\n"
+		 "  --workspace-owner UID:GID|preserve\n"
+		 "                         who owns what is created there (default: DIR's owner;\n"
+		 "                         preserve: its creator, as on any POSIX file system)\n"
+		 "  --workspace-overlay-xattrs\n"
+		 "                         let levels set trusted.overlay.* there (an overlayfs\n"
+		 "                         upper dir in the workspace: nested dockerd)\n"
 		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
 		 "  --registry NAME        serve the registry NAME (host[:port]) too\n"
 		 "  --allow-origin URL     let redirects and token servers reach URL's origin\n"
@@ -383,6 +401,8 @@ const struct tool_command tool_cmd_mount = {
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
+		 "  --no-passthrough       serve file data through the daemon even where the\n"
+		 "                         kernel could read the backing files itself\n"
 		 "  --log FILE             where the daemon logs (default: nowhere; stderr with "
 		 "-f)\n"
 		 "  --pidfile FILE         write the daemon's PID there\n"
