@@ -2,8 +2,11 @@
  * index: the store's SQLite catalogue (see index.h).
  *
  * Each call prepares its statement, runs it and finalizes it; SQLite's
- * serialized mode makes one connection safe across threads. SQLite result
- * codes become errno values in index_errno() and nowhere else.
+ * serialized mode makes one connection safe across threads. A transaction
+ * holds the connection's own (recursive) mutex from BEGIN to COMMIT or
+ * ROLLBACK, so the statements of other threads wait for it to end instead
+ * of joining it. SQLite result codes become errno values in index_errno()
+ * and nowhere else.
  */
 #include "index.h"
 
@@ -203,7 +206,7 @@ static int migrate(struct index *idx)
 	if (version > INDEX_SCHEMA_VERSION)
 		return -EPROTONOSUPPORT;
 	while (version < INDEX_SCHEMA_VERSION) {
-		r = exec(idx, "BEGIN IMMEDIATE");
+		r = index_begin(idx);
 		if (r < 0)
 			return r;
 		/* Another process may have migrated while we waited. */
@@ -218,7 +221,7 @@ static int migrate(struct index *idx)
 			index_rollback(idx);
 			return r;
 		}
-		r = exec(idx, "COMMIT");
+		r = index_commit(idx);
 		if (r < 0)
 			return r;
 		r = index_schema_version(idx, &version);
@@ -269,17 +272,29 @@ void index_close(struct index *idx)
 
 int index_begin(struct index *idx)
 {
-	return exec(idx, "BEGIN IMMEDIATE");
+	int r;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(idx->db));
+	r = exec(idx, "BEGIN IMMEDIATE");
+	if (r < 0)
+		sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
+	return r;
 }
 
 int index_commit(struct index *idx)
 {
-	return exec(idx, "COMMIT");
+	int r = exec(idx, "COMMIT");
+
+	if (r < 0)
+		sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
+	return r;
 }
 
 void index_rollback(struct index *idx)
 {
 	sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
 }
 
 int index_put_blob(struct index *idx, const struct digest *d, int64_t size, const char *media_type,

@@ -13,7 +13,8 @@
  * commands can use one store at once. The schema is versioned with
  * PRAGMA user_version and migrated forward on open; a database from a
  * newer dindfs is refused. One connection is safe to share between
- * threads (SQLite's serialized mode).
+ * threads (SQLite's serialized mode); a transaction is its thread's alone
+ * (index_begin below).
  *
  * All functions return 0 or a negative errno.
  */
@@ -61,7 +62,13 @@ int index_open(const char *path, struct index **ret);
 void index_close(struct index *idx);
 int index_schema_version(struct index *idx, int *ret_version);
 
-/* Transactions, for callers that batch several changes. Not nestable. */
+/*
+ * Transactions, for callers that batch several changes. Not nestable.
+ * From index_begin() to index_commit() or index_rollback() the calling
+ * thread holds the connection: other threads' calls wait until it ends,
+ * so none of their statements becomes part of it. A failed commit rolls
+ * back; either way the connection is released.
+ */
 int index_begin(struct index *idx);
 int index_commit(struct index *idx);
 void index_rollback(struct index *idx);
