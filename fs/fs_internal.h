@@ -143,6 +143,13 @@ struct fs {
 	pthread_mutex_t log_lock;
 	char last_log[512]; /* the last upstream error logged, to log it once */
 	atomic_int open_writers;
+
+	/* GC runs on a thread of its own, woken by gc_wanted (ops.c) */
+	pthread_t gc_thread;
+	bool gc_started;
+	pthread_mutex_t gc_lock; /* guards gc_wanted, gc_stop */
+	pthread_cond_t gc_wake;
+	bool gc_wanted, gc_stop;
 };
 
 /* Most nodes the table holds; past it, lookups fail with ENFILE. */

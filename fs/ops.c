@@ -803,19 +803,75 @@ static void log_refusal(struct fs *fs, struct fs_handle *h)
 	manifest_free(m);
 }
 
-/* Past the store limit: GC, so the mount never grows the store without bound. */
-static void maybe_gc(struct fs *fs)
+/*
+ * Past the store limit: GC, so the mount never grows the store without
+ * bound. It runs on its own thread: a flush or the end of a download only
+ * wakes it, and never waits for it.
+ */
+static void gc_once(struct fs *fs)
 {
 	struct gc_result res;
 	int64_t count, bytes;
 
-	if (fs->cfg->max_size < 0 ||
-	    index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
+	if (index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
 	    bytes <= fs->cfg->max_size)
 		return;
 	if (gc_run(fs->store, fs->cfg->max_size, &res) < 0)
 		fs_log(fs, "gc: the store stays at %lld bytes, over the limit",
 		       (long long)res.remaining_bytes);
+}
+
+static void *gc_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->gc_lock);
+	for (;;) {
+		while (!fs->gc_wanted && !fs->gc_stop)
+			pthread_cond_wait(&fs->gc_wake, &fs->gc_lock);
+		if (fs->gc_stop)
+			break;
+		fs->gc_wanted = false;
+		pthread_mutex_unlock(&fs->gc_lock);
+		gc_once(fs);
+		pthread_mutex_lock(&fs->gc_lock);
+	}
+	pthread_mutex_unlock(&fs->gc_lock);
+	return NULL;
+}
+
+static void maybe_gc(struct fs *fs)
+{
+	if (fs->cfg->max_size < 0)
+		return;
+	pthread_mutex_lock(&fs->gc_lock);
+	fs->gc_wanted = true;
+	pthread_cond_signal(&fs->gc_wake);
+	pthread_mutex_unlock(&fs->gc_lock);
+}
+
+static int gc_thread_start(struct fs *fs)
+{
+	int r;
+
+	if (fs->cfg->max_size < 0)
+		return 0;
+	r = -pthread_create(&fs->gc_thread, NULL, gc_main, fs);
+	fs->gc_started = r == 0;
+	return r;
+}
+
+/* After the fetcher is gone (nothing wakes GC any more), before the store closes. */
+static void gc_thread_stop(struct fs *fs)
+{
+	if (!fs->gc_started)
+		return;
+	pthread_mutex_lock(&fs->gc_lock);
+	fs->gc_stop = true;
+	pthread_cond_signal(&fs->gc_wake);
+	pthread_mutex_unlock(&fs->gc_lock);
+	pthread_join(fs->gc_thread, NULL);
+	fs->gc_started = false;
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1237,6 +1293,8 @@ static int open_cache(struct fs *fs, int ready_fd)
 			say(ready_fd, "bad --upstream '%s'", cfg->upstreams[i]);
 	}
 	if (r == 0)
+		r = gc_thread_start(fs);
+	if (r == 0)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
 	if (r == 0)
 		r = fs_nodes_init(fs);
@@ -1248,6 +1306,7 @@ static void close_cache(struct fs *fs)
 	if (fs->registry)
 		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
 	fetcher_free(fs->fetcher);
+	gc_thread_stop(fs);
 	fs_nodes_release(fs);
 	registry_free(fs->registry);
 	store_close(fs->store);
@@ -1263,6 +1322,8 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 	int r;
 
 	pthread_mutex_init(&fs.log_lock, NULL);
+	pthread_mutex_init(&fs.gc_lock, NULL);
+	pthread_cond_init(&fs.gc_wake, NULL);
 	/*
 	 * default_permissions: the kernel checks every caller against the
 	 * modes and owners we report, the workspace's being the backing
@@ -1325,5 +1386,7 @@ out_cache:
 	fs_ws_free(fs.ws);
 	close_cache(&fs);
 	pthread_mutex_destroy(&fs.log_lock);
+	pthread_cond_destroy(&fs.gc_wake);
+	pthread_mutex_destroy(&fs.gc_lock);
 	return r;
 }
