@@ -13,6 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * What a client of the mount can make the daemon hold (docs/security.md).
+ * A level is a pid-namespace depth below the daemon (fs/whoami.c). Zero
+ * means the default.
+ */
+struct fs_limits {
+	int64_t ingest_bytes;	    /* one ingest file: writes past it fail with EFBIG */
+	int64_t tmp_bytes;	    /* all of the store's tmp/: ENOSPC */
+	int64_t level_tmp_bytes;    /* one level's ingests in tmp/: EDQUOT */
+	int64_t level_writers;	    /* one level's open ingest and local tag writers: EMFILE */
+	int64_t level_buffer_bytes; /* one level's local tag writers' memory: ENOBUFS */
+	int64_t level_node_bytes;   /* the inodes one level makes the daemon hold: ENFILE */
+};
+
 struct fs_config {
 	const char *store_dir;
 	const char *mountpoint;
@@ -25,7 +39,11 @@ struct fs_config {
 	int64_t workspace_uid; /* who owns what is created there; -1: the directory's owner */
 	int64_t workspace_gid; /* -1: the directory's group */
 	int log_fd;	       /* where the daemon logs; -1: nowhere */
+	struct fs_limits limits;
 };
+
+/* Set a limit by its name in docs/security.md ("ingest-size", "level-writers"...). */
+int fs_limits_set(struct fs_limits *limits, const char *name, int64_t value);
 
 /*
  * Mount and serve. ready_fd (or -1) gets "ok\n" once the mount answers, or
