@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -1365,6 +1366,20 @@ static void close_cache(struct fs *fs)
 	store_close(fs->store);
 }
 
+/*
+ * Every level's writers hold descriptors (fs_limits): take the whole
+ * descriptor budget the hard limit allows, so they fit beside the readers'.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int fs_run(const struct fs_config *cfg, int ready_fd)
 {
 	struct fs fs = {.cfg = cfg, .limits = cfg->limits};
@@ -1375,6 +1390,7 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 	int r;
 
 	fs_limits_fill(&fs.limits);
+	raise_fd_limit();
 	pthread_mutex_init(&fs.log_lock, NULL);
 	pthread_mutex_init(&fs.gc_lock, NULL);
 	pthread_cond_init(&fs.gc_wake, NULL);
