@@ -58,6 +58,9 @@ static const char *const migrations[] = {
 	"  digest TEXT NOT NULL,"
 	"  size INTEGER NOT NULL,"
 	"  PRIMARY KEY (registry, repository, digest)) WITHOUT ROWID;",
+	/* 3 -> 4: whose budget a saved tag counts in (-1: nobody's, as upstream tags). */
+	"ALTER TABLE tags ADD COLUMN level INTEGER NOT NULL DEFAULT -1;"
+	"CREATE INDEX tags_by_level ON tags(registry, level);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
@@ -562,6 +565,48 @@ int index_put_tag(struct index *idx, const char *registry, const char *repositor
 	bind_digest(stmt, 4, manifest);
 	sqlite3_bind_int64(stmt, 5, fetched);
 	return run(stmt);
+}
+
+static int change_keyed(struct index *idx, sqlite3_stmt *stmt);
+
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags)
+{
+	sqlite3_stmt *stmt;
+	int r;
+
+	if (level < 0)
+		return -EINVAL;
+	r = prepare_keyed(idx,
+			  "INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
+			  " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
+			  "  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
+			  "  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
+			  "             AND tag = ?3)"
+			  " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+			  "  manifest = excluded.manifest, fetched = excluded.fetched",
+			  registry, repository, tag, &stmt);
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 4, manifest);
+	sqlite3_bind_int64(stmt, 5, fetched);
+	sqlite3_bind_int(stmt, 6, level);
+	sqlite3_bind_int64(stmt, 7, max_tags);
+	r = change_keyed(idx, stmt);
+	return r == -ENOENT ? -EDQUOT : r;
+}
+
+int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare_keyed(idx, "SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?4",
+			      registry, "", "", &stmt);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(stmt, 4, level);
+	return select_integers(stmt, ret_count, NULL);
 }
 
 int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,

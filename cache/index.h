@@ -26,7 +26,7 @@
 
 #include "digest.h"
 
-#define INDEX_SCHEMA_VERSION 3
+#define INDEX_SCHEMA_VERSION 4
 /* Longest media type, registry, repository or tag the index stores. */
 #define INDEX_NAME_MAX 255
 
@@ -98,6 +98,18 @@ int index_put_tag(struct index *idx, const char *registry, const char *repositor
 		  const struct digest *manifest, int64_t fetched);
 int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
 		  struct index_tag *ret);
+/*
+ * index_put_tag for a tag a client saved, counted for level (whoever's
+ * budget it is, >= 0): a new tag is refused with -EDQUOT when level has
+ * max_tags of registry's tags already; overwriting a tag always goes, and
+ * the tag stays counted for the level that made it. One statement, so
+ * concurrent savers cannot pass the limit together.
+ */
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags);
+/* How many of registry's tags are counted for level. */
+int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count);
 int index_remove_tag(struct index *idx, const char *registry, const char *repository,
 		     const char *tag);
 /* Every tag, least recently used manifest first; within one second, oldest tag first. */

@@ -25,6 +25,7 @@ struct fs_limits {
 	int64_t level_writers;	    /* one level's open ingest and local tag writers: EMFILE */
 	int64_t level_buffer_bytes; /* one level's local tag writers' memory: ENOBUFS */
 	int64_t level_node_bytes;   /* the inodes one level makes the daemon hold: ENFILE */
+	int64_t level_local_tags;   /* registry/local tags one level has made: EDQUOT */
 };
 
 struct fs_config {

@@ -163,7 +163,7 @@ struct fs {
 	pthread_mutex_t log_lock;
 	char last_log[512]; /* the last upstream error logged, to log it once */
 
-	/* GC runs on a thread of its own, woken by gc_wanted (ops.c) */
+	/* GC runs on a thread of its own, woken by gc_wanted (gc_thread.c) */
 	pthread_t gc_thread;
 	bool gc_started;
 	pthread_mutex_t gc_lock; /* guards gc_wanted, gc_stop */
@@ -180,6 +180,14 @@ struct fs {
 #define FS_DEFAULT_LEVEL_WRITERS      64
 #define FS_DEFAULT_LEVEL_BUFFER_BYTES (32ll << 20)
 #define FS_DEFAULT_LEVEL_NODE_BYTES   (32ll << 20)
+#define FS_DEFAULT_LEVEL_LOCAL_TAGS   10000
+
+/* gc_thread.c: GC on its own thread, when cfg->max_size is set. */
+int fs_gc_start(struct fs *fs);
+/* Ask for a GC (after a commit); it returns at once. */
+void fs_gc_kick(struct fs *fs);
+/* After the fetcher is gone (nothing wakes GC any more), before the store closes. */
+void fs_gc_stop(struct fs *fs);
 
 /* limits.c: the defaults for what cfg left at zero. */
 void fs_limits_fill(struct fs_limits *limits);

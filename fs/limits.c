@@ -19,6 +19,7 @@ static const struct {
 	{"level-writers", offsetof(struct fs_limits, level_writers)},
 	{"level-buffer-size", offsetof(struct fs_limits, level_buffer_bytes)},
 	{"level-inode-size", offsetof(struct fs_limits, level_node_bytes)},
+	{"level-local-tags", offsetof(struct fs_limits, level_local_tags)},
 };
 
 int fs_limits_set(struct fs_limits *limits, const char *name, int64_t value)
@@ -51,4 +52,6 @@ void fs_limits_fill(struct fs_limits *limits)
 		limits->level_buffer_bytes = FS_DEFAULT_LEVEL_BUFFER_BYTES;
 	if (limits->level_node_bytes <= 0)
 		limits->level_node_bytes = FS_DEFAULT_LEVEL_NODE_BYTES;
+	if (limits->level_local_tags <= 0)
+		limits->level_local_tags = FS_DEFAULT_LEVEL_LOCAL_TAGS;
 }

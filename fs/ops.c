@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "fs_internal.h"
-#include "gc.h"
 #include "manifest.h"
 #include "ref.h"
 #include "resolve.h"
@@ -814,6 +813,25 @@ static int check_local_manifest(struct fs *fs, struct fs_handle *h, struct manif
 	return r;
 }
 
+/*
+ * A new local tag needs room in its level's count (-EDQUOT); looked at
+ * before the manifest goes into the store, so that a refused one leaves
+ * nothing. index_put_counted_tag() decides for certain.
+ */
+static int local_tag_fits(struct fs *fs, struct fs_handle *h)
+{
+	struct index *idx = store_index(fs->store);
+	struct index_tag tag;
+	int64_t n;
+
+	if (index_get_tag(idx, REF_LOCAL_REGISTRY, h->node->repository, h->node->tag, &tag) == 0)
+		return 0; /* an overwrite */
+	if (index_count_tags(idx, REF_LOCAL_REGISTRY, h->level, &n) == 0 &&
+	    n >= fs->limits.level_local_tags)
+		return -EDQUOT;
+	return 0;
+}
+
 /* A manifest written to registry/local/<repo>/manifests/<tag>: all its blobs must be here. */
 static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
 {
@@ -825,14 +843,23 @@ static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
 
 	if (r < 0)
 		return r;
-	r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
+	r = local_tag_fits(fs, h);
+	if (r == 0)
+		r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
 	if (r == 0)
 		r = resolve_record(fs->store, REF_LOCAL_REGISTRY, node->repository, &d,
 				   (int64_t)h->len, m);
 	if (r == 0)
-		r = index_put_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository,
-				  node->tag, &d, time(NULL));
+		r = index_put_counted_tag(store_index(fs->store), REF_LOCAL_REGISTRY,
+					  node->repository, node->tag, &d, time(NULL), h->level,
+					  fs->limits.level_local_tags);
 	manifest_free(m);
+	if (r == -EDQUOT) {
+		fs_log(fs, "local/%s:%s refused: level %d has %lld local tags, its limit",
+		       node->repository, node->tag, h->level,
+		       (long long)fs->limits.level_local_tags);
+		return r;
+	}
 	if (r < 0)
 		fs_log(fs, "local/%s:%s: cannot record it: %s", node->repository, node->tag,
 		       strerror(-r));
@@ -855,77 +882,6 @@ static void log_refusal(struct fs *fs, struct fs_handle *h)
 	manifest_free(m);
 }
 
-/*
- * Past the store limit: GC, so the mount never grows the store without
- * bound. It runs on its own thread: a flush or the end of a download only
- * wakes it, and never waits for it.
- */
-static void gc_once(struct fs *fs)
-{
-	struct gc_result res;
-	int64_t count, bytes;
-
-	if (index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
-	    bytes <= fs->cfg->max_size)
-		return;
-	if (gc_run(fs->store, fs->cfg->max_size, &res) < 0)
-		fs_log(fs, "gc: the store stays at %lld bytes, over the limit",
-		       (long long)res.remaining_bytes);
-}
-
-static void *gc_main(void *arg)
-{
-	struct fs *fs = arg;
-
-	pthread_mutex_lock(&fs->gc_lock);
-	for (;;) {
-		while (!fs->gc_wanted && !fs->gc_stop)
-			pthread_cond_wait(&fs->gc_wake, &fs->gc_lock);
-		if (fs->gc_stop)
-			break;
-		fs->gc_wanted = false;
-		pthread_mutex_unlock(&fs->gc_lock);
-		gc_once(fs);
-		pthread_mutex_lock(&fs->gc_lock);
-	}
-	pthread_mutex_unlock(&fs->gc_lock);
-	return NULL;
-}
-
-static void maybe_gc(struct fs *fs)
-{
-	if (fs->cfg->max_size < 0)
-		return;
-	pthread_mutex_lock(&fs->gc_lock);
-	fs->gc_wanted = true;
-	pthread_cond_signal(&fs->gc_wake);
-	pthread_mutex_unlock(&fs->gc_lock);
-}
-
-static int gc_thread_start(struct fs *fs)
-{
-	int r;
-
-	if (fs->cfg->max_size < 0)
-		return 0;
-	r = -pthread_create(&fs->gc_thread, NULL, gc_main, fs);
-	fs->gc_started = r == 0;
-	return r;
-}
-
-/* After the fetcher is gone (nothing wakes GC any more), before the store closes. */
-static void gc_thread_stop(struct fs *fs)
-{
-	if (!fs->gc_started)
-		return;
-	pthread_mutex_lock(&fs->gc_lock);
-	fs->gc_stop = true;
-	pthread_cond_signal(&fs->gc_wake);
-	pthread_mutex_unlock(&fs->gc_lock);
-	pthread_join(fs->gc_thread, NULL);
-	fs->gc_started = false;
-}
-
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -946,7 +902,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (committed)
-		maybe_gc(fs);
+		fs_gc_kick(fs);
 	fuse_reply_err(req, -r);
 }
 
@@ -1321,7 +1277,7 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 	struct fs *fs = ctx;
 
 	if (result == 0) {
-		maybe_gc(fs);
+		fs_gc_kick(fs);
 	} else if (result != -ECANCELED) {
 		fs_log(fs, "fetch of sha256:%s failed: %s", d->hex, err->message);
 	}
@@ -1347,7 +1303,7 @@ static int open_cache(struct fs *fs, int ready_fd)
 			say(ready_fd, "bad --upstream '%s'", cfg->upstreams[i]);
 	}
 	if (r == 0)
-		r = gc_thread_start(fs);
+		r = fs_gc_start(fs);
 	if (r == 0)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
 	if (r == 0)
@@ -1360,7 +1316,7 @@ static void close_cache(struct fs *fs)
 	if (fs->registry)
 		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
 	fetcher_free(fs->fetcher);
-	gc_thread_stop(fs);
+	fs_gc_stop(fs);
 	fs_nodes_release(fs);
 	registry_free(fs->registry);
 	store_close(fs->store);

@@ -247,6 +247,41 @@ START_TEST(test_transaction_is_its_threads)
 }
 END_TEST
 
+START_TEST(test_counted_tags)
+{
+	struct digest m = digest_of_string("m"), other = digest_of_string("other");
+	struct index_tag tag;
+	struct index *idx;
+	int64_t n;
+
+	ck_assert_int_eq(index_open(db_path, &idx), 0);
+	/* level 1 may have two local tags, level 2 has its own two */
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "a", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "b", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "c", &m, 1, 1, 2), -EDQUOT);
+	ck_assert_int_eq(index_get_tag(idx, "local", "app", "c", &tag), -ENOENT);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "c", &m, 1, 2, 2), 0);
+	/* tags of other registries, and uncounted ones, count for nobody */
+	ck_assert_int_eq(index_put_tag(idx, "local", "app", "d", &m, 1), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "docker.io", "x", "e", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_count_tags(idx, "local", 1, &n), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(index_count_tags(idx, "local", 2, &n), 0);
+	ck_assert_int_eq(n, 1);
+	/* an overwrite always goes (level 2 rewrites level 1's tag), and stays level 1's */
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "a", &other, 5, 2, 1), 0);
+	ck_assert_int_eq(index_get_tag(idx, "local", "app", "a", &tag), 0);
+	ck_assert(digest_equal(&tag.manifest, &other));
+	ck_assert_int_eq(index_count_tags(idx, "local", 1, &n), 0);
+	ck_assert_int_eq(n, 2);
+	/* a removed tag frees its place */
+	ck_assert_int_eq(index_remove_tag(idx, "local", "app", "b"), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "f", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "g", &m, 1, -1, 2), -EINVAL);
+	index_close(idx);
+}
+END_TEST
+
 START_TEST(test_migrate_from_v1)
 {
 	struct digest m = digest_of_string("m"), layer = digest_of_string("l");
@@ -391,6 +426,7 @@ static Suite *index_suite(void)
 	tcase_add_test(tc, test_tags_and_edges);
 	tcase_add_test(tc, test_links);
 	tcase_add_test(tc, test_transaction_is_its_threads);
+	tcase_add_test(tc, test_counted_tags);
 	tcase_add_test(tc, test_migrate_from_v1);
 	tcase_add_test(tc, test_newer_schema_refused);
 	tcase_add_test(tc, test_not_a_database);

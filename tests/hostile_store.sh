@@ -17,7 +17,8 @@ MIB=$((1024 * 1024))
 # small limits, so each attack is quick: the defaults are in docs/security.md
 must_mount "$MNT" --store "$STORE" --workspace "$WS" --upstream docker.io=http://127.0.0.1:1 \
 	--limit ingest-size=4M --limit tmp-size=12M --limit level-tmp-size=8M \
-	--limit level-writers=8 --limit level-buffer-size=1M --limit level-inode-size=1M
+	--limit level-writers=8 --limit level-buffer-size=1M --limit level-inode-size=1M \
+	--limit level-local-tags=2
 pid=$MOUNT_PID
 
 hostile() { T python3 "$HOSTILE" "$@"; }
@@ -135,6 +136,24 @@ touch "$WORK/release"
 wait "$holder0" "$holder1" || true
 expect_fsop '' "no tag came of them" list "$MNT/registry/local"
 
+# ---- local tags per level (EDQUOT) -------------------------------------------
+
+echo '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$WORK/config"
+config=sha256:$(sha256sum "$WORK/config" | cut -c1-64)
+expect_fsop OK "an image config goes in" write "$MNT/ingest/$config" "$WORK/config"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[]}' \
+	"$config" "$(stat -c %s "$WORK/config")" >"$WORK/manifest"
+tags="$MNT/registry/local/app/manifests"
+expect_fsop OK "level 0 saves a first local tag" write "$tags/t1" "$WORK/manifest"
+expect_fsop OK "and a second" write "$tags/t2" "$WORK/manifest"
+expect_fsop close:EDQUOT "a third, past level-local-tags (2): close EDQUOT" write "$tags/t3" "$WORK/manifest"
+expect_fsop '(stat|open):ENOENT' "and it is not there" stat "$tags/t3"
+expect_fsop OK "overwriting one of its tags still goes" write "$tags/t1" "$WORK/manifest"
+check "level 1 saves a tag of its own" test "$(level1 python3 "$FSOP" write "$tags/t3" "$WORK/manifest")" = OK
+expect_fsop_is "$(printf 't1\nt2\nt3')" "registry/local/app has those three" list "$tags"
+check "level 0 forgets one" T rm "$tags/t2"
+expect_fsop OK "and has room for another" write "$tags/t4" "$WORK/manifest"
+
 # ---- inodes per level (ENFILE) ----------------------------------------------
 
 hostile lookups "$MNT/registry/docker.io" 20000 >"$WORK/lookups.out" &
@@ -150,7 +169,9 @@ check "level 1 still looks names up" test "$(level1 python3 "$HOSTILE" lookups "
 # ---- after it all ------------------------------------------------------------
 
 check "the daemon is up" pid_alive "$pid"
-check "every file under blobs/sha256 hashes to its name" blobs_verified "$MNT/blobs/sha256"
+# read from level 1: level 0's inodes are all spent by now
+check "every file under blobs/sha256 hashes to its name" \
+	test "$(level1 python3 "$FSOP" verify "$MNT/blobs/sha256")" = OK
 check "no temp file is left" wait_until 5 tmp_empty
 expect_exit 0 "dindfs umount" T "$DINDFS" umount "$MNT"
 expect_exit 0 "dindfs fsck --store" "$DINDFS" fsck --store "$STORE"
