@@ -14,6 +14,11 @@ HOSTILE=$(cd "$(dirname "$0")/fixtures" && pwd)/hostile.py
 MNT=$WORK/mnt STORE=$WORK/store WS=$WORK/ws
 mkdir -p "$WS"
 MIB=$((1024 * 1024))
+for bad in nosuch=1 ingest-size=lots level-writers=0 level-writers tmp-size=; do
+	expect_exit 2 "dindfs mount --limit $bad: a usage error" mount_dindfs "$WORK/mnt-bad" --store "$STORE" --limit "$bad"
+	expect_match "$WORK/err" "^dindfs mount: bad --limit '$bad'" "it says which"
+done
+check "and no daemon for it" not is_mounted "$WORK/mnt-bad"
 # small limits, so each attack is quick: the defaults are in docs/security.md
 must_mount "$MNT" --store "$STORE" --workspace "$WS" --upstream docker.io=http://127.0.0.1:1 \
 	--limit ingest-size=4M --limit tmp-size=12M --limit level-tmp-size=8M \

@@ -18,6 +18,8 @@ blobs=("$IMAGE_DIGEST" "$IMAGE_CONFIG_DIGEST" "${IMAGE_LAYERS[@]}")
 # 2 MB/s a download: a round's reads take half a second or so, and the kill lands amid them
 fault_proxy_start slow "$hub_URL" --match '^GET /v2/.*/blobs/' --throttle 2000000
 UP=(--upstream "$slow_HOSTPORT=$slow_URL")
+# after the kill, the same registry name, straight to the registry: reading back needs no throttle
+BACK=(--upstream "$slow_HOSTPORT=$hub_URL")
 repo_blob() { mnt_repo_blob "$MNT" "$slow_HOSTPORT" library/app "$1"; }
 
 # reader N: the manifest by tag, then the config and layers, from blob N % 3 on
@@ -84,7 +86,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		unsound+=("$round")
 		sed 's/^/    fsck: /' "$WORK/fsck.out" | tail -3
 	fi
-	if ! mount_dindfs "$MNT" --store "$store" "${UP[@]}"; then
+	if ! mount_dindfs "$MNT" --store "$store" "${BACK[@]}"; then
 		mount_failed+=("$round")
 		continue
 	fi
