@@ -2,8 +2,11 @@
  * index: the store's SQLite catalogue (see index.h).
  *
  * Each call prepares its statement, runs it and finalizes it; SQLite's
- * serialized mode makes one connection safe across threads. SQLite result
- * codes become errno values in index_errno() and nowhere else.
+ * serialized mode makes one connection safe across threads. A transaction
+ * holds the connection's own (recursive) mutex from BEGIN to COMMIT or
+ * ROLLBACK, so the statements of other threads wait for it to end instead
+ * of joining it. SQLite result codes become errno values in index_errno()
+ * and nowhere else.
  */
 #include "index.h"
 
@@ -55,6 +58,9 @@ static const char *const migrations[] = {
 	"  digest TEXT NOT NULL,"
 	"  size INTEGER NOT NULL,"
 	"  PRIMARY KEY (registry, repository, digest)) WITHOUT ROWID;",
+	/* 3 -> 4: whose budget a saved tag counts in (-1: nobody's, as upstream tags). */
+	"ALTER TABLE tags ADD COLUMN level INTEGER NOT NULL DEFAULT -1;"
+	"CREATE INDEX tags_by_level ON tags(registry, level);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
@@ -203,7 +209,7 @@ static int migrate(struct index *idx)
 	if (version > INDEX_SCHEMA_VERSION)
 		return -EPROTONOSUPPORT;
 	while (version < INDEX_SCHEMA_VERSION) {
-		r = exec(idx, "BEGIN IMMEDIATE");
+		r = index_begin(idx);
 		if (r < 0)
 			return r;
 		/* Another process may have migrated while we waited. */
@@ -218,7 +224,7 @@ static int migrate(struct index *idx)
 			index_rollback(idx);
 			return r;
 		}
-		r = exec(idx, "COMMIT");
+		r = index_commit(idx);
 		if (r < 0)
 			return r;
 		r = index_schema_version(idx, &version);
@@ -269,17 +275,29 @@ void index_close(struct index *idx)
 
 int index_begin(struct index *idx)
 {
-	return exec(idx, "BEGIN IMMEDIATE");
+	int r;
+
+	sqlite3_mutex_enter(sqlite3_db_mutex(idx->db));
+	r = exec(idx, "BEGIN IMMEDIATE");
+	if (r < 0)
+		sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
+	return r;
 }
 
 int index_commit(struct index *idx)
 {
-	return exec(idx, "COMMIT");
+	int r = exec(idx, "COMMIT");
+
+	if (r < 0)
+		sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
+	return r;
 }
 
 void index_rollback(struct index *idx)
 {
 	sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_mutex_leave(sqlite3_db_mutex(idx->db));
 }
 
 int index_put_blob(struct index *idx, const struct digest *d, int64_t size, const char *media_type,
@@ -547,6 +565,48 @@ int index_put_tag(struct index *idx, const char *registry, const char *repositor
 	bind_digest(stmt, 4, manifest);
 	sqlite3_bind_int64(stmt, 5, fetched);
 	return run(stmt);
+}
+
+static int change_keyed(struct index *idx, sqlite3_stmt *stmt);
+
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags)
+{
+	sqlite3_stmt *stmt;
+	int r;
+
+	if (level < 0)
+		return -EINVAL;
+	r = prepare_keyed(idx,
+			  "INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
+			  " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
+			  "  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
+			  "  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
+			  "             AND tag = ?3)"
+			  " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+			  "  manifest = excluded.manifest, fetched = excluded.fetched",
+			  registry, repository, tag, &stmt);
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 4, manifest);
+	sqlite3_bind_int64(stmt, 5, fetched);
+	sqlite3_bind_int(stmt, 6, level);
+	sqlite3_bind_int64(stmt, 7, max_tags);
+	r = change_keyed(idx, stmt);
+	return r == -ENOENT ? -EDQUOT : r;
+}
+
+int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare_keyed(idx, "SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?4",
+			      registry, "", "", &stmt);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int(stmt, 4, level);
+	return select_integers(stmt, ret_count, NULL);
 }
 
 int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,

@@ -13,7 +13,8 @@
  * commands can use one store at once. The schema is versioned with
  * PRAGMA user_version and migrated forward on open; a database from a
  * newer dindfs is refused. One connection is safe to share between
- * threads (SQLite's serialized mode).
+ * threads (SQLite's serialized mode); a transaction is its thread's alone
+ * (index_begin below).
  *
  * All functions return 0 or a negative errno.
  */
@@ -25,7 +26,7 @@
 
 #include "digest.h"
 
-#define INDEX_SCHEMA_VERSION 3
+#define INDEX_SCHEMA_VERSION 4
 /* Longest media type, registry, repository or tag the index stores. */
 #define INDEX_NAME_MAX 255
 
@@ -61,7 +62,13 @@ int index_open(const char *path, struct index **ret);
 void index_close(struct index *idx);
 int index_schema_version(struct index *idx, int *ret_version);
 
-/* Transactions, for callers that batch several changes. Not nestable. */
+/*
+ * Transactions, for callers that batch several changes. Not nestable.
+ * From index_begin() to index_commit() or index_rollback() the calling
+ * thread holds the connection: other threads' calls wait until it ends,
+ * so none of their statements becomes part of it. A failed commit rolls
+ * back; either way the connection is released.
+ */
 int index_begin(struct index *idx);
 int index_commit(struct index *idx);
 void index_rollback(struct index *idx);
@@ -91,6 +98,18 @@ int index_put_tag(struct index *idx, const char *registry, const char *repositor
 		  const struct digest *manifest, int64_t fetched);
 int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
 		  struct index_tag *ret);
+/*
+ * index_put_tag for a tag a client saved, counted for level (whoever's
+ * budget it is, >= 0): a new tag is refused with -EDQUOT when level has
+ * max_tags of registry's tags already; overwriting a tag always goes, and
+ * the tag stays counted for the level that made it. One statement, so
+ * concurrent savers cannot pass the limit together.
+ */
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags);
+/* How many of registry's tags are counted for level. */
+int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count);
 int index_remove_tag(struct index *idx, const char *registry, const char *repository,
 		     const char *tag);
 /* Every tag, least recently used manifest first; within one second, oldest tag first. */

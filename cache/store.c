@@ -29,6 +29,9 @@ struct store {
 	int tmp_fd;	   /* tmp */
 	int quarantine_fd; /* quarantine */
 	struct index *index;
+	uint64_t max_writer_bytes;  /* one writer's cap (EFBIG past it) */
+	uint64_t max_tmp_bytes;	    /* all writers' cap together (ENOSPC past it) */
+	_Atomic uint64_t tmp_bytes; /* what this process's writers hold in tmp/ */
 };
 
 struct store_writer {
@@ -38,8 +41,7 @@ struct store_writer {
 	bool has_expected;
 	int fd;
 	char tmp_name[DIGEST_HEX_LEN + 32];
-	uint64_t size;	   /* end of the furthest write */
-	bool out_of_order; /* some write did not append: hash the file at commit */
+	uint64_t size; /* bytes written, all hashed: writes only append */
 };
 
 /* The two-hex-digit fan-out directory and the file name of a blob. */
@@ -139,6 +141,17 @@ bool store_has_blob(struct store *s, const struct digest *d)
 
 	blob_relpath(d, rel);
 	return faccessat(s->blobs_fd, rel, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void store_set_limits(struct store *s, uint64_t max_writer_bytes, uint64_t max_tmp_bytes)
+{
+	s->max_writer_bytes = max_writer_bytes;
+	s->max_tmp_bytes = max_tmp_bytes;
+}
+
+uint64_t store_tmp_bytes(struct store *s)
+{
+	return atomic_load(&s->tmp_bytes);
 }
 
 const char *store_dir(const struct store *s)
@@ -265,31 +278,63 @@ out_free:
 	return r;
 }
 
+/* Count len more bytes in tmp/ against both caps; nothing is counted on failure. */
+static int writer_reserve(struct store_writer *w, size_t len)
+{
+	struct store *s = w->store;
+	uint64_t before;
+
+	if (len > s->max_writer_bytes || w->size > s->max_writer_bytes - len)
+		return -EFBIG;
+	before = atomic_fetch_add(&s->tmp_bytes, len);
+	if (before + len > s->max_tmp_bytes || before + len < before) {
+		atomic_fetch_sub(&s->tmp_bytes, len);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Give back what w holds in tmp/ (it is renamed, truncated or gone). */
+static void writer_unreserve(struct store_writer *w)
+{
+	atomic_fetch_sub(&w->store->tmp_bytes, w->size);
+	w->size = 0;
+}
+
 int store_writer_pwrite(struct store_writer *w, const void *data, size_t len, uint64_t offset)
 {
 	const char *p = data;
 	size_t left = len;
 	off_t at = (off_t)offset;
+	int r;
 
+	if (offset != w->size)
+		return -EINVAL; /* only appends: the hash is taken as the bytes come, once */
+	r = writer_reserve(w, len);
+	if (r < 0)
+		return r;
 	while (left > 0) {
 		ssize_t n = pwrite(w->fd, p, left, at);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			r = -errno;
+			break;
 		}
 		p += n;
 		at += n;
 		left -= (size_t)n;
 	}
-	/* Hash as we go while the bytes come in order; else at commit. */
-	if (offset == w->size && !w->out_of_order)
-		digest_hasher_update(w->hasher, data, len);
-	else
-		w->out_of_order = true;
-	if (offset + len > w->size)
-		w->size = offset + len;
+	if (r < 0) {
+		/* cut off what part of it landed, so the file is what was hashed */
+		atomic_fetch_sub(&w->store->tmp_bytes, len);
+		if (ftruncate(w->fd, (off_t)w->size) < 0)
+			return -errno;
+		return r;
+	}
+	digest_hasher_update(w->hasher, data, len);
+	w->size += len;
 	return 0;
 }
 
@@ -305,7 +350,7 @@ int store_writer_verify(struct store_writer *w)
 
 	if (!w->has_expected)
 		return -EBADMSG;
-	r = w->out_of_order ? digest_of_fd(w->fd, &now) : digest_hasher_peek(w->hasher, &now);
+	r = digest_hasher_peek(w->hasher, &now);
 	if (r < 0)
 		return r;
 	return digest_equal(&now, &w->expected) ? 0 : -EBADMSG;
@@ -316,8 +361,7 @@ int store_writer_reset(struct store_writer *w)
 	if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
 		return -errno;
 	digest_hasher_reset(w->hasher);
-	w->size = 0;
-	w->out_of_order = false;
+	writer_unreserve(w);
 	return 0;
 }
 
@@ -333,6 +377,7 @@ int store_writer_fd(const struct store_writer *w)
 
 static void writer_free(struct store_writer *w)
 {
+	writer_unreserve(w);
 	if (w->fd >= 0)
 		close(w->fd);
 	digest_hasher_free(w->hasher);
@@ -367,13 +412,7 @@ int store_writer_commit(struct store_writer *w, const char *media_type, struct d
 	struct digest actual;
 	int lock = -1, r;
 
-	if (!w->out_of_order) {
-		digest_hasher_final(w->hasher, &actual);
-	} else {
-		r = digest_of_fd(w->fd, &actual);
-		if (r < 0)
-			goto out_abort;
-	}
+	digest_hasher_final(w->hasher, &actual);
 	if (w->has_expected && !digest_equal(&actual, &w->expected)) {
 		r = -EBADMSG;
 		goto out_abort;
@@ -402,6 +441,7 @@ int store_writer_commit(struct store_writer *w, const char *media_type, struct d
 	r = fsync_dir_at(s->blobs_fd, fanout);
 	if (r == 0)
 		r = index_put_blob(s->index, &actual, (int64_t)w->size, media_type, time(NULL));
+	/* writer_free() gives the bytes back to tmp/'s count: they are in blobs/ now */
 	/*
 	 * On failure here the blob is in place and verified; recovery indexes
 	 * it on the next open. Report the error all the same.
@@ -589,6 +629,8 @@ int store_open(const char *dir, struct store **ret)
 	if (!s)
 		return -ENOMEM;
 	s->dir_fd = s->blobs_fd = s->tmp_fd = s->quarantine_fd = -1;
+	s->max_writer_bytes = STORE_DEFAULT_MAX_WRITER_BYTES;
+	s->max_tmp_bytes = STORE_DEFAULT_MAX_TMP_BYTES;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		r = -ENOMEM;

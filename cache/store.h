@@ -45,25 +45,41 @@ int store_open_blob(struct store *s, const struct digest *d, int *ret_fd);
 bool store_has_blob(struct store *s, const struct digest *d);
 
 /*
+ * Limits on tmp/: one writer holds at most max_writer_bytes (a write past
+ * it fails with -EFBIG), and this process's writers together at most
+ * max_tmp_bytes (-ENOSPC). Set them before writers start.
+ */
+#define STORE_DEFAULT_MAX_WRITER_BYTES (32ull << 30) /* 32 GiB */
+#define STORE_DEFAULT_MAX_TMP_BYTES    (64ull << 30) /* 64 GiB */
+void store_set_limits(struct store *s, uint64_t max_writer_bytes, uint64_t max_tmp_bytes);
+/* Bytes this process's writers hold in tmp/ now. */
+uint64_t store_tmp_bytes(struct store *s);
+
+/*
  * Start an ingest. With expected set, the commit succeeds only if the bytes
  * hash to it; with NULL, whatever the bytes hash to is committed.
  */
 int store_writer_new(struct store *s, const struct digest *expected, struct store_writer **ret);
+/*
+ * Append len bytes. They are hashed as they come, once: no call ever reads
+ * the file back to hash it. -EFBIG or -ENOSPC past the limits above; on any
+ * failure nothing of this write is kept and the writer can go on.
+ */
 int store_writer_write(struct store_writer *w, const void *data, size_t len);
 /*
- * Write at an offset, in any order (writes through a filesystem may come
- * out of order). The digest is then computed from the file at commit.
+ * The same, for a write that says where it goes (through a filesystem):
+ * offset must be the current end, else -EINVAL and nothing changes.
  */
 int store_writer_pwrite(struct store_writer *w, const void *data, size_t len, uint64_t offset);
 /*
  * Do the bytes written so far hash to the expected digest? 0 if so,
- * -EBADMSG if not (or no digest was expected), -errno when unreadable. The
- * writer goes on either way.
+ * -EBADMSG if not (or no digest was expected). It costs the same whatever
+ * the size (a copy of the hash state). The writer goes on either way.
  */
 int store_writer_verify(struct store_writer *w);
 /* Throw away what was written and start from empty (a download restarting). */
 int store_writer_reset(struct store_writer *w);
-/* Bytes written so far (the end of the furthest write). */
+/* Bytes written so far. */
 uint64_t store_writer_size(const struct store_writer *w);
 /* The temp file, for readers that follow a download while it runs. */
 int store_writer_fd(const struct store_writer *w);

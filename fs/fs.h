@@ -13,6 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * What a client of the mount can make the daemon hold (docs/security.md).
+ * A level is a pid-namespace depth below the daemon (fs/whoami.c). Zero
+ * means the default.
+ */
+struct fs_limits {
+	int64_t ingest_bytes;	    /* one ingest file: writes past it fail with EFBIG */
+	int64_t tmp_bytes;	    /* all of the store's tmp/: ENOSPC */
+	int64_t level_tmp_bytes;    /* one level's ingests in tmp/: EDQUOT */
+	int64_t level_writers;	    /* one level's open ingest and local tag writers: EMFILE */
+	int64_t level_buffer_bytes; /* one level's local tag writers' memory: ENOBUFS */
+	int64_t level_node_bytes;   /* the inodes one level makes the daemon hold: ENFILE */
+	int64_t level_local_tags;   /* registry/local tags one level has made: EDQUOT */
+};
+
 struct fs_config {
 	const char *store_dir;
 	const char *mountpoint;
@@ -34,7 +49,11 @@ struct fs_config {
 	bool workspace_overlay_xattrs;
 	bool no_passthrough; /* serve every open file's data through the daemon */
 	int log_fd;	     /* where the daemon logs; -1: nowhere */
+	struct fs_limits limits;
 };
+
+/* Set a limit by its name in docs/security.md ("ingest-size", "level-writers"...). */
+int fs_limits_set(struct fs_limits *limits, const char *name, int64_t value);
 
 /*
  * Mount and serve. ready_fd (or -1) gets "ok\n" once the mount answers, or

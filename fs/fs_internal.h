@@ -71,8 +71,10 @@ struct fs_node {
 	uint32_t family;  /* FS_FAMILY_CACHE: first, as in the workspace's inodes */
 	uint64_t nlookup; /* guarded by nodes_lock */
 	enum fs_kind kind;
-	bool pinned; /* a static directory: never freed */
-	char *key;   /* identity in the table */
+	bool pinned;   /* a static directory: never freed */
+	int8_t level;  /* whose budget it counts in (fs_level), or -1 */
+	uint32_t cost; /* bytes it counts there */
+	char *key;     /* identity in the table */
 	struct fs_node *hash_next;
 
 	/* FS_BLOB, FS_INGEST_FILE */
@@ -126,6 +128,8 @@ struct fs_handle {
 	bool writable;
 	bool done; /* what was written is committed */
 	struct store_writer *writer;
+	int level;	       /* a writer's: whose budgets it counts in */
+	uint64_t ingest_bytes; /* INGEST: counted in its level's tmp share */
 
 	struct fs_dirent *entries;
 	size_t n_entries;
@@ -139,6 +143,22 @@ struct fs_stats {
 };
 
 struct fs_ws;
+
+/*
+ * Levels: the caller's pid-namespace depth below the daemon (whoami.c).
+ * Depths from FS_LEVEL_DEEP down share one budget; callers the daemon
+ * cannot place (outside its pid namespace, or gone) share FS_LEVEL_UNKNOWN.
+ */
+#define FS_LEVEL_DEEP	 7
+#define FS_LEVEL_UNKNOWN 8
+#define FS_LEVELS	 9
+
+struct fs_level {
+	atomic_int writers;		  /* open ingest and local tag writers */
+	atomic_int_fast64_t buffer_bytes; /* local tag writers' buffers */
+	atomic_int_fast64_t tmp_bytes;	  /* its ingests' bytes in tmp/ */
+	atomic_int_fast64_t node_bytes;	  /* nodes it made that the table holds */
+};
 
 struct fs {
 	const struct fs_config *cfg;
@@ -158,13 +178,35 @@ struct fs {
 
 	pthread_mutex_t log_lock;
 	char last_log[512]; /* the last upstream error logged, to log it once */
-	atomic_int open_writers;
+
+	/* GC runs on a thread of its own, woken by gc_wanted (gc_thread.c) */
+	pthread_t gc_thread;
+	bool gc_started;
+	pthread_mutex_t gc_lock; /* guards gc_wanted, gc_stop */
+	pthread_cond_t gc_wake;
+	bool gc_wanted, gc_stop;
+
+	struct fs_limits limits; /* cfg's, with the defaults filled in */
+	struct fs_level levels[FS_LEVELS];
 };
 
 /* Most nodes the table holds; past it, lookups fail with ENFILE. */
 #define FS_MAX_NODES (1u << 20)
-/* Most ingests and local manifests open for writing at once. */
-#define FS_MAX_WRITERS 256
+/* Defaults of struct fs_limits (docs/security.md). */
+#define FS_DEFAULT_LEVEL_WRITERS      64
+#define FS_DEFAULT_LEVEL_BUFFER_BYTES (32ll << 20)
+#define FS_DEFAULT_LEVEL_NODE_BYTES   (32ll << 20)
+#define FS_DEFAULT_LEVEL_LOCAL_TAGS   10000
+
+/* gc_thread.c: GC on its own thread, when cfg->max_size is set. */
+int fs_gc_start(struct fs *fs);
+/* Ask for a GC (after a commit); it returns at once. */
+void fs_gc_kick(struct fs *fs);
+/* After the fetcher is gone (nothing wakes GC any more), before the store closes. */
+void fs_gc_stop(struct fs *fs);
+
+/* limits.c: the defaults for what cfg left at zero. */
+void fs_limits_fill(struct fs_limits *limits);
 
 /* node.c: the inode table */
 int fs_nodes_init(struct fs *fs);
@@ -173,9 +215,12 @@ struct fs_node *fs_node_of(struct fs *fs, fuse_ino_t ino);
 fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node);
 /*
  * Find the node with this key, or insert proto under it; either way count
- * one more lookup. *ret points into the table. -ENFILE when full.
+ * one more lookup. *ret points into the table. A node made here counts in
+ * the budget of the level of pid (the caller of the request; 0: none)
+ * until it is forgotten. -ENFILE when the table or that budget is full.
  */
-int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, struct fs_node **ret);
+int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node *proto,
+		struct fs_node **ret);
 void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n);
 /* Remember where a blob node can be fetched from. */
 void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
@@ -239,6 +284,8 @@ int fs_registries_lookup(struct fs *fs, const char *name, struct fs_node *proto,
 
 /* whoami.c: what .dindfs/whoami says to the caller pid (as the daemon sees it). */
 int fs_whoami_json(pid_t pid, char **ret, size_t *ret_len);
+/* The level (0 .. FS_LEVELS - 1) whose budgets a caller pid counts in. */
+int fs_level_of(pid_t pid);
 
 /* log.c */
 void fs_log(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -297,13 +297,8 @@ struct listing {
 
 static void add(struct listing *l, const char *name, enum fs_kind kind)
 {
-	size_t i;
-
 	if (l->error)
 		return;
-	for (i = 0; i < l->n; i++) /* short lists, except blobs/, which has no repeats */
-		if (kind != FS_BLOB && strcmp(l->entries[i].name, name) == 0)
-			return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
 		struct fs_dirent *e = reallocarray(l->entries, cap, sizeof(*e));
@@ -321,6 +316,55 @@ static void add(struct listing *l, const char *name, enum fs_kind kind)
 		l->error = -ENOMEM;
 	else
 		l->n++;
+}
+
+static int by_name_then_place(const void *a, const void *b, void *ctx)
+{
+	const struct fs_dirent *entries = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int cmp = strcmp(entries[i].name, entries[j].name);
+
+	return cmp ? cmp : (i > j) - (i < j);
+}
+
+/*
+ * Drop repeated names after "." and "..", keeping the first of each, and
+ * leave the rest sorted: a sort, not a search per name, so a listing of n
+ * tags costs n log n however many repeat (registry/local with 20k repositories).
+ */
+static void unique(struct listing *l)
+{
+	struct fs_dirent *out;
+	size_t *order, i, n = 2;
+
+	if (l->error || l->n <= 3)
+		return;
+	order = reallocarray(NULL, l->n, sizeof(*order));
+	out = reallocarray(NULL, l->n, sizeof(*out));
+	if (!order || !out) {
+		free(order);
+		free(out);
+		l->error = -ENOMEM;
+		return;
+	}
+	for (i = 2; i < l->n; i++)
+		order[i] = i;
+	qsort_r(order + 2, l->n - 2, sizeof(*order), by_name_then_place, l->entries);
+	out[0] = l->entries[0];
+	out[1] = l->entries[1];
+	for (i = 2; i < l->n; i++) {
+		struct fs_dirent *e = &l->entries[order[i]];
+
+		if (n > 2 && strcmp(out[n - 1].name, e->name) == 0)
+			free(e->name);
+		else
+			out[n++] = *e;
+	}
+	free(order);
+	free(l->entries);
+	l->entries = out;
+	l->n = n;
+	l->cap = l->n;
 }
 
 static int add_store_blob(const struct digest *d, void *ctx)
@@ -416,6 +460,7 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 			add(&l, "blobs", FS_REPO_BLOBS_DIR);
 		}
 		r = index_foreach_tag(idx, add_from_tag, &walk);
+		unique(&l);
 		break;
 	default:
 		break;

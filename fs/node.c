@@ -34,7 +34,15 @@ int fs_nodes_init(struct fs *fs)
 	fs->root.kind = FS_ROOT;
 	fs->root.pinned = true;
 	fs->root.nlookup = 1;
+	fs->root.level = -1;
 	return 0;
+}
+
+/* Give the bytes of a node back to the level that made it. */
+static void node_uncount(struct fs *fs, const struct fs_node *node)
+{
+	if (node->level >= 0)
+		atomic_fetch_sub(&fs->levels[node->level].node_bytes, node->cost);
 }
 
 static void node_free(struct fs_node *node)
@@ -111,21 +119,57 @@ static void maybe_grow(struct fs *fs)
 	fs->n_buckets = n;
 }
 
-int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, struct fs_node **ret)
+/* The node under key, or NULL. Called with nodes_lock held. */
+static struct fs_node *node_find(struct fs *fs, const char *key, size_t *ret_bucket)
 {
 	struct fs_node *node;
-	size_t b;
-	int r = 0;
 
-	pthread_mutex_lock(&fs->nodes_lock);
-	b = hash_key(key) % fs->n_buckets;
-	for (node = fs->buckets[b]; node; node = node->hash_next)
+	*ret_bucket = hash_key(key) % fs->n_buckets;
+	for (node = fs->buckets[*ret_bucket]; node; node = node->hash_next)
 		if (strcmp(node->key, key) == 0)
 			break;
+	return node;
+}
+
+/* A found node: a blob's size may have been learnt since (from a manifest, or the store). */
+static void node_found(struct fs_node *node, const struct fs_node *proto)
+{
+	if (node->kind == FS_BLOB && proto->size >= 0)
+		node->size = proto->size;
+	node->nlookup++;
+}
+
+int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node *proto,
+		struct fs_node **ret)
+{
+	struct fs_level *budget;
+	struct fs_node *node;
+	size_t b, cost = node_size(proto->kind) + strlen(key) + 1;
+	int level, r = 0;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	node = node_find(fs, key, &b);
+	if (node)
+		node_found(node, proto);
+	pthread_mutex_unlock(&fs->nodes_lock);
 	if (node) {
-		/* a blob's size may have been learnt since (from a manifest, or the store) */
-		if (node->kind == FS_BLOB && proto->size >= 0)
-			node->size = proto->size;
+		*ret = node;
+		return 0;
+	}
+	/* a new node: charge it to its maker, found outside the lock (a /proc read) */
+	level = pid > 0 && !proto->pinned ? fs_level_of(pid) : -1;
+	budget = level >= 0 ? &fs->levels[level] : NULL;
+	if (budget && atomic_fetch_add(&budget->node_bytes, (int_fast64_t)cost) + (int64_t)cost >
+			      fs->limits.level_node_bytes) {
+		atomic_fetch_sub(&budget->node_bytes, (int_fast64_t)cost);
+		return -ENFILE;
+	}
+	pthread_mutex_lock(&fs->nodes_lock);
+	node = node_find(fs, key, &b); /* made by another thread meanwhile? */
+	if (node) {
+		node_found(node, proto);
+		if (budget)
+			atomic_fetch_sub(&budget->node_bytes, (int_fast64_t)cost);
 	} else if (fs->n_nodes >= FS_MAX_NODES) {
 		r = -ENFILE;
 	} else {
@@ -133,12 +177,15 @@ int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, str
 		if (node) {
 			memcpy(node, proto, node_size(proto->kind));
 			node->family = FS_FAMILY_CACHE;
-			node->nlookup = 0;
+			node->nlookup = 1;
 			node->origin = NULL;
+			node->level = (int8_t)level;
+			node->cost = (uint32_t)cost;
 			node->key = strdup(key);
 		}
 		if (!node || !node->key) {
 			free(node);
+			node = NULL;
 			r = -ENOMEM;
 		} else {
 			node->hash_next = fs->buckets[b];
@@ -147,12 +194,14 @@ int fs_node_get(struct fs *fs, const char *key, const struct fs_node *proto, str
 			maybe_grow(fs);
 		}
 	}
-	if (r == 0) {
-		node->nlookup++;
-		*ret = node;
-	}
 	pthread_mutex_unlock(&fs->nodes_lock);
-	return r;
+	if (r < 0) {
+		if (budget)
+			atomic_fetch_sub(&budget->node_bytes, (int_fast64_t)cost);
+		return r;
+	}
+	*ret = node;
+	return 0;
 }
 
 void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n)
@@ -173,6 +222,7 @@ void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n)
 				break;
 			}
 		}
+		node_uncount(fs, node);
 		node_free(node);
 	}
 	pthread_mutex_unlock(&fs->nodes_lock);

@@ -19,13 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fs_internal.h"
-#include "gc.h"
 #include "manifest.h"
 #include "ref.h"
 #include "resolve.h"
@@ -75,8 +75,13 @@ static void handle_free(struct fs *fs, struct fs_handle *h)
 	fetch_release(h->fetch);
 	if (h->writer)
 		store_writer_abort(h->writer);
-	if (h->writable)
-		atomic_fetch_sub(&fs->open_writers, 1);
+	if (h->writable) {
+		struct fs_level *lv = &fs->levels[h->level];
+
+		atomic_fetch_sub(&lv->writers, 1);
+		atomic_fetch_sub(&lv->buffer_bytes, (int_fast64_t)h->cap);
+		atomic_fetch_sub(&lv->tmp_bytes, (int_fast64_t)h->ingest_bytes);
+	}
 	fs_free_dirents(h->entries, h->n_entries);
 	free(h->data);
 	pthread_mutex_destroy(&h->lock);
@@ -113,7 +118,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	parent = fs_node_of(fs, parent_ino);
 	r = fs_lookup_child(fs, parent, name, &proto, key, sizeof(key), &timeout);
 	if (r == 0)
-		r = fs_node_get(fs, key, &proto, &node);
+		r = fs_node_get(fs, fuse_req_ctx(req)->pid, key, &proto, &node);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	if (node->kind == FS_BLOB && parent->kind == FS_REPO_BLOBS_DIR &&
@@ -382,34 +387,41 @@ static int open_blob(struct fs *fs, fuse_req_t req, struct fs_node *node, struct
 	}
 }
 
-static int writable_handle(struct fs *fs, enum fs_handle_kind kind, struct fs_node *node,
+/*
+ * A handle that writes, counted in the budgets of its level (fs_level):
+ * -EMFILE when the level has all the writers it may have open.
+ */
+static int writable_handle(struct fs *fs, int level, enum fs_handle_kind kind, struct fs_node *node,
 			   struct fs_handle **ret)
 {
+	struct fs_level *lv = &fs->levels[level];
 	struct fs_handle *h;
 
-	if (atomic_fetch_add(&fs->open_writers, 1) >= FS_MAX_WRITERS) {
-		atomic_fetch_sub(&fs->open_writers, 1);
+	if (atomic_fetch_add(&lv->writers, 1) >= fs->limits.level_writers) {
+		atomic_fetch_sub(&lv->writers, 1);
 		return -EMFILE;
 	}
 	h = handle_new(kind, node);
 	if (!h) {
-		atomic_fetch_sub(&fs->open_writers, 1);
+		atomic_fetch_sub(&lv->writers, 1);
 		return -ENOMEM;
 	}
 	h->writable = true;
+	h->level = level;
 	*ret = h;
 	return 0;
 }
 
-static int open_local_tag(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
-			  struct fs_handle **ret)
+static int open_local_tag(struct fs *fs, fuse_req_t req, struct fs_node *node,
+			  struct fuse_file_info *fi, struct fs_handle **ret)
 {
 	struct index_tag tag;
 	int fd, r;
 
 	if (wants_write(fi->flags)) {
 		fi->direct_io = 1;
-		return writable_handle(fs, FS_HANDLE_BUFFER, node, ret);
+		return writable_handle(fs, fs_level_of(fuse_req_ctx(req)->pid), FS_HANDLE_BUFFER,
+				       node, ret);
 	}
 	r = index_get_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository, node->tag,
 			  &tag);
@@ -460,7 +472,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = open_blob(fs, req, node, fi, &h);
 		break;
 	case FS_LOCAL_TAG:
-		r = open_local_tag(fs, node, fi, &h);
+		r = open_local_tag(fs, req, node, fi, &h);
 		break;
 	case FS_STATS:
 	case FS_WHOAMI:
@@ -481,7 +493,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_free(fs, h);
 }
 
-static int create_ingest(struct fs *fs, const char *name, struct fs_node **ret_node,
+static int create_ingest(struct fs *fs, pid_t pid, const char *name, struct fs_node **ret_node,
 			 struct fs_handle **ret)
 {
 	static atomic_uint counter;
@@ -493,14 +505,14 @@ static int create_ingest(struct fs *fs, const char *name, struct fs_node **ret_n
 
 	if (digest_parse(name, &d) < 0)
 		return -EINVAL;
-	r = writable_handle(fs, FS_HANDLE_INGEST, NULL, &h);
+	r = writable_handle(fs, fs_level_of(pid), FS_HANDLE_INGEST, NULL, &h);
 	if (r < 0)
 		return r;
 	r = store_writer_new(fs->store, &d, &h->writer);
 	if (r == 0) {
 		proto.digest = d;
 		snprintf(key, sizeof(key), "i:%u", atomic_fetch_add(&counter, 1));
-		r = fs_node_get(fs, key, &proto, &node);
+		r = fs_node_get(fs, pid, key, &proto, &node);
 	}
 	if (r < 0) {
 		handle_free(fs, h);
@@ -512,7 +524,7 @@ static int create_ingest(struct fs *fs, const char *name, struct fs_node **ret_n
 	return 0;
 }
 
-static int create_local_tag(struct fs *fs, const struct fs_node *dir, const char *name,
+static int create_local_tag(struct fs *fs, pid_t pid, const struct fs_node *dir, const char *name,
 			    struct fs_node **ret_node, struct fs_handle **ret)
 {
 	struct fs_node proto = {.kind = FS_LOCAL_TAG, .size = -1}, *node;
@@ -526,10 +538,10 @@ static int create_local_tag(struct fs *fs, const struct fs_node *dir, const char
 	snprintf(proto.repository, sizeof(proto.repository), "%s", dir->repository);
 	snprintf(proto.tag, sizeof(proto.tag), "%s", name);
 	snprintf(key, sizeof(key), "t:%s:%s", dir->repository, name);
-	r = writable_handle(fs, FS_HANDLE_BUFFER, NULL, &h);
+	r = writable_handle(fs, fs_level_of(pid), FS_HANDLE_BUFFER, NULL, &h);
 	if (r < 0)
 		return r;
-	r = fs_node_get(fs, key, &proto, &node);
+	r = fs_node_get(fs, pid, key, &proto, &node);
 	if (r < 0) {
 		handle_free(fs, h);
 		return r;
@@ -553,10 +565,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		return fs_ws_create(fs->ws, req, parent_ino, name, mode, fi);
 	parent = fs_node_of(fs, parent_ino);
 	if (parent->kind == FS_INGEST_DIR)
-		r = create_ingest(fs, name, &node, &h);
+		r = create_ingest(fs, fuse_req_ctx(req)->pid, name, &node, &h);
 	else if (parent->kind == FS_MANIFESTS_DIR &&
 		 strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)
-		r = create_local_tag(fs, parent, name, &node, &h);
+		r = create_local_tag(fs, fuse_req_ctx(req)->pid, parent, name, &node, &h);
 	else
 		r = -EACCES;
 	if (r == 0)
@@ -644,22 +656,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* ---- writing -------------------------------------------------------------- */
 
-static int buffer_write(struct fs_handle *h, const char *data, size_t size, off_t off)
+/* A local manifest's bytes, in memory: its level's buffer budget grows with it (ENOBUFS). */
+static int buffer_write(struct fs *fs, struct fs_handle *h, const char *data, size_t size,
+			off_t off)
 {
+	struct fs_level *lv = &fs->levels[h->level];
 	size_t end;
 
 	if (off < 0 || (uint64_t)off + size > MANIFEST_MAX_SIZE)
 		return -EFBIG;
 	end = (size_t)off + size;
 	if (end > h->cap) {
-		size_t cap = h->cap ? h->cap : 4096;
+		size_t cap = h->cap ? h->cap : 4096, more;
 		char *p;
 
 		while (cap < end)
 			cap *= 2;
+		more = cap - h->cap;
+		if (atomic_fetch_add(&lv->buffer_bytes, (int_fast64_t)more) + (int64_t)more >
+		    fs->limits.level_buffer_bytes) {
+			atomic_fetch_sub(&lv->buffer_bytes, (int_fast64_t)more);
+			return -ENOBUFS;
+		}
 		p = realloc(h->data, cap);
-		if (!p)
+		if (!p) {
+			atomic_fetch_sub(&lv->buffer_bytes, (int_fast64_t)more);
 			return -ENOMEM;
+		}
 		h->data = p;
 		h->cap = cap;
 	}
@@ -671,7 +694,32 @@ static int buffer_write(struct fs_handle *h, const char *data, size_t size, off_
 	return 0;
 }
 
-static int cache_write(struct fs_handle *h, const char *data, size_t size, off_t off)
+/*
+ * An ingest only appends (store_writer_pwrite: EINVAL elsewhere), within
+ * its level's share of tmp/ (EDQUOT) and the store's caps (EFBIG, ENOSPC).
+ */
+static int ingest_write(struct fs *fs, struct fs_handle *h, const char *data, size_t size,
+			off_t off)
+{
+	struct fs_level *lv = &fs->levels[h->level];
+	int r;
+
+	if (off < 0 || (uint64_t)off != store_writer_size(h->writer))
+		return -EINVAL;
+	if (atomic_fetch_add(&lv->tmp_bytes, (int_fast64_t)size) + (int64_t)size >
+	    fs->limits.level_tmp_bytes) {
+		atomic_fetch_sub(&lv->tmp_bytes, (int_fast64_t)size);
+		return -EDQUOT;
+	}
+	r = store_writer_pwrite(h->writer, data, size, (uint64_t)off);
+	if (r < 0)
+		atomic_fetch_sub(&lv->tmp_bytes, (int_fast64_t)size);
+	else
+		h->ingest_bytes += size;
+	return r;
+}
+
+static int cache_write(struct fs *fs, struct fs_handle *h, const char *data, size_t size, off_t off)
 {
 	int r;
 
@@ -681,9 +729,9 @@ static int cache_write(struct fs_handle *h, const char *data, size_t size, off_t
 	if (h->done)
 		r = -EIO; /* already committed at a flush: a blob never changes */
 	else if (h->kind == FS_HANDLE_INGEST)
-		r = off < 0 ? -EINVAL : store_writer_pwrite(h->writer, data, size, (uint64_t)off);
+		r = ingest_write(fs, h, data, size, off);
 	else
-		r = buffer_write(h, data, size, off);
+		r = buffer_write(fs, h, data, size, off);
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
@@ -714,7 +762,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			return (void)fuse_reply_err(req, n < 0 ? (int)-n : EIO);
 		}
 	}
-	r = cache_write(handle_of(fi), mem.buf[0].mem, size, off);
+	r = cache_write(fs, handle_of(fi), mem.buf[0].mem, size, off);
 	free(copy);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -737,6 +785,9 @@ static int commit_ingest(struct fs *fs, struct fs_handle *h)
 		return -EIO;
 	h->writer = NULL;
 	r = store_writer_commit(w, NULL, NULL);
+	/* committed or dropped, its bytes are out of tmp/ */
+	atomic_fetch_sub(&fs->levels[h->level].tmp_bytes, (int_fast64_t)h->ingest_bytes);
+	h->ingest_bytes = 0;
 	if (r < 0)
 		fs_log(fs, "ingest of sha256:%s failed: %s", h->node->digest.hex, strerror(-r));
 	return r < 0 ? -EIO : 0;
@@ -770,6 +821,25 @@ static int check_local_manifest(struct fs *fs, struct fs_handle *h, struct manif
 	return r;
 }
 
+/*
+ * A new local tag needs room in its level's count (-EDQUOT); looked at
+ * before the manifest goes into the store, so that a refused one leaves
+ * nothing. index_put_counted_tag() decides for certain.
+ */
+static int local_tag_fits(struct fs *fs, struct fs_handle *h)
+{
+	struct index *idx = store_index(fs->store);
+	struct index_tag tag;
+	int64_t n;
+
+	if (index_get_tag(idx, REF_LOCAL_REGISTRY, h->node->repository, h->node->tag, &tag) == 0)
+		return 0; /* an overwrite */
+	if (index_count_tags(idx, REF_LOCAL_REGISTRY, h->level, &n) == 0 &&
+	    n >= fs->limits.level_local_tags)
+		return -EDQUOT;
+	return 0;
+}
+
 /* A manifest written to registry/local/<repo>/manifests/<tag>: all its blobs must be here. */
 static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
 {
@@ -781,14 +851,23 @@ static int commit_local_manifest(struct fs *fs, struct fs_handle *h)
 
 	if (r < 0)
 		return r;
-	r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
+	r = local_tag_fits(fs, h);
+	if (r == 0)
+		r = store_put(fs->store, h->data, h->len, NULL, m->media_type, &d);
 	if (r == 0)
 		r = resolve_record(fs->store, REF_LOCAL_REGISTRY, node->repository, &d,
 				   (int64_t)h->len, m);
 	if (r == 0)
-		r = index_put_tag(store_index(fs->store), REF_LOCAL_REGISTRY, node->repository,
-				  node->tag, &d, time(NULL));
+		r = index_put_counted_tag(store_index(fs->store), REF_LOCAL_REGISTRY,
+					  node->repository, node->tag, &d, time(NULL), h->level,
+					  fs->limits.level_local_tags);
 	manifest_free(m);
+	if (r == -EDQUOT) {
+		fs_log(fs, "local/%s:%s refused: level %d has %lld local tags, its limit",
+		       node->repository, node->tag, h->level,
+		       (long long)fs->limits.level_local_tags);
+		return r;
+	}
 	if (r < 0)
 		fs_log(fs, "local/%s:%s: cannot record it: %s", node->repository, node->tag,
 		       strerror(-r));
@@ -811,21 +890,6 @@ static void log_refusal(struct fs *fs, struct fs_handle *h)
 	manifest_free(m);
 }
 
-/* Past the store limit: GC, so the mount never grows the store without bound. */
-static void maybe_gc(struct fs *fs)
-{
-	struct gc_result res;
-	int64_t count, bytes;
-
-	if (fs->cfg->max_size < 0 ||
-	    index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
-	    bytes <= fs->cfg->max_size)
-		return;
-	if (gc_run(fs->store, fs->cfg->max_size, &res) < 0)
-		fs_log(fs, "gc: the store stays at %lld bytes, over the limit",
-		       (long long)res.remaining_bytes);
-}
-
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -846,7 +910,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (committed)
-		maybe_gc(fs);
+		fs_gc_kick(fs);
 	fuse_reply_err(req, -r);
 }
 
@@ -1230,7 +1294,7 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 	struct fs *fs = ctx;
 
 	if (result == 0) {
-		maybe_gc(fs);
+		fs_gc_kick(fs);
 	} else if (result != -ECANCELED) {
 		fs_log(fs, "fetch of sha256:%s failed: %s", d->hex, err->message);
 	}
@@ -1250,6 +1314,8 @@ static int open_cache(struct fs *fs, int ready_fd)
 		say(ready_fd, "cannot open store '%s': %s", cfg->store_dir, strerror(-r));
 		return r;
 	}
+	store_set_limits(fs->store, (uint64_t)fs->limits.ingest_bytes,
+			 (uint64_t)fs->limits.tmp_bytes);
 	r = registry_new(&registry_opts, &fs->registry);
 	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
 		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
@@ -1262,6 +1328,8 @@ static int open_cache(struct fs *fs, int ready_fd)
 			say(ready_fd, "%s", why);
 	}
 	if (r == 0)
+		r = fs_gc_start(fs);
+	if (r == 0)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
 	if (r == 0)
 		r = fs_nodes_init(fs);
@@ -1273,21 +1341,40 @@ static void close_cache(struct fs *fs)
 	if (fs->registry)
 		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
 	fetcher_free(fs->fetcher);
+	fs_gc_stop(fs);
 	fs_nodes_release(fs);
 	registry_free(fs->registry);
 	store_close(fs->store);
 }
 
+/*
+ * Every level's writers hold descriptors (fs_limits): take the whole
+ * descriptor budget the hard limit allows, so they fit beside the readers'.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int fs_run(const struct fs_config *cfg, int ready_fd)
 {
-	struct fs fs = {.cfg = cfg};
+	struct fs fs = {.cfg = cfg, .limits = cfg->limits};
 	char *argv[] = {"dindfs", "-o", NULL, NULL};
 	char options[128];
 	struct fuse_args args;
 	struct fuse_loop_config *loop;
 	int r;
 
+	fs_limits_fill(&fs.limits);
+	raise_fd_limit();
 	pthread_mutex_init(&fs.log_lock, NULL);
+	pthread_mutex_init(&fs.gc_lock, NULL);
+	pthread_cond_init(&fs.gc_wake, NULL);
 	/*
 	 * default_permissions: the kernel checks every caller against the
 	 * modes and owners we report, the workspace's being the backing
@@ -1350,5 +1437,7 @@ out_cache:
 	fs_ws_free(fs.ws);
 	close_cache(&fs);
 	pthread_mutex_destroy(&fs.log_lock);
+	pthread_cond_destroy(&fs.gc_wake);
+	pthread_mutex_destroy(&fs.gc_lock);
 	return r;
 }

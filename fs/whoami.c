@@ -11,6 +11,9 @@
  * the daemon's down to the caller's own, so the depth is their count less
  * one. A level sharing its parent's pid namespace (--pid host) does not
  * count.
+ *
+ * The same depth names the level whose budgets a caller's writers and
+ * inodes count in (fs_level_of).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,4 +73,13 @@ int fs_whoami_json(pid_t pid, char **ret, size_t *ret_len)
 	text[*ret_len - 1] = '\n';
 	*ret = text;
 	return 0;
+}
+
+int fs_level_of(pid_t pid)
+{
+	int depth = pid > 0 ? pid_ns_depth(pid) : -ESRCH;
+
+	if (depth < 0)
+		return FS_LEVEL_UNKNOWN;
+	return depth < FS_LEVEL_DEEP ? depth : FS_LEVEL_DEEP;
 }

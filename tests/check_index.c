@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,94 @@ static const char v1_schema[] =
 	" PRIMARY KEY (registry, repository, tag));"
 	"PRAGMA user_version = 1;";
 
+struct other_writer {
+	struct index *idx;
+	struct digest d;
+	int result;
+};
+
+static void *put_from_other_thread(void *arg)
+{
+	struct other_writer *o = arg;
+
+	o->result = index_put_blob(o->idx, &o->d, 2, NULL, 100);
+	return NULL;
+}
+
+/*
+ * A transaction is its thread's: another thread's statement, issued while
+ * it runs, neither joins it (and goes with its rollback) nor lands inside.
+ */
+START_TEST(test_transaction_is_its_threads)
+{
+	struct digest mine = digest_of_string("mine"), other = digest_of_string("other");
+	struct other_writer o = {.d = other, .result = 1};
+	struct index_blob row;
+	struct index *idx;
+	pthread_t thread;
+
+	ck_assert_int_eq(index_open(db_path, &idx), 0);
+	o.idx = idx;
+	ck_assert_int_eq(index_begin(idx), 0);
+	ck_assert_int_eq(index_put_blob(idx, &mine, 1, NULL, 100), 0);
+	ck_assert_int_eq(pthread_create(&thread, NULL, put_from_other_thread, &o), 0);
+	usleep(200 * 1000); /* time for the other thread's insert to run, if it could */
+	ck_assert_int_eq(index_get_blob(idx, &other, &row), -ENOENT);
+	index_rollback(idx);
+	ck_assert_int_eq(pthread_join(thread, NULL), 0);
+	ck_assert_int_eq(o.result, 0);
+	ck_assert_int_eq(index_get_blob(idx, &mine, &row), -ENOENT);
+	ck_assert_int_eq(index_get_blob(idx, &other, &row), 0);
+	ck_assert_int_eq(row.size, 2);
+
+	/* and after a commit, the connection is free again */
+	ck_assert_int_eq(index_begin(idx), 0);
+	ck_assert_int_eq(index_put_blob(idx, &mine, 1, NULL, 100), 0);
+	ck_assert_int_eq(index_commit(idx), 0);
+	o.d = digest_of_string("third");
+	ck_assert_int_eq(pthread_create(&thread, NULL, put_from_other_thread, &o), 0);
+	ck_assert_int_eq(pthread_join(thread, NULL), 0);
+	ck_assert_int_eq(o.result, 0);
+	ck_assert_int_eq(index_get_blob(idx, &mine, &row), 0);
+	index_close(idx);
+}
+END_TEST
+
+START_TEST(test_counted_tags)
+{
+	struct digest m = digest_of_string("m"), other = digest_of_string("other");
+	struct index_tag tag;
+	struct index *idx;
+	int64_t n;
+
+	ck_assert_int_eq(index_open(db_path, &idx), 0);
+	/* level 1 may have two local tags, level 2 has its own two */
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "a", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "b", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "c", &m, 1, 1, 2), -EDQUOT);
+	ck_assert_int_eq(index_get_tag(idx, "local", "app", "c", &tag), -ENOENT);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "c", &m, 1, 2, 2), 0);
+	/* tags of other registries, and uncounted ones, count for nobody */
+	ck_assert_int_eq(index_put_tag(idx, "local", "app", "d", &m, 1), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "docker.io", "x", "e", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_count_tags(idx, "local", 1, &n), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(index_count_tags(idx, "local", 2, &n), 0);
+	ck_assert_int_eq(n, 1);
+	/* an overwrite always goes (level 2 rewrites level 1's tag), and stays level 1's */
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "a", &other, 5, 2, 1), 0);
+	ck_assert_int_eq(index_get_tag(idx, "local", "app", "a", &tag), 0);
+	ck_assert(digest_equal(&tag.manifest, &other));
+	ck_assert_int_eq(index_count_tags(idx, "local", 1, &n), 0);
+	ck_assert_int_eq(n, 2);
+	/* a removed tag frees its place */
+	ck_assert_int_eq(index_remove_tag(idx, "local", "app", "b"), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "f", &m, 1, 1, 2), 0);
+	ck_assert_int_eq(index_put_counted_tag(idx, "local", "app", "g", &m, 1, -1, 2), -EINVAL);
+	index_close(idx);
+}
+END_TEST
+
 START_TEST(test_migrate_from_v1)
 {
 	struct digest m = digest_of_string("m"), layer = digest_of_string("l");
@@ -336,6 +425,8 @@ static Suite *index_suite(void)
 	tcase_add_test(tc, test_blob_rows);
 	tcase_add_test(tc, test_tags_and_edges);
 	tcase_add_test(tc, test_links);
+	tcase_add_test(tc, test_transaction_is_its_threads);
+	tcase_add_test(tc, test_counted_tags);
 	tcase_add_test(tc, test_migrate_from_v1);
 	tcase_add_test(tc, test_newer_schema_refused);
 	tcase_add_test(tc, test_not_a_database);

@@ -214,28 +214,81 @@ START_TEST(test_streaming_writer)
 }
 END_TEST
 
-START_TEST(test_out_of_order_writes)
+START_TEST(test_writes_only_append)
 {
 	unsigned char *data = test_random_bytes(300000, 5);
-	struct digest expected = test_digest_of(data, 300000);
+	struct digest expected = test_digest_of(data, 300000), wrong;
 	struct store_writer *w;
 
-	/* the last third, the first, then the middle twice */
 	ck_assert_int_eq(store_writer_new(store, &expected, &w), 0);
-	ck_assert_int_eq(store_writer_pwrite(w, data + 200000, 100000, 200000), 0);
+	/* a hole, a write past the end, a rewrite: refused, and nothing changes */
+	ck_assert_int_eq(store_writer_pwrite(w, data + 200000, 100000, 200000), -EINVAL);
+	ck_assert_int_eq(store_writer_pwrite(w, "x", 1, (uint64_t)16 << 30), -EINVAL);
+	ck_assert_uint_eq(store_writer_size(w), 0);
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
 	ck_assert_int_eq(store_writer_pwrite(w, data, 100000, 0), 0);
-	ck_assert_int_eq(store_writer_pwrite(w, "junk", 4, 100000), 0);
-	ck_assert_int_eq(store_writer_pwrite(w, data + 100000, 100000, 100000), 0);
+	ck_assert_int_eq(store_writer_pwrite(w, "junk", 4, 5), -EINVAL);
+	ck_assert_int_eq(store_writer_pwrite(w, "junk", 4, 100001), -EINVAL);
+	ck_assert_uint_eq(store_writer_size(w), 100000);
+	ck_assert_int_eq(store_writer_pwrite(w, data + 100000, 200000, 100000), 0);
 	ck_assert_uint_eq(store_writer_size(w), 300000);
+	ck_assert_uint_eq(store_tmp_bytes(store), 300000);
+	ck_assert_int_eq(store_writer_verify(w), 0);
+	ck_assert_int_eq(store_writer_verify(w), 0); /* as often as a client flushes */
 	ck_assert_int_eq(store_writer_commit(w, NULL, NULL), 0);
 	ck_assert(store_has_blob(store, &expected));
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
 
-	/* in order, then one byte rewritten: the commit must notice */
+	/* the wrong bytes, appended: the commit refuses them */
+	data[5] ^= 1;
+	wrong = test_digest_of(data, 300000);
 	ck_assert_int_eq(store_writer_new(store, &expected, &w), 0);
 	ck_assert_int_eq(store_writer_write(w, data, 300000), 0);
-	ck_assert_int_eq(store_writer_pwrite(w, "x", 1, 5), 0);
+	ck_assert_int_eq(store_writer_verify(w), -EBADMSG);
 	ck_assert_int_eq(store_writer_commit(w, NULL, NULL), -EBADMSG);
+	ck_assert(!store_has_blob(store, &wrong));
 	ck_assert_int_eq(tmp_entries(), 0);
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
+	free(data);
+}
+END_TEST
+
+START_TEST(test_writer_limits)
+{
+	unsigned char *data = test_random_bytes(4096, 7);
+	struct digest expected = test_digest_of(data, 3000);
+	struct store_writer *a, *b;
+
+	/* one writer 3000 bytes at most, all writers 5000 together */
+	store_set_limits(store, 3000, 5000);
+	ck_assert_int_eq(store_writer_new(store, &expected, &a), 0);
+	ck_assert_int_eq(store_writer_new(store, NULL, &b), 0);
+	ck_assert_int_eq(store_writer_write(a, data, 2000), 0);
+	ck_assert_int_eq(store_writer_write(a, data + 2000, 1001), -EFBIG);
+	ck_assert_int_eq(store_writer_write(a, data, 4096), -EFBIG);
+	ck_assert_uint_eq(store_writer_size(a), 2000);
+	ck_assert_int_eq(store_writer_write(b, data, 2500), 0);
+	/* a may grow to 3000 alone, but tmp/ holds 4500 of 5000 */
+	ck_assert_int_eq(store_writer_write(a, data + 2000, 1000), -ENOSPC);
+	ck_assert_uint_eq(store_writer_size(a), 2000);
+	ck_assert_uint_eq(store_tmp_bytes(store), 4500);
+	/* what was refused is not in the file either: the rest still commits */
+	store_writer_abort(b);
+	ck_assert_uint_eq(store_tmp_bytes(store), 2000);
+	ck_assert_int_eq(store_writer_write(a, data + 2000, 1000), 0);
+	ck_assert_int_eq(store_writer_commit(a, NULL, NULL), 0);
+	ck_assert(store_has_blob(store, &expected));
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
+	assert_store_consistent();
+
+	/* a reset gives its bytes back */
+	ck_assert_int_eq(store_writer_new(store, NULL, &a), 0);
+	ck_assert_int_eq(store_writer_write(a, data, 3000), 0);
+	ck_assert_int_eq(store_writer_reset(a), 0);
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
+	ck_assert_int_eq(store_writer_write(a, data, 3000), 0);
+	store_writer_abort(a);
+	ck_assert_uint_eq(store_tmp_bytes(store), 0);
 	free(data);
 }
 END_TEST
@@ -489,7 +542,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_bad_digest_keeps_nothing);
 	tcase_add_test(tc, test_unexpected_digest_is_computed);
 	tcase_add_test(tc, test_streaming_writer);
-	tcase_add_test(tc, test_out_of_order_writes);
+	tcase_add_test(tc, test_writes_only_append);
+	tcase_add_test(tc, test_writer_limits);
 	tcase_add_test(tc, test_abort_removes_temp);
 	tcase_add_test(tc, test_live_ingest_survives_reopen);
 	tcase_add_test(tc, test_remove_and_quarantine);

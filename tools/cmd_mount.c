@@ -59,6 +59,20 @@ static int parse_owner(const char *arg, int64_t *ret_uid, int64_t *ret_gid)
 	return 0;
 }
 
+/* --limit NAME=SIZE: one of fs_limits (a count or a size: 64, 16M). */
+static int parse_limit(struct fs_limits *limits, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char name[64];
+	int64_t value;
+
+	if (!eq || (size_t)(eq - arg) >= sizeof(name) || tool_parse_size(eq + 1, &value) < 0)
+		return -EINVAL;
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = '\0';
+	return fs_limits_set(limits, name, value);
+}
+
 static int parse_mount_options(const struct tool_command *cmd, int argc, char **argv,
 			       struct mount_options *o)
 {
@@ -73,6 +87,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"allow-origin", required_argument, NULL, 'a'},
 		{"tag-ttl", required_argument, NULL, 't'},
 		{"max-size", required_argument, NULL, 'm'},
+		{"limit", required_argument, NULL, 'L'},
 		{"log", required_argument, NULL, 'l'},
 		{"pidfile", required_argument, NULL, 'p'},
 		{"foreground", no_argument, NULL, 'f'},
@@ -160,6 +175,13 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			if (tool_parse_size(optarg, &o->fs.max_size) < 0)
 				return tool_usage_error(cmd, "bad size '%s' (try 500M or 20G)",
 							optarg);
+			break;
+		case 'L':
+			if (parse_limit(&o->fs.limits, optarg) < 0)
+				return tool_usage_error(
+					cmd,
+					"bad --limit '%s' (want NAME=SIZE, see docs/security.md)",
+					optarg);
 			break;
 		case 'l':
 			o->log_path = optarg;
@@ -376,6 +398,7 @@ const struct tool_command tool_cmd_mount = {
 		    "       [--workspace-overlay-xattrs]]\n"
 		    "       [--upstream HOST=URL]... [--registry NAME]... [--allow-origin URL]...\n"
 		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--no-passthrough]\n"
+		    "       [--limit NAME=SIZE]...\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
@@ -403,6 +426,11 @@ const struct tool_command tool_cmd_mount = {
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
 		 "  --no-passthrough       serve file data through the daemon even where the\n"
 		 "                         kernel could read the backing files itself\n"
+		 "  --limit NAME=SIZE      one of the limits on what a level can make the daemon\n"
+		 "                         hold: ingest-size, tmp-size, level-tmp-size,\n"
+		 "                         level-writers, level-buffer-size, level-inode-size,\n"
+		 "                         level-local-tags\n"
+		 "                         (defaults in docs/security.md)\n"
 		 "  --log FILE             where the daemon logs (default: nowhere; stderr with "
 		 "-f)\n"
 		 "  --pidfile FILE         write the daemon's PID there\n"
