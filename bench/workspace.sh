@@ -14,8 +14,14 @@
 #   seq read (cold)    1 GiB, the file dropped from the page cache first
 #   seq read (warm)    1 GiB, again
 #   create+unlink      10,000 files, one after another
-# Goals for dindfs: untar+stat+rm at most 1.3x native, sequential data at
-# most 1.2x, and faster than bindfs and passthrough_ll on every line.
+# With FUSE317_BUILD=DIR (a build made with -DDINDFS_LIBFUSE317=ON), two
+# more targets: libfuse 3.17's own passthrough_hp (the best peer, built by
+# scripts/libfuse317.sh beside the library) and dindfs of that build
+# (dindfs-pt: FUSE passthrough); "dindfs" stays the BUILD_DIR one (3.14:
+# the fallback).
+# Goals for dindfs (issue 13): git status and find+lstat and untar+stat+rm
+# at most 1.3x native, 10k create+unlink at most 2.5x, sequential write and
+# read at most 1.1x, and faster than passthrough_hp on every line.
 #
 # passthrough_ll keeps a descriptor open for every inode the kernel holds,
 # so the tree is sized to fit the 20000 descriptors a process may have
@@ -47,6 +53,15 @@ fi
 TARGETS=(native bind bindfs)
 [[ -z $PLL ]] || TARGETS+=(passthrough_ll)
 TARGETS+=(dindfs)
+DINDFS_PT="" PHP=""
+if [[ -n ${FUSE317_BUILD:-} ]]; then
+	DINDFS_PT=$(realpath "$FUSE317_BUILD")/dindfs
+	prefix=$(sed -n 's/^DINDFS_LIBFUSE317_PREFIX:PATH=//p' "$FUSE317_BUILD/CMakeCache.txt")
+	PHP=$prefix/build/example/passthrough_hp
+	[[ -x $DINDFS_PT && -x $PHP ]] ||
+		{ echo "bench/workspace.sh: no $DINDFS_PT or $PHP (build FUSE317_BUILD first)" >&2; exit 1; }
+	TARGETS+=(passthrough_hp dindfs-pt)
+fi
 declare -A ROOT # where each target's operations go
 
 unmount() { umount "$1" 2>/dev/null || fusermount3 -u -z "$1" 2>/dev/null || true; }
@@ -66,9 +81,15 @@ for t in "${TARGETS[@]}"; do
 		"$PLL" -o "source=$WORK/$t.dir" "$WORK/$t.mnt"
 		ROOT[$t]=$WORK/$t.mnt
 		;;
-	dindfs)
-		"$DINDFS" mount --store "$WORK/store" --workspace "$WORK/$t.dir" \
-			--pidfile "$WORK/dindfs.pid" "$WORK/$t.mnt"
+	passthrough_hp)
+		"$PHP" "$WORK/$t.dir" "$WORK/$t.mnt" # mounts, then goes to the background
+		ROOT[$t]=$WORK/$t.mnt
+		;;
+	dindfs | dindfs-pt)
+		bin=$DINDFS
+		[[ $t == dindfs ]] || bin=$DINDFS_PT
+		"$bin" mount --store "$WORK/$t.store" --workspace "$WORK/$t.dir" \
+			--pidfile "$WORK/$t.pid" "$WORK/$t.mnt"
 		ROOT[$t]=$WORK/$t.mnt/workspace
 		;;
 	esac
@@ -170,5 +191,6 @@ for op in tree "${OPS[@]}"; do
 	echo
 done
 echo
-echo "goals for dindfs: untar + stat + rm <= 1.30x native; sequential data <= 1.20x;"
-echo "faster than bindfs and passthrough_ll on every line"
+echo "goals for dindfs: git status, find + lstat, untar + stat + rm <= 1.30x native;"
+echo "10,000 create+unlink <= 2.50x; sequential write and read <= 1.10x; faster than"
+echo "passthrough_hp on every line"

@@ -911,28 +911,109 @@ out_close:
 	return r;
 }
 
-int auth_lookup_credentials(const char *registry, struct auth_credentials *ret)
+int auth_config_path(char *buf, size_t size)
 {
 	const char *dir = secure_getenv("DOCKER_CONFIG");
 	const char *home = secure_getenv("HOME");
+	int n;
+
+	if (dir && dir[0])
+		n = snprintf(buf, size, "%s/config.json", dir);
+	else if (home && home[0])
+		n = snprintf(buf, size, "%s/.docker/config.json", home);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int auth_lookup_credentials(const char *registry, struct auth_credentials *ret)
+{
 	char path[PATH_MAX], *buf = NULL;
 	size_t len = 0;
-	int n, r;
+	int r;
 
 	if (!registry_name_valid(registry))
 		return -EINVAL;
-	if (dir && dir[0])
-		n = snprintf(path, sizeof(path), "%s/config.json", dir);
-	else if (home && home[0])
-		n = snprintf(path, sizeof(path), "%s/.docker/config.json", home);
-	else
-		return -ENOENT;
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -ENAMETOOLONG;
+	r = auth_config_path(path, sizeof(path));
+	if (r < 0)
+		return r;
 	r = read_small_file(path, AUTH_CONFIG_MAX, &buf, &len);
 	if (r < 0)
 		return r;
 	r = auth_credentials_from_config(buf, len, registry, ret);
+	explicit_bzero(buf, len);
+	free(buf);
+	return r;
+}
+
+/* fn for the host of each key of root's member name, an object or absent. */
+static int walk_key_hosts(json_t *root, const char *name, auth_host_fn fn, void *ctx)
+{
+	json_t *obj = json_object_get(root, name);
+	char host[AUTH_REGISTRY_MAX + 1];
+	const char *start;
+	size_t n, i;
+	void *it;
+	int r;
+
+	if (!obj || json_is_null(obj))
+		return 0;
+	if (!json_is_object(obj))
+		return -EINVAL;
+	for (it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+		key_host(json_object_iter_key(it), &start, &n);
+		if (n == 0 || n > AUTH_REGISTRY_MAX)
+			continue;
+		for (i = 0; i < n; i++)
+			host[i] = (start[i] >= 'A' && start[i] <= 'Z')
+					  ? (char)(start[i] - 'A' + 'a')
+					  : start[i];
+		host[n] = '\0';
+		r = fn(host, ctx);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+int auth_config_hosts(const char *json, size_t len, auth_host_fn fn, void *ctx)
+{
+	json_error_t err;
+	json_t *root;
+	int r;
+
+	if (len > AUTH_CONFIG_MAX)
+		return -E2BIG;
+	root = json_loadb(json, len, 0, &err);
+	if (!root)
+		return json_load_errno(&err);
+	r = -EINVAL;
+	if (json_is_object(root)) {
+		r = walk_key_hosts(root, "auths", fn, ctx);
+		if (r == 0)
+			r = walk_key_hosts(root, "credHelpers", fn, ctx);
+	}
+	json_decref(root);
+	return r;
+}
+
+int auth_lookup_config_hosts(auth_host_fn fn, void *ctx)
+{
+	char path[PATH_MAX], *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = auth_config_path(path, sizeof(path));
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = read_small_file(path, AUTH_CONFIG_MAX, &buf, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = auth_config_hosts(buf, len, fn, ctx);
 	explicit_bzero(buf, len);
 	free(buf);
 	return r;

@@ -152,6 +152,34 @@ struct auth_credentials {
 int auth_lookup_credentials(const char *registry, struct auth_credentials *ret);
 
 /*
+ * Where the user's docker config.json is: $DOCKER_CONFIG/config.json, or
+ * else $HOME/.docker/config.json. Returns 0, -ENOENT when neither variable
+ * is set, -ENAMETOOLONG when the path does not fit in size bytes.
+ */
+int auth_config_path(char *buf, size_t size);
+
+/* Called with one registry host; a non-zero return stops the walk and is returned. */
+typedef int (*auth_host_fn)(const char *host, void *ctx);
+
+/*
+ * Call fn with the registry host of every key of "auths" and then of
+ * "credHelpers" in the config.json text json (len bytes): the key as
+ * docker's ConvertToHostname reads it ("https://ghcr.io/v2/" is "ghcr.io"),
+ * in lower case. Keys whose host is empty or over AUTH_REGISTRY_MAX bytes
+ * are left out. These are the registries the user has credentials for.
+ *
+ * Returns 0, fn's non-zero return, -EINVAL if the JSON is malformed or
+ * "auths" or "credHelpers" is not an object, -E2BIG past AUTH_CONFIG_MAX.
+ */
+int auth_config_hosts(const char *json, size_t len, auth_host_fn fn, void *ctx);
+
+/*
+ * auth_config_hosts over the user's config.json (auth_config_path).
+ * Returns 0 as well when there is no config file.
+ */
+int auth_lookup_config_hosts(auth_host_fn fn, void *ctx);
+
+/*
  * Find the credentials for registry in the config.json text json (len
  * bytes), as the docker CLI does:
  *

@@ -15,13 +15,25 @@
 #include <stdio.h>
 #include <string.h>
 
-#define LEGACY_DEFAULT_REGISTRY "index.docker.io"
-#define LOCALHOST		"localhost"
-#define OFFICIAL_PREFIX		"library/"
-#define OFFICIAL_PREFIX_LEN	(sizeof(OFFICIAL_PREFIX) - 1)
-#define IDENTIFIER_LEN		64
+#define LOCALHOST	    "localhost"
+#define OFFICIAL_PREFIX	    "library/"
+#define OFFICIAL_PREFIX_LEN (sizeof(OFFICIAL_PREFIX) - 1)
+#define IDENTIFIER_LEN	    64
 
 #define REASON_EMPTY "repository name must have at least one component"
+
+const char *const ref_docker_hub_aliases[REF_N_DOCKER_HUB_ALIASES] = {
+	"index.docker.io",
+	"registry-1.docker.io",
+};
+
+/* Which alias of Docker Hub the n bytes at p spell, or NULL. */
+static const char *hub_alias(const char *p, size_t n);
+
+const char *ref_canonical_registry(const char *host)
+{
+	return hub_alias(host, strlen(host)) ? REF_DEFAULT_REGISTRY : host;
+}
 
 /* Report err with a static reason; ret_reason may be NULL. */
 static int fail(const char **ret_reason, int err, const char *reason)
@@ -70,6 +82,16 @@ static bool is_hex(char c)
 static bool slice_is(const char *p, size_t n, const char *word)
 {
 	return strlen(word) == n && memcmp(p, word, n) == 0;
+}
+
+static const char *hub_alias(const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < REF_N_DOCKER_HUB_ALIASES; i++)
+		if (slice_is(p, n, ref_docker_hub_aliases[i]))
+			return ref_docker_hub_aliases[i];
+	return NULL;
 }
 
 static bool has_upper(const char *p, size_t n)
@@ -307,7 +329,7 @@ int ref_parse(const char *s, struct ref *ret, const char **ret_reason)
 	if (slash) {
 		size_t host_len = (size_t)(slash - s);
 
-		if (slice_is(s, host_len, LEGACY_DEFAULT_REGISTRY)) {
+		if (hub_alias(s, host_len)) {
 			rest = slash + 1;
 		} else if (looks_like_registry(s, host_len)) {
 			err = check_host(s, host_len, ret_reason);
@@ -411,7 +433,7 @@ int ref_validate_registry(const char *host)
 	r = check_host(host, n, NULL);
 	if (r < 0)
 		return r;
-	if (!looks_like_registry(host, n) || slice_is(host, n, LEGACY_DEFAULT_REGISTRY))
+	if (!looks_like_registry(host, n) || hub_alias(host, n))
 		return -EINVAL;
 	return 0;
 }

@@ -16,9 +16,12 @@
  * The first of several path components names a registry only when it
  * contains '.' or ':' or is "localhost". Otherwise the reference is on
  * docker.io, where a single-component name lives under "library/".
- * "index.docker.io" is spelled "docker.io"; no other host is rewritten
- * ("registry-1.docker.io" stays as it is). A lone component is always a
- * repository: "localhost:5000" is docker.io/library/localhost, tag 5000.
+ * Docker Hub's other names, "index.docker.io" and "registry-1.docker.io",
+ * are spelled "docker.io" (ref_canonical_registry, the one place that
+ * knows them); no other host is rewritten. docker itself rewrites only
+ * "index.docker.io": dindfs rewrites both, so that "registry-1.docker.io/x"
+ * goes wherever docker.io goes (its --upstream). A lone component is always
+ * a repository: "localhost:5000" is docker.io/library/localhost, tag 5000.
  *
  * dindfs adds one rule: a first component that is exactly "local" is the
  * registry "local", where images saved from a level live
@@ -70,6 +73,17 @@
 #define REF_DEFAULT_REGISTRY "docker.io"
 #define REF_LOCAL_REGISTRY   "local"
 #define REF_DEFAULT_TAG	     "latest"
+
+/* Docker Hub's other names, which mean REF_DEFAULT_REGISTRY. */
+#define REF_N_DOCKER_HUB_ALIASES 2
+extern const char *const ref_docker_hub_aliases[REF_N_DOCKER_HUB_ALIASES];
+
+/*
+ * The registry host means: "docker.io" for "index.docker.io" and
+ * "registry-1.docker.io" (exactly, in lower case), else host itself. The
+ * result is a static string or host.
+ */
+const char *ref_canonical_registry(const char *host);
 
 struct ref {
 	char registry[REF_NAME_MAX + 1];   /* "docker.io", "localhost:5000", "local" */
@@ -127,7 +141,7 @@ bool ref_equal(const struct ref *a, const struct ref *b);
  * ref_validate_registry accepts exactly the registry names ref_parse can
  * return: docker's host grammar (domain name or [IPv6], optional :port)
  * that also reads as a registry (has '.' or ':', or is "localhost" or
- * "local"), and not "index.docker.io" (that is "docker.io").
+ * "local"), and not one of Docker Hub's aliases (that is "docker.io").
  *
  * ref_validate_repository checks docker's path grammar: lowercase
  * components [a-z0-9]+ joined by '.', '_', "__" or runs of '-', separated

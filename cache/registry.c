@@ -9,7 +9,9 @@
  */
 #include "registry.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -17,12 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
 
 #include "auth.h"
+#include "hosts.h"
 #include "manifest.h"
+#include "ref.h"
 
 #define USER_AGENT	"dindfs/0.1"
 #define ERROR_BODY_MAX	(64u << 10)
@@ -43,6 +48,8 @@ struct registry {
 	atomic_uint_fast64_t requests; /* sent upstream */
 	atomic_uint_fast64_t bytes;    /* body bytes received */
 	atomic_bool cancelled;
+
+	struct hosts *hosts; /* what requests, redirects and realms may reach */
 
 	pthread_mutex_t lock; /* guards upstreams and basic_hosts */
 	struct upstream upstreams[MAX_UPSTREAMS];
@@ -79,7 +86,11 @@ struct request {
 	char url[REGISTRY_URL_MAX + 1024];
 	const char *accept;
 	enum sink sink;
-	bool no_auth_flow;		/* a token request: a 401 is final */
+	bool no_auth_flow; /* a token request: a 401 is final */
+	/* the registry's own origin: where redirects and realms may always go */
+	char own_origin[HOSTS_ORIGIN_MAX + 1];
+	/* where the host policy stopped this request ("" if it did not) */
+	char refused[HOSTS_ORIGIN_MAX + 64];
 	const char *post;		/* form body for a POST, else GET/HEAD */
 	char missing[REGISTRY_URL_MAX]; /* what a 404 says is not there; \"\" for the host */
 
@@ -421,6 +432,71 @@ static void apply_known_auth(struct request *req)
 	}
 }
 
+/*
+ * The host policy (hosts.h), on the address actually connected to: for
+ * every redirect, and for a token request (no_auth_flow) from its first
+ * request, since a registry named its URL. Any other request's first goes
+ * to the served registry itself. ip is numeric; true when the policy
+ * allows it, else req->refused says what was refused.
+ */
+static bool policy_allows(struct request *req, const char *ip)
+{
+	char origin[HOSTS_ORIGIN_MAX + 1] = "?";
+	long redirects = 0;
+	char *url = NULL;
+
+	curl_easy_getinfo(req->curl, CURLINFO_REDIRECT_COUNT, &redirects);
+	if (redirects == 0 && !req->no_auth_flow)
+		return true;
+	curl_easy_getinfo(req->curl, CURLINFO_EFFECTIVE_URL, &url);
+	if (url && hosts_may_follow(req->reg->hosts, url, ip, req->own_origin))
+		return true;
+	if (url)
+		hosts_origin(url, origin, sizeof(origin));
+	snprintf(req->refused, sizeof(req->refused), "%s (%s)", origin, ip ? ip : "?");
+	return false;
+}
+
+/* Before a connection is made: a refused address is never connected to. */
+static curl_socket_t on_opensocket(void *ctx, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+	struct request *req = ctx;
+	char ip[INET6_ADDRSTRLEN] = "";
+	const void *where = NULL;
+
+	if (sa->family == AF_INET)
+		where = &((const struct sockaddr_in *)(const void *)&sa->addr)->sin_addr;
+	else if (sa->family == AF_INET6)
+		where = &((const struct sockaddr_in6 *)(const void *)&sa->addr)->sin6_addr;
+	if (purpose == CURLSOCKTYPE_IPCXN) {
+		if (!where || !inet_ntop(sa->family, where, ip, sizeof(ip)) ||
+		    !policy_allows(req, ip))
+			return CURL_SOCKET_BAD; /* curl tries the next address, if any */
+		req->refused[0] = '\0';
+	}
+	return socket(sa->family, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+}
+
+/* Before each request goes out, on a new connection or a reused one. */
+static int on_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	return policy_allows(ctx, primary_ip) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+/* Did the response come from another origin than the registry's (a redirect)? */
+static bool answered_elsewhere(struct request *req)
+{
+	char origin[HOSTS_ORIGIN_MAX + 1];
+	char *url = NULL;
+
+	curl_easy_getinfo(req->curl, CURLINFO_EFFECTIVE_URL, &url);
+	return !url || hosts_origin(url, origin, sizeof(origin)) < 0 ||
+	       strcmp(origin, req->own_origin) != 0;
+}
+
 static int perform_once(struct request *req, CURLcode *ret_rc)
 {
 	struct registry *reg = req->reg;
@@ -431,6 +507,7 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 	req->status = 0;
 	req->sink_error = 0;
 	req->curl_error[0] = '\0';
+	req->refused[0] = '\0';
 	req->body.len = 0;
 	memset(&req->hdr, 0, sizeof(req->hdr));
 	req->body_started = false;
@@ -444,8 +521,13 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 	curl_easy_setopt(req->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(req->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(req->curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(req->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	/* a POST carries a refresh token in its body: a 307 must not resend it elsewhere */
+	curl_easy_setopt(req->curl, CURLOPT_FOLLOWLOCATION, req->post ? 0L : 1L);
 	curl_easy_setopt(req->curl, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+	curl_easy_setopt(req->curl, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(req->curl, CURLOPT_OPENSOCKETDATA, req);
+	curl_easy_setopt(req->curl, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(req->curl, CURLOPT_PREREQDATA, req);
 	/* never send our credentials to the host a redirect points at */
 	curl_easy_setopt(req->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(req->curl, CURLOPT_CONNECTTIMEOUT, reg->opts.connect_timeout_s);
@@ -541,6 +623,7 @@ static int fetch_token(struct request *req, const struct auth_challenge *ch)
 	tok->sink = SINK_BUFFER;
 	tok->body.max = AUTH_TOKEN_RESPONSE_MAX;
 	tok->no_auth_flow = true;
+	memcpy(tok->own_origin, req->own_origin, sizeof(tok->own_origin));
 	tok->err = req->err;
 	tok->curl = req->curl;
 	r = auth_token_url(ch, *scope ? scope : NULL, tok->url, sizeof(tok->url));
@@ -659,6 +742,16 @@ static int request_run(struct request *req)
 		r = perform_once(req, &rc);
 		if (r < 0)
 			return r;
+		if (*req->refused) {
+			set_error(req,
+				  "%s: refused to %s %s: not https on a public address, nor an "
+				  "--upstream or --allow-origin origin",
+				  req->host,
+				  req->no_auth_flow ? "ask the token server"
+						    : "follow a redirect to",
+				  req->refused);
+			return -EPERM;
+		}
 		if (req->sink_error) {
 			r = req->sink_error;
 			set_error(req, "%s: %s", req->host,
@@ -686,6 +779,14 @@ static int request_run(struct request *req)
 		}
 		if (req->status >= 200 && req->status < 300)
 			return 0;
+		if (req->status == 401 && !req->no_auth_flow && answered_elsewhere(req)) {
+			/* our credentials are for the registry, not for where it sent us */
+			set_error(req,
+				  "%s: a redirect to another host answered 401; not authenticating "
+				  "there",
+				  req->host);
+			return -EACCES;
+		}
 		if (req->status == 401 && !req->no_auth_flow && !authenticated) {
 			r = authenticate(req);
 			if (r < 0)
@@ -723,7 +824,7 @@ static int request_init(struct request *req, struct registry *reg, const char *h
 
 	memset(req, 0, sizeof(*req));
 	req->reg = reg;
-	req->host = host;
+	req->host = ref_canonical_registry(host);
 	req->repository = repository;
 	req->err = err;
 	req->expected_size = -1;
@@ -731,7 +832,16 @@ static int request_init(struct request *req, struct registry *reg, const char *h
 		err->http_status = 0;
 		err->message[0] = '\0';
 	}
+	if (reg->opts.served_only && !registry_serves(reg, host)) {
+		set_error(
+			req,
+			"%s: not a registry this mount serves (dindfs mount --registry %s adds it)",
+			host, host);
+		return -EPERM;
+	}
 	r = registry_base_url(reg, host, req->url, sizeof(req->url));
+	if (r == 0)
+		r = hosts_origin(req->url, req->own_origin, sizeof(req->own_origin));
 	if (r < 0) {
 		set_error(req, "'%s': not a registry name", host);
 		return r;
@@ -1004,9 +1114,15 @@ int registry_set_upstream(struct registry *reg, const char *host, const char *ur
 	size_t i;
 	int r;
 
-	if (!*host || strlen(host) > AUTH_REGISTRY_MAX || strpbrk(host, "/ \t"))
+	host = ref_canonical_registry(host);
+	if (ref_validate_registry(host) < 0 || strcmp(host, REF_LOCAL_REGISTRY) == 0)
 		return -EINVAL;
 	r = normalize_upstream_url(url, normalized, sizeof(normalized));
+	if (r < 0)
+		return r;
+	r = registry_serve(reg, host);
+	if (r == 0)
+		r = hosts_trust_origin(reg->hosts, normalized);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&reg->lock);
@@ -1045,6 +1161,7 @@ int registry_base_url(struct registry *reg, const char *host, char *buf, size_t 
 
 	if (!*host || strlen(host) > AUTH_REGISTRY_MAX || strpbrk(host, "/?#@ \t\r\n"))
 		return -EINVAL;
+	host = ref_canonical_registry(host);
 	pthread_mutex_lock(&reg->lock);
 	for (i = 0; i < reg->n_upstreams && !url; i++)
 		if (strcmp(reg->upstreams[i].host, host) == 0)
@@ -1057,6 +1174,55 @@ int registry_base_url(struct registry *reg, const char *host, char *buf, size_t 
 		n = snprintf(buf, size, "https://%s", host);
 	pthread_mutex_unlock(&reg->lock);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+const char *const registry_public_names[] = {
+	"docker.io",
+	"ghcr.io",
+	"quay.io",
+	"mcr.microsoft.com",
+	"registry.k8s.io",
+	"gcr.io",
+	"us.gcr.io",
+	"eu.gcr.io",
+	"asia.gcr.io",
+	"us-docker.pkg.dev",
+	"europe-docker.pkg.dev",
+	"asia-docker.pkg.dev",
+	"public.ecr.aws",
+	"registry.gitlab.com",
+	"nvcr.io",
+	NULL,
+};
+
+int registry_serve(struct registry *reg, const char *name)
+{
+	return hosts_serve(reg->hosts, name);
+}
+
+int registry_serve_public(struct registry *reg)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; r == 0 && registry_public_names[i]; i++)
+		r = registry_serve(reg, registry_public_names[i]);
+	return r;
+}
+
+bool registry_serves(struct registry *reg, const char *name)
+{
+	return hosts_serves(reg->hosts, name);
+}
+
+int registry_foreach_served(struct registry *reg, int (*fn)(const char *name, void *ctx), void *ctx)
+{
+	return hosts_foreach_served(reg->hosts, fn, ctx);
+}
+
+int registry_allow_origin(struct registry *reg, const char *url)
+{
+	return hosts_trust_origin(reg->hosts, url);
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -1094,6 +1260,8 @@ int registry_new(const struct registry_options *opts, struct registry **ret)
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&reg->share_locks[i], NULL);
 	r = auth_cache_new(0, &reg->tokens);
+	if (r == 0)
+		r = hosts_new(&reg->hosts);
 	if (r < 0)
 		goto out_free;
 	reg->share = curl_share_init();
@@ -1123,6 +1291,7 @@ void registry_free(struct registry *reg)
 	if (reg->share)
 		curl_share_cleanup(reg->share);
 	auth_cache_free(reg->tokens);
+	hosts_free(reg->hosts);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&reg->share_locks[i]);
 	pthread_mutex_destroy(&reg->lock);

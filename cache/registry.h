@@ -16,6 +16,10 @@
  *   - bounds every response: manifests to MANIFEST_MAX_SIZE, blobs to their
  *     expected size, connects and stalls by timeouts.
  *
+ * Which registries it talks to is a list (registry_serve): with
+ * served_only set, a request for any other host fails with -EPERM before
+ * any connection is made.
+ *
  * Functions return 0 or a negative errno: -ENOENT when the registry says
  * the thing does not exist, -EACCES when it refuses us, -EBADMSG when the
  * bytes do not match their digest, a transport error (-ECONNREFUSED,
@@ -30,6 +34,7 @@
 #include <stdint.h>
 
 #include "digest.h"
+#include "hosts.h"
 #include "store.h"
 
 #define REGISTRY_URL_MAX	1024
@@ -45,7 +50,27 @@ struct registry_options {
 	int max_attempts;	/* per request, for 429, 5xx and transport errors; 0: 5 */
 	long backoff_ms;	/* first backoff, doubled each time; 0: 500 ms */
 	long max_wait_s;	/* cap on any single wait, Retry-After included; 0: 60 s */
+	/*
+	 * Contact only the registries given to registry_serve or
+	 * registry_set_upstream: any other fails with -EPERM, unconnected.
+	 * The mount sets it (a level names the hosts); tools that fetch what
+	 * the person running them names leave it off.
+	 */
+	bool served_only;
 };
+
+/* Most registry names one struct registry serves. */
+#define REGISTRY_SERVED_MAX HOSTS_SERVED_MAX
+
+/*
+ * The public registries every mount serves: Docker Hub (docker.io), GitHub
+ * (ghcr.io), Quay, Microsoft (mcr.microsoft.com), Kubernetes
+ * (registry.k8s.io), Google (gcr.io with its regional us., eu. and asia.
+ * names, and Artifact Registry's multi-regional us-, europe- and
+ * asia-docker.pkg.dev), Amazon ECR Public (public.ecr.aws), GitLab
+ * (registry.gitlab.com) and NVIDIA (nvcr.io). NULL-terminated.
+ */
+extern const char *const registry_public_names[];
 
 struct registry_error {
 	int http_status; /* 0 when no response came */
@@ -58,12 +83,45 @@ void registry_free(struct registry *reg);
 
 /*
  * Send host's traffic to url instead (--upstream HOST=URL): an http:// or
- * https:// base URL without a path beyond "/". -EINVAL otherwise.
+ * https:// base URL without a path beyond "/", and serve host. A Docker
+ * Hub alias means docker.io. -EINVAL when host is not a registry name or
+ * url is not such a URL.
  */
 int registry_set_upstream(struct registry *reg, const char *host, const char *url);
+/*
+ * Serve name: the registry host a request may name. Docker Hub's aliases
+ * are docker.io (ref_canonical_registry); "local" is no registry. Adding a
+ * name twice is no error. Returns 0, -EINVAL if name is not a registry
+ * name (ref_validate_registry), -ENOSPC past REGISTRY_SERVED_MAX names.
+ */
+int registry_serve(struct registry *reg, const char *name);
+/* registry_serve each of registry_public_names. */
+int registry_serve_public(struct registry *reg);
+/* Is name (or the registry its alias means) served? */
+bool registry_serves(struct registry *reg, const char *name);
+/*
+ * Call fn with every name a client may use for a served registry: in the
+ * order they were served, each followed by its aliases (docker.io by
+ * index.docker.io and registry-1.docker.io). fn runs under the registry's
+ * lock and must not call back into reg; a non-zero return stops the walk
+ * and is returned.
+ */
+int registry_foreach_served(struct registry *reg, int (*fn)(const char *name, void *ctx),
+			    void *ctx);
+
+/*
+ * Let redirects and token realms reach url's origin (scheme://host:port of
+ * a base URL) although it is plain http or on a private address
+ * (--allow-origin). Every --upstream URL's origin is allowed this way too.
+ * Any other redirect or realm must be https on a public address (see
+ * hosts.h). -EINVAL when url is not a base URL, -ENOSPC when full.
+ */
+int registry_allow_origin(struct registry *reg, const char *url);
+
 /* Parse "HOST=URL" and call registry_set_upstream. */
 int registry_add_upstream_spec(struct registry *reg, const char *spec);
-/* The base URL requests for host go to, without a trailing slash. */
+/* The base URL requests for host (or the registry its alias means) go to, without a trailing slash.
+ */
 int registry_base_url(struct registry *reg, const char *host, char *buf, size_t size);
 
 /*

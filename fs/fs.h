@@ -18,13 +18,22 @@ struct fs_config {
 	const char *mountpoint;
 	const char *const *upstreams; /* "HOST=URL" */
 	size_t n_upstreams;
+	const char *const *registries; /* --registry NAME: served besides the built-in ones */
+	size_t n_registries;
+	const char *const
+		*allow_origins; /* --allow-origin URL: redirects and realms may go there */
+	size_t n_allow_origins;
 	int64_t tag_ttl;  /* seconds a tag is trusted before upstream is asked again */
 	int64_t max_size; /* run GC past this many store bytes; -1: never */
 	bool allow_other;
-	const char *workspace; /* served at MOUNTPOINT/workspace; NULL: none */
-	int64_t workspace_uid; /* who owns what is created there; -1: the directory's owner */
-	int64_t workspace_gid; /* -1: the directory's group */
-	int log_fd;	       /* where the daemon logs; -1: nowhere */
+	const char *workspace;	 /* served at MOUNTPOINT/workspace; NULL: none */
+	int64_t workspace_uid;	 /* who owns what is created there; -1: the directory's owner */
+	int64_t workspace_gid;	 /* -1: the directory's group */
+	bool workspace_preserve; /* what is created is its creator's: uid and gid above unused */
+	/* let levels set trusted.overlay.* xattrs there (nested overlayfs upper dirs) */
+	bool workspace_overlay_xattrs;
+	bool no_passthrough; /* serve every open file's data through the daemon */
+	int log_fd;	     /* where the daemon logs; -1: nowhere */
 };
 
 /*

@@ -42,6 +42,8 @@ enum fs_kind {
 	FS_INGEST_FILE,	     /* ingest/sha256:<hex> being written */
 	FS_STATS,	     /* .dindfs/stats */
 	FS_WHOAMI,	     /* .dindfs/whoami: made for each opener */
+	FS_REGISTRIES,	     /* .dindfs/registries */
+	FS_ALIAS,	     /* registry/<Docker Hub alias>: a symlink to registry (docker.io) */
 };
 
 /*
@@ -52,6 +54,15 @@ enum fs_kind {
  */
 #define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
 #define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
+
+/*
+ * The kernel's passthrough id that an inode's open files share
+ * (passthrough.c). Guarded by the lock of the inode table it is in.
+ */
+struct fs_backing {
+	int id;		/* > 0: the id; 0: none; -1: refused for the opens now counted */
+	unsigned opens; /* opens counted by fs_backing_get() and not yet put */
+};
 
 /* Longest path below registry/ that a node keeps: host, repository, tag. */
 #define FS_NAME_MAX INDEX_NAME_MAX
@@ -72,9 +83,11 @@ struct fs_node {
 	 * "registry\0repository\0", or NULL. Guarded by nodes_lock.
 	 */
 	char *origin;
+	struct fs_backing backing; /* FS_BLOB; guarded by nodes_lock */
 
 	/*
-	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG. Last,
+	 * FS_REPO_DIR, FS_MANIFESTS_DIR, FS_REPO_BLOBS_DIR, FS_LOCAL_TAG,
+	 * FS_ALIAS (registry is the target). Last,
 	 * because blob and ingest nodes (most of the table) are allocated
 	 * without them: see FS_NODE_NAMELESS_SIZE.
 	 */
@@ -104,6 +117,7 @@ struct fs_handle {
 	struct fs_node *node;
 	int fd;
 	uint64_t file_size; /* FD: the blob's size, read once at open */
+	bool backed;	    /* FD: counted in node->backing (passthrough.c) */
 	struct fetch *fetch;
 
 	pthread_mutex_t lock; /* BUFFER being written, INGEST */
@@ -121,6 +135,7 @@ struct fs_stats {
 	atomic_uint_fast64_t bytes_served;
 	atomic_uint_fast64_t blob_hits;
 	atomic_uint_fast64_t blob_misses;
+	atomic_uint_fast64_t passthrough_opens; /* opens the kernel serves itself */
 };
 
 struct fs_ws;
@@ -133,6 +148,7 @@ struct fs {
 	struct fetcher *fetcher;
 	struct fuse_session *session;
 	struct fs_stats stats;
+	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
 
 	pthread_mutex_t nodes_lock;
 	struct fs_node **buckets;
@@ -181,8 +197,45 @@ void fs_free_dirents(struct fs_dirent *entries, size_t n);
 int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st);
 bool fs_kind_is_dir(enum fs_kind kind);
 
+/* passthrough.c: FUSE passthrough, where libfuse and the kernel have it */
+/* At init: ask for passthrough when both sides offer it (and cfg allows). */
+void fs_passthrough_init(struct fs *fs, struct fuse_conn_info *conn);
+/*
+ * An open of the inode that b belongs to (lock guards b), fd its backing
+ * file: with passthrough on, set fi->backing_id (keep_cache and direct_io
+ * off) when the kernel takes it. Returns whether the open was counted in b:
+ * then fs_backing_put() once at its release.
+ */
+bool fs_backing_get(struct fs *fs, fuse_req_t req, pthread_mutex_t *lock, struct fs_backing *b,
+		    int fd, struct fuse_file_info *fi);
+/*
+ * One counted open fewer: at release (req), or after an open's reply
+ * failed (req NULL). The last release closes the id; without req it stays
+ * for the next open.
+ */
+void fs_backing_put(struct fs *fs, fuse_req_t req, pthread_mutex_t *lock, struct fs_backing *b);
+/* Whether the open fi answers goes through (fs_backing_get() gave it an id). */
+static inline bool fs_passes_through(const struct fuse_file_info *fi)
+{
+#ifdef FUSE_CAP_PASSTHROUGH
+	return fi->backing_id > 0;
+#else
+	(void)fi;
+	return false;
+#endif
+}
+
 /* stats.c */
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len);
+
+/* registries.c: the registries the mount serves */
+/* Serve the built-in, --registry and config.json names; on failure, why says so. */
+int fs_registries_init(struct fs *fs, char *why, size_t why_size);
+/* .dindfs/registries: every served name, one a line. */
+int fs_registries_text(struct fs *fs, char **ret, size_t *ret_len);
+/* registry/<name>: a host directory, an alias, or -ENOENT (logged) if not served. */
+int fs_registries_lookup(struct fs *fs, const char *name, struct fs_node *proto, char *key,
+			 size_t key_size);
 
 /* whoami.c: what .dindfs/whoami says to the caller pid (as the daemon sees it). */
 int fs_whoami_json(pid_t pid, char **ret, size_t *ret_len);

@@ -9,6 +9,7 @@
  *   ingest/sha256:<hex>                             create + write: a level adds a blob
  *   .dindfs/stats                                   counters, JSON
  *   .dindfs/whoami                                  the caller's pid and depth, JSON
+ *   .dindfs/registries                              the registries served, one a line
  *
  * Every file that holds a blob is the one node of its digest, whatever
  * path reached it, so the page cache holds each blob once. Names are
@@ -33,7 +34,7 @@
 bool fs_kind_is_dir(enum fs_kind kind)
 {
 	return kind != FS_BLOB && kind != FS_LOCAL_TAG && kind != FS_INGEST_FILE &&
-	       kind != FS_STATS && kind != FS_WHOAMI;
+	       kind != FS_STATS && kind != FS_WHOAMI && kind != FS_REGISTRIES && kind != FS_ALIAS;
 }
 
 static bool is_local(const struct fs_node *dir)
@@ -260,17 +261,15 @@ int fs_lookup_child(struct fs *fs, const struct fs_node *parent, const char *nam
 			*ret_timeout = 0;
 			return r;
 		}
+		if (strcmp(name, "registries") == 0)
+			return static_dir(FS_REGISTRIES, ".dindfs/registries", proto, key,
+					  key_size);
 		return -ENOENT;
 	case FS_BLOBS_SHA256_DIR:
 		return lookup_store_blob(fs, name, proto, key, key_size);
 	case FS_REGISTRY_DIR:
-		if (ref_validate_registry(name) < 0)
-			return -ENOENT;
-		memset(proto, 0, sizeof(*proto));
-		proto->kind = FS_REPO_DIR;
-		snprintf(proto->registry, sizeof(proto->registry), "%s", name);
 		*ret_timeout = TIMEOUT_DIR;
-		return snprintf(key, key_size, "r:%s/", name) < (int)key_size ? 0 : -ENAMETOOLONG;
+		return fs_registries_lookup(fs, name, proto, key, key_size);
 	case FS_REPO_DIR:
 		*ret_timeout = TIMEOUT_DIR;
 		return lookup_in_repo(parent, name, proto, key, key_size);
@@ -401,6 +400,7 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 	case FS_META_DIR:
 		add(&l, "stats", FS_STATS);
 		add(&l, "whoami", FS_WHOAMI);
+		add(&l, "registries", FS_REGISTRIES);
 		break;
 	case FS_BLOBS_SHA256_DIR:
 		r = index_foreach_digest(idx, add_store_blob, &l);
@@ -497,6 +497,17 @@ int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st)
 		break;
 	case FS_WHOAMI:
 		st->st_mode = S_IFREG | 0444; /* size 0, as /proc's files: it differs per reader */
+		break;
+	case FS_REGISTRIES:
+		st->st_mode = S_IFREG | 0444;
+		if (fs_registries_text(fs, &json, &len) == 0) {
+			st->st_size = (off_t)len;
+			free(json);
+		}
+		break;
+	case FS_ALIAS:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_size = (off_t)strlen(node->registry);
 		break;
 	default:
 		return -EIO;

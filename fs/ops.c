@@ -68,6 +68,8 @@ static struct fs_handle *handle_new(enum fs_handle_kind kind, struct fs_node *no
 
 static void handle_free(struct fs *fs, struct fs_handle *h)
 {
+	if (h->backed) /* an open whose reply failed: no request to close the id with */
+		fs_backing_put(fs, NULL, &fs->nodes_lock, &h->node->backing);
 	if (h->fd >= 0)
 		close(h->fd);
 	fetch_release(h->fetch);
@@ -335,7 +337,7 @@ static int fd_handle(struct fs_node *node, int fd, struct fs_handle **ret)
 }
 
 /* A blob: spliced from the store, or followed while it downloads. */
-static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info *fi,
+static int open_blob(struct fs *fs, fuse_req_t req, struct fs_node *node, struct fuse_file_info *fi,
 		     struct fs_handle **ret)
 {
 	char registry[FS_NAME_MAX + 1], repository[FS_NAME_MAX + 1];
@@ -352,6 +354,9 @@ static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info 
 			if (r < 0)
 				return r;
 			fi->keep_cache = 1; /* a blob never changes */
+			/* or the kernel reads the store's file itself */
+			h->backed =
+				fs_backing_get(fs, req, &fs->nodes_lock, &node->backing, h->fd, fi);
 			atomic_fetch_add(&fs->stats.blob_hits, 1);
 			*ret = h;
 			return 0;
@@ -427,6 +432,8 @@ static int open_generated(struct fs *fs, fuse_req_t req, struct fs_node *node,
 		return -ENOMEM;
 	if (node->kind == FS_WHOAMI)
 		r = fs_whoami_json(fuse_req_ctx(req)->pid, &h->data, &h->len);
+	else if (node->kind == FS_REGISTRIES)
+		r = fs_registries_text(fs, &h->data, &h->len);
 	else
 		r = fs_stats_json(fs, &h->data, &h->len);
 	if (r < 0) {
@@ -450,13 +457,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	node = fs_node_of(fs, ino);
 	switch (node->kind) {
 	case FS_BLOB:
-		r = open_blob(fs, node, fi, &h);
+		r = open_blob(fs, req, node, fi, &h);
 		break;
 	case FS_LOCAL_TAG:
 		r = open_local_tag(fs, node, fi, &h);
 		break;
 	case FS_STATS:
 	case FS_WHOAMI:
+	case FS_REGISTRIES:
 		r = open_generated(fs, req, node, fi, &h);
 		break;
 	case FS_INGEST_FILE:
@@ -852,6 +860,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	h = handle_of(fi);
 	if (h->writable && !h->done)
 		log_refusal(fs, h);
+	if (h->backed) {
+		fs_backing_put(fs, req, &fs->nodes_lock, &h->node->backing);
+		h->backed = false;
+	}
 	handle_free(fs, h); /* what was never committed is dropped */
 	fuse_reply_err(req, 0);
 }
@@ -966,9 +978,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
 
+	struct fs_node *node;
+
 	if (is_ws(fs, ino))
 		return fs_ws_readlink(fs->ws, req, ino);
-	fuse_reply_err(req, EINVAL); /* the cache has no symlinks */
+	node = fs_node_of(fs, ino);
+	if (node->kind == FS_ALIAS)
+		return (void)fuse_reply_readlink(req, node->registry);
+	fuse_reply_err(req, EINVAL); /* the cache's one kind of symlink is above */
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -1111,7 +1128,7 @@ static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	fs_passthrough_init(userdata, conn);
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
 	 * over its page-cache pages instead of copying them to us (the
@@ -1221,7 +1238,10 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 
 static int open_cache(struct fs *fs, int ready_fd)
 {
+	/* a level names the hosts: only those the mount serves are contacted */
+	const struct registry_options registry_opts = {.served_only = true};
 	const struct fs_config *cfg = fs->cfg;
+	char why[600];
 	size_t i;
 	int r;
 
@@ -1230,11 +1250,16 @@ static int open_cache(struct fs *fs, int ready_fd)
 		say(ready_fd, "cannot open store '%s': %s", cfg->store_dir, strerror(-r));
 		return r;
 	}
-	r = registry_new(NULL, &fs->registry);
+	r = registry_new(&registry_opts, &fs->registry);
 	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
 		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
 		if (r < 0)
 			say(ready_fd, "bad --upstream '%s'", cfg->upstreams[i]);
+	}
+	if (r == 0) {
+		r = fs_registries_init(fs, why, sizeof(why));
+		if (r < 0)
+			say(ready_fd, "%s", why);
 	}
 	if (r == 0)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);

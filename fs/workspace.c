@@ -21,9 +21,19 @@
  * checks the caller against the attributes we report, which are the
  * backing file's. The daemon acts as root on the backing side, and gives
  * whatever it creates to the workspace's owner, so no root-owned file
- * appears in a user's project. An explicit chown is done as asked (the
+ * appears in a user's project; with --workspace-owner preserve, to the
+ * caller, as any POSIX file system would. An explicit chown is done as asked (the
  * kernel lets only a privileged caller give a file away): overlayfs copy-up
  * and tar rely on it.
+ *
+ * Privilege stays out of the host's directory (setid_strip below): a
+ * level's create, chmod, chown, truncate or write-open leaves no
+ * set-user-ID bit on anything and no set-group-ID bit on anything but a
+ * directory (there it only picks the group of new files), silently, as the
+ * kernel clears S_ISGID for a chmod by a non-member; a setxattr of
+ * security.capability fails with ENOTSUP, and so does one of
+ * trusted.overlay.* unless the mount was asked to allow them
+ * (--workspace-overlay-xattrs, for a nested overlayfs's upper dir).
  *
  * Every level of Docker-in-Docker bind-mounts this one mount, so all of
  * them share one kernel inode, page cache and dentry cache: they never
@@ -88,6 +98,7 @@ struct ws_inode {
 	int fd;		/* O_PATH|O_NOFOLLOW, or -1 while closed (handle set) */
 	unsigned users; /* operations using fd now: it stays open */
 	unsigned opens; /* files open on it: it stays open (an unlinked file has no handle) */
+	struct fs_backing backing; /* the passthrough id its open files share */
 	struct ws_inode *hash_next;
 	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
 };
@@ -96,6 +107,7 @@ struct ws_file {
 	struct ws_inode *inode;
 	int fd;
 	bool append; /* fd has O_APPEND now; only its writer (one at a time) changes it */
+	bool backed; /* counted in inode->backing */
 };
 
 struct ws_dir {
@@ -109,6 +121,8 @@ struct fs_ws {
 	struct ws_inode root; /* the workspace directory: never freed */
 	uid_t uid;	      /* who owns what is created */
 	gid_t gid;
+	bool overlay_xattrs; /* trusted.overlay.* may be set */
+	bool preserve;	     /* what is created is its creator's (plain POSIX) */
 
 	int mount_fd; /* of the workspace's file system, for open_by_handle_at() */
 
@@ -159,6 +173,31 @@ static void proc_path(char *buf, size_t size, int fd)
 static int stat_fd(int fd, struct stat *st)
 {
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/*
+ * The mode bits a level may leave on a file of type S_IFMT(mode): no
+ * set-user-ID bit, and set-group-ID on directories only.
+ */
+static mode_t setid_strip(mode_t mode)
+{
+	return mode & ~(mode_t)(S_ISDIR(mode) ? S_ISUID : S_ISUID | S_ISGID);
+}
+
+/*
+ * Clear what setid_strip() forbids from the file st describes (path names
+ * it: /proc/self/fd/N). st is updated. Returns 0 or -errno.
+ */
+static int setid_clear(const char *path, struct stat *st)
+{
+	mode_t want = setid_strip(st->st_mode);
+
+	if (S_ISLNK(st->st_mode) || want == st->st_mode)
+		return 0;
+	if (chmod(path, want & 07777) < 0)
+		return -errno;
+	st->st_mode = want;
+	return 0;
 }
 
 /* A name a create, unlink or rename may use: one component, not "." or "..". */
@@ -544,6 +583,8 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	inode_init(&ws->root, fd, &st);
 	ws->uid = cfg->workspace_uid >= 0 ? (uid_t)cfg->workspace_uid : st.st_uid;
 	ws->gid = cfg->workspace_gid >= 0 ? (gid_t)cfg->workspace_gid : st.st_gid;
+	ws->overlay_xattrs = cfg->workspace_overlay_xattrs;
+	ws->preserve = cfg->workspace_preserve;
 	ws->mount_fd = open_mount_fd(fd, &st);
 	limit = raise_fd_limit();
 	reserve = limit / 4 > FD_RESERVE_MIN ? limit / 4 : FD_RESERVE_MIN;
@@ -737,8 +778,16 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		return (void)fuse_reply_err(req, -fd);
 	proc_path(path, sizeof(path), fd);
 	if (to_set & FUSE_SET_ATTR_MODE) {
-		r = file_fd >= 0 ? fchmod(file_fd, attr->st_mode) : chmod(path, attr->st_mode);
-		r = r < 0 ? -errno : 0;
+		/* the type from the file itself: no set-user-ID ever, set-group-ID on directories
+		 */
+		r = stat_fd(fd, &st);
+		if (r == 0) {
+			mode_t mode = setid_strip((st.st_mode & S_IFMT) | (attr->st_mode & 07777));
+
+			r = file_fd >= 0 ? fchmod(file_fd, mode & 07777)
+					 : chmod(path, mode & 07777);
+			r = r < 0 ? -errno : 0;
+		}
 	}
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
@@ -757,6 +806,9 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		r = set_times(fd, file_fd, attr, to_set);
 	if (r == 0)
 		r = stat_fd(fd, &st);
+	/* a set-id bit the host had, on a file a level now gives away or rewrites */
+	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
+		r = setid_clear(path, &st);
 	fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -786,22 +838,38 @@ void fs_ws_readlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
 /* ---- making files ----------------------------------------------------------- */
 
 /*
- * What was just made (fd, O_PATH or open; st its attributes) goes to the
- * workspace's owner, and gets the mode asked for: the daemon's umask, and
+ * Who owns what req makes: the workspace's owner, or with --workspace-owner
+ * preserve the caller (its fsuid and fsgid, as the kernel sent them).
+ */
+static void owner_for(const struct fs_ws *ws, fuse_req_t req, uid_t *ret_uid, gid_t *ret_gid)
+{
+	const struct fuse_ctx *ctx = ws->preserve ? fuse_req_ctx(req) : NULL;
+
+	*ret_uid = ctx ? ctx->uid : ws->uid;
+	*ret_gid = ctx ? ctx->gid : ws->gid;
+}
+
+/*
+ * What req just made (fd, O_PATH or open; st its attributes) goes to its
+ * owner (owner_for), and gets the mode asked for: the daemon's umask, and
  * a chown clearing set-id bits, may have taken some away. A group
  * inherited from a set-group-ID parent is kept.
  */
-static int give_to_owner(struct fs_ws *ws, int fd, const struct stat *parent, struct stat *st,
-			 mode_t mode)
+static int give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
+			 struct stat *st, mode_t mode)
 {
-	gid_t gid = parent->st_mode & S_ISGID ? (gid_t)-1 : ws->gid;
-	mode_t want = mode & 07777;
+	mode_t want = setid_strip(mode) & 07777;
 	char path[64];
+	uid_t uid;
+	gid_t gid;
 
-	if (st->st_uid != ws->uid || (gid != (gid_t)-1 && st->st_gid != gid)) {
-		if (fchownat(fd, "", ws->uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	owner_for(ws, req, &uid, &gid);
+	if (parent->st_mode & S_ISGID)
+		gid = (gid_t)-1;
+	if (st->st_uid != uid || (gid != (gid_t)-1 && st->st_gid != gid)) {
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
-		st->st_uid = ws->uid;
+		st->st_uid = uid;
 		if (gid != (gid_t)-1)
 			st->st_gid = gid;
 	}
@@ -822,7 +890,7 @@ static int give_to_owner(struct fs_ws *ws, int fd, const struct stat *parent, st
  * After name was made in parent as type (S_IFMT bits of mode): open it,
  * check it is what we made, hand it over, and fill the entry.
  */
-static int finish_new(struct fs_ws *ws, int dirfd, const char *name, mode_t mode,
+static int finish_new(struct fs_ws *ws, fuse_req_t req, int dirfd, const char *name, mode_t mode,
 		      struct fuse_entry_param *e)
 {
 	struct ws_inode *inode;
@@ -840,7 +908,7 @@ static int finish_new(struct fs_ws *ws, int dirfd, const char *name, mode_t mode
 	if (r == 0 && (e->attr.st_mode & S_IFMT) != (mode & S_IFMT))
 		r = -EIO; /* replaced on the host in between: not ours to change */
 	if (r == 0)
-		r = give_to_owner(ws, fd, &pst, &e->attr, mode);
+		r = give_to_owner(ws, req, fd, &pst, &e->attr, mode);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -862,6 +930,7 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 
 	if (!name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
+	mode = setid_strip(mode); /* never there, not even for a moment */
 	dirfd = fd_get(ws, parent);
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);
@@ -871,7 +940,7 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 		r = symlinkat(target, dirfd, name);
 	else
 		r = mknodat(dirfd, name, mode, rdev);
-	r = r < 0 ? -errno : finish_new(ws, dirfd, name, mode, &e);
+	r = r < 0 ? -errno : finish_new(ws, req, dirfd, name, mode, &e);
 	fd_put(ws, parent);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -988,14 +1057,17 @@ void fs_ws_rmdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char
 	remove_name(ws, req, parent, name, AT_REMOVEDIR);
 }
 
-/* The whiteout a RENAME_WHITEOUT left at name is the owner's too. */
-static void give_whiteout(struct fs_ws *ws, int dirfd, const char *name)
+/* The whiteout a RENAME_WHITEOUT left at name is the owner's too (owner_for). */
+static void give_whiteout(struct fs_ws *ws, fuse_req_t req, int dirfd, const char *name)
 {
 	struct stat st;
+	uid_t uid;
+	gid_t gid;
 
+	owner_for(ws, req, &uid, &gid);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISCHR(st.st_mode) &&
-	    st.st_rdev == 0 && (st.st_uid != ws->uid || st.st_gid != ws->gid))
-		fchownat(dirfd, name, ws->uid, ws->gid, AT_SYMLINK_NOFOLLOW);
+	    st.st_rdev == 0 && (st.st_uid != uid || st.st_gid != gid))
+		fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
 void fs_ws_rename(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1017,14 +1089,14 @@ void fs_ws_rename(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const cha
 		fd_put(ws, to);
 	}
 	if (r == 0 && (flags & RENAME_WHITEOUT))
-		give_whiteout(ws, olddir, name);
+		give_whiteout(ws, req, olddir, name);
 	fd_put(ws, from);
 	fuse_reply_err(req, -r);
 }
 
 /* ---- open files ------------------------------------------------------------- */
 
-static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
+static int file_new(struct fs_ws *ws, fuse_req_t req, struct ws_inode *inode, int fd, int flags,
 		    struct fuse_file_info *fi)
 {
 	struct ws_file *f = malloc(sizeof(*f));
@@ -1039,12 +1111,21 @@ static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
 	f->append = flags & O_APPEND;
 	fi->fh = (uintptr_t)f;
 	/*
-	 * An append goes uncached: the kernel would cache the bytes where it
-	 * guessed the end was. Other files keep their pages across opens:
+	 * Passthrough, where there is: the kernel reads and writes the backing
+	 * file itself, appends included (it opens the backing file with the
+	 * opener's flags, so O_APPEND lands at the true end). Every open of
+	 * an inode must then go through, which is why appends do too.
+	 */
+	f->backed = fs_backing_get(ws->fs, req, &ws->lock, &inode->backing, fd, fi);
+	/*
+	 * Else an append goes uncached: the kernel would cache the bytes where
+	 * it guessed the end was. Other files keep their pages across opens:
 	 * every level shares them, and a change made on the host shows once
 	 * the attributes are asked again (auto_inval_data compares mtimes).
 	 */
-	if (f->append)
+	if (fs_passes_through(fi))
+		; /* the kernel has the backing file's own pages */
+	else if (f->append)
 		fi->direct_io = 1;
 	else
 		fi->keep_cache = 1;
@@ -1056,14 +1137,29 @@ static int file_new(struct fs_ws *ws, struct ws_inode *inode, int fd, int flags,
 	return 0;
 }
 
-static void file_free(struct fs_ws *ws, struct ws_file *f)
+/* req: the release, or NULL when an open's reply failed (passthrough.c). */
+static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 {
+	if (f->backed)
+		fs_backing_put(ws->fs, req, &ws->lock, &f->inode->backing);
 	pthread_mutex_lock(&ws->lock);
 	assert(f->inode->opens > 0);
 	f->inode->opens--;
 	pthread_mutex_unlock(&ws->lock);
 	close(f->fd);
 	free(f);
+}
+
+/* setid_clear() for an open file. */
+static int setid_drop(int fd)
+{
+	struct stat st;
+	char path[64];
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	proc_path(path, sizeof(path), fd);
+	return setid_clear(path, &st);
 }
 
 /* Open flags for the backing file: never follow, never create here. */
@@ -1082,7 +1178,11 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 		return (void)fuse_reply_err(req, -pfd);
 	proc_path(path, sizeof(path), pfd);
 	fd = open(path, open_flags(fi->flags));
-	r = fd < 0 ? -errno : file_new(ws, inode, fd, fi->flags, fi);
+	r = fd < 0 ? -errno : 0;
+	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
+		r = setid_drop(fd); /* a set-id program a level rewrites is one no more */
+	if (r == 0)
+		r = file_new(ws, req, inode, fd, fi->flags, fi);
 	fd_put(ws, inode);
 	if (r < 0) {
 		if (fd >= 0)
@@ -1090,7 +1190,7 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 		return (void)fuse_reply_err(req, -r);
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
-		file_free(ws, file_of(fi));
+		file_free(ws, NULL, file_of(fi));
 }
 
 void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,
@@ -1105,6 +1205,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 
 	if (!name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
+	mode = setid_strip(S_IFREG | (mode & 07777));
 	entry_init(&e);
 	dirfd = fd_get(ws, parent);
 	if (dirfd < 0)
@@ -1122,7 +1223,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 		return (void)fuse_reply_err(req, -r);
 	r = fstat(fd, &e.attr) < 0 ? -errno : 0;
 	if (r == 0)
-		r = give_to_owner(ws, fd, &pst, &e.attr, S_IFREG | (mode & 07777));
+		r = give_to_owner(ws, req, fd, &pst, &e.attr, S_IFREG | (mode & 07777));
 	if (r < 0)
 		goto out_close;
 	/* the inode's own descriptor, of exactly the file just opened */
@@ -1136,13 +1237,13 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (r < 0)
 		goto out_close;
 	e.ino = ino_of(inode);
-	r = file_new(ws, inode, fd, fi->flags, fi);
+	r = file_new(ws, req, inode, fd, fi->flags, fi);
 	if (r < 0) {
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
-		file_free(ws, file_of(fi));
+		file_free(ws, NULL, file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
 	}
 	return;
@@ -1260,7 +1361,7 @@ void fs_ws_flush(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 void fs_ws_release(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	file_free(ws, file_of(fi)); /* and with it any flock() it held */
+	file_free(ws, req, file_of(fi)); /* and with it any flock() it held */
 	fuse_reply_err(req, 0);
 }
 
@@ -1510,8 +1611,9 @@ void fs_ws_statfs(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
 /*
  * xattrs go through /proc/self/fd/N: the O_PATH descriptor cannot carry
  * them, and opening the file could block (a fifo) or wake a device.
- * Every namespace passes, trusted.* and security.* included: the kernel
- * already checked the caller may use it, and overlayfs needs trusted.*.
+ * Every namespace passes, trusted.* and security.* included (the kernel
+ * already checked the caller may use it, and overlayfs needs trusted.*),
+ * but for setting the two that grant privilege on the host (xattr_refused).
  */
 enum xattr_op { XATTR_SET, XATTR_GET, XATTR_LIST, XATTR_REMOVE };
 
@@ -1545,10 +1647,27 @@ static ssize_t do_xattr(struct fs_ws *ws, fuse_ino_t ino, enum xattr_op op, cons
 	return n;
 }
 
+/*
+ * Whether a level may not set name: a file capability (the privilege a
+ * program gets when the host runs it), or overlayfs's own trusted.overlay.*
+ * (redirects and metacopy that an overlayfs the host mounts over the
+ * directory would follow) unless the mount allows them. Reading and
+ * removing them stay allowed: neither grants anything.
+ */
+static bool xattr_refused(const struct fs_ws *ws, const char *name)
+{
+	return strcmp(name, "security.capability") == 0 ||
+	       (!ws->overlay_xattrs && strncmp(name, "trusted.overlay.", 16) == 0);
+}
+
 void fs_ws_setxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name,
 		    const char *value, size_t size, int flags)
 {
-	ssize_t n = do_xattr(ws, ino, XATTR_SET, name, (void *)value, size, flags);
+	ssize_t n;
+
+	if (xattr_refused(ws, name))
+		return (void)fuse_reply_err(req, ENOTSUP);
+	n = do_xattr(ws, ino, XATTR_SET, name, (void *)value, size, flags);
 
 	fuse_reply_err(req, n < 0 ? (int)-n : 0);
 }

@@ -3,6 +3,9 @@
 # To build dindfs.
 BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev)
+# To build libfuse 3.17 from Debian 13's source (scripts/libfuse317.sh,
+# -DDINDFS_LIBFUSE317=ON): FUSE passthrough on a Debian 12 machine.
+LIBFUSE317_PACKAGES=(meson ninja-build dpkg-dev g++ pkg-config)
 # To run its tests, on top of the build.
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)

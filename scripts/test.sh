@@ -2,7 +2,10 @@
 # Run every test of dindfs on a fresh Debian 12 machine: install what the
 # tests need, check formatting, build, run CTest (unit suites, fuzz corpus
 # replays, integration scripts), then run the unit suites again under
-# AddressSanitizer and UBSan.
+# AddressSanitizer and UBSan. The build links Debian 12's libfuse 3.14 (no
+# FUSE passthrough: the daemon serves every read, the fallback); a second
+# build links libfuse 3.17 from Debian 13's source (scripts/libfuse317.sh),
+# and the mount and workspace tests run again with passthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -24,5 +27,12 @@ cmake --build build-asan -j"$jobs"
 echo "== unit suites under ASan and UBSan"
 (cd build-asan && ctest --output-on-failure -L unit)
 
-echo "== all tests"
+echo "== all tests (libfuse 3.14: no passthrough)"
 (cd build && ctest --output-on-failure)
+
+echo "== build with libfuse 3.17 (FUSE passthrough)"
+cmake -S . -B build-fuse317 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_LIBFUSE317=ON >/dev/null
+cmake --build build-fuse317 -j"$jobs"
+
+echo "== the mount and workspace tests with passthrough"
+(cd build-fuse317 && ctest --output-on-failure -R '^(mount|workspace)$')

@@ -1173,6 +1173,45 @@ START_TEST(test_cache_threads)
 }
 END_TEST
 
+static int collect_host(const char *host, void *ctx)
+{
+	char *buf = ctx;
+
+	strcat(buf, host);
+	strcat(buf, "\n");
+	return 0;
+}
+
+static int config_hosts(const char *json, char *buf)
+{
+	buf[0] = '\0';
+	return auth_config_hosts(json, strlen(json), collect_host, buf);
+}
+
+START_TEST(test_config_hosts)
+{
+	char hosts[1024];
+
+	ck_assert_int_eq(config_hosts("{\"auths\":{\"https://index.docker.io/v1/\":{},"
+				      "\"GHCR.io\":{\"auth\":\"" HUB_AUTH "\"},"
+				      "\"http://reg.example:5000/v2/\":{},\"\":{},\"https://\":{}},"
+				      "\"credsStore\":\"desktop\","
+				      "\"credHelpers\":{\"quay.io\":\"ecr\",\"[::1]:5000\":\"x\"}}",
+				      hosts),
+			 0);
+	ck_assert_str_eq(hosts,
+			 "index.docker.io\nghcr.io\nreg.example:5000\nquay.io\n[::1]:5000\n");
+	ck_assert_int_eq(config_hosts("{}", hosts), 0);
+	ck_assert_str_eq(hosts, "");
+	ck_assert_int_eq(config_hosts("{\"auths\":null,\"credHelpers\":{}}", hosts), 0);
+	ck_assert_str_eq(hosts, "");
+	ck_assert_int_eq(config_hosts("{\"auths\":[\"ghcr.io\"]}", hosts), -EINVAL);
+	ck_assert_int_eq(config_hosts("{\"credHelpers\":\"x\"}", hosts), -EINVAL);
+	ck_assert_int_eq(config_hosts("[]", hosts), -EINVAL);
+	ck_assert_int_eq(config_hosts("{\"auths\":{", hosts), -EINVAL);
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
 	Suite *s = suite_create("auth");
@@ -1215,6 +1254,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_cache_eviction);
 	tcase_add_test(tc, test_cache_refuses);
 	tcase_add_test(tc, test_cache_threads);
+	tcase_add_test(tc, test_config_hosts);
 	suite_add_tcase(s, tc);
 	return s;
 }

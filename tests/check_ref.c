@@ -88,9 +88,11 @@ static const struct valid_case valid[] = {
 	 "docker.io/store/foo/bar:latest", "store/foo/bar:latest"},
 	{"ubuntu-12.04-base", "docker.io", "library/ubuntu-12.04-base", "latest", NULL,
 	 "docker.io/library/ubuntu-12.04-base:latest", "ubuntu-12.04-base:latest"},
-	{"registry-1.docker.io/library/debian", "registry-1.docker.io", "library/debian", "latest",
-	 NULL, "registry-1.docker.io/library/debian:latest",
-	 "registry-1.docker.io/library/debian:latest"},
+	/* dindfs spells Docker Hub's endpoint docker.io too (docker does not) */
+	{"registry-1.docker.io/library/debian", "docker.io", "library/debian", "latest", NULL,
+	 "docker.io/library/debian:latest", "debian:latest"},
+	{"registry-1.docker.io/debian", "docker.io", "library/debian", "latest", NULL,
+	 "docker.io/library/debian:latest", "debian:latest"},
 	/* other registries: '.', ':' or localhost */
 	{"127.0.0.1:8000/private/moonbase", "127.0.0.1:8000", "private/moonbase", "latest", NULL,
 	 "127.0.0.1:8000/private/moonbase:latest", "127.0.0.1:8000/private/moonbase:latest"},
@@ -571,7 +573,8 @@ static const struct validate_case registries[] = {
 	{"", -EINVAL},
 	{"foo", -EINVAL}, /* would read as a docker.io namespace */
 	{"Docker", -EINVAL},
-	{"index.docker.io", -EINVAL}, /* spelled docker.io */
+	{"index.docker.io", -EINVAL},	   /* spelled docker.io */
+	{"registry-1.docker.io", -EINVAL}, /* spelled docker.io */
 	{".", -EINVAL},
 	{"..", -EINVAL},
 	{"a/b.c", -EINVAL},
@@ -612,6 +615,25 @@ END_TEST
 START_TEST(test_validate_tag)
 {
 	ck_assert_msg(ref_validate_tag(tags[_i].s) == tags[_i].err, "'%s'", tags[_i].s);
+}
+END_TEST
+
+START_TEST(test_canonical_registry)
+{
+	char host[32];
+
+	ck_assert_str_eq(ref_canonical_registry("index.docker.io"), "docker.io");
+	ck_assert_str_eq(ref_canonical_registry("registry-1.docker.io"), "docker.io");
+	ck_assert_str_eq(ref_canonical_registry("docker.io"), "docker.io");
+	/* anything else is itself, the very string */
+	snprintf(host, sizeof(host), "ghcr.io");
+	ck_assert_ptr_eq(ref_canonical_registry(host), host);
+	/* exact names only: no case folding, no suffix or prefix match */
+	ck_assert_str_eq(ref_canonical_registry("Registry-1.docker.io"), "Registry-1.docker.io");
+	ck_assert_str_eq(ref_canonical_registry("registry-1.docker.io:443"),
+			 "registry-1.docker.io:443");
+	ck_assert_str_eq(ref_canonical_registry("evil-index.docker.io"), "evil-index.docker.io");
+	ck_assert_str_eq(ref_canonical_registry("index.docker.i"), "index.docker.i");
 }
 END_TEST
 
@@ -659,6 +681,7 @@ static Suite *ref_suite(void)
 	tcase_add_loop_test(tc, test_validate_repository, 0, N(repositories));
 	tcase_add_loop_test(tc, test_validate_tag, 0, N(tags));
 	tcase_add_test(tc, test_validate_lengths);
+	tcase_add_test(tc, test_canonical_registry);
 	suite_add_tcase(s, tc);
 	return s;
 }

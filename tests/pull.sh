@@ -113,6 +113,13 @@ registry_start tok token
 push_test_image tok app v1 docker 2 4000 >/dev/null
 T=(--upstream "$tok_HOSTPORT=$tok_URL")
 rm -f "$DOCKER_CONFIG/config.json"
+# the realm is plain http on loopback: only an explicit --allow-origin lets it be asked
+tokens_before=$(grep -c . "$tok_TOKEN_LOG")
+expect_exit 1 "a realm on plain http and loopback is refused" pull "${T[@]}" "$tok_HOSTPORT/app:v1"
+expect_match "$WORK/err" "refused to ask the token server http://127.0.0.1:[0-9]+ \(127.0.0.1\)" \
+	"it says which and why"
+check "and it was not asked" test "$(grep -c . "$tok_TOKEN_LOG")" = "$tokens_before"
+T+=(--allow-origin "${tok_TOKEN_URL%/token}")
 expect_exit 1 "Bearer auth without credentials fails" pull "${T[@]}" "$tok_HOSTPORT/app:v1"
 expect_match "$WORK/err" "authentication required, and no credentials" "it says why"
 docker_config_auth "http://$tok_HOSTPORT" "$tok_USER" "$tok_PASSWORD"
@@ -161,7 +168,12 @@ push_test_image private app v1 oci 2 20000 >/dev/null
 fault_proxy_start redir "$private_URL" --redirect-blobs
 docker_config_auth r.test "$private_USER" "$private_PASSWORD"
 rm -rf "$STORE"
-expect_exit 0 "blobs redirected to another host" pull --upstream "r.test=$redir_URL" r.test/app:v1
+expect_exit 1 "a redirect to plain http on loopback is refused" pull --upstream "r.test=$redir_URL" r.test/app:v1
+expect_match "$WORK/err" "refused to follow a redirect to http://localhost:$redir_REDIRECT_PORT" "it says where"
+check "and it was not followed" test "$(fault_proxy_log_count redir '^redirect GET ')" = 0
+rm -rf "$STORE"
+expect_exit 0 "blobs redirected to another host" pull --upstream "r.test=$redir_URL" \
+	--allow-origin "http://localhost:$redir_REDIRECT_PORT" r.test/app:v1
 expect_blob "${IMAGE_LAYERS[1]}" "$IMAGE_DIR/layer-2.tar.gz" "the redirected blob is byte-identical"
 check "the redirected requests carried no credentials" \
 	test "$(fault_proxy_log_count redir '^redirect GET .* auth=yes')" = 0

@@ -58,7 +58,8 @@ check "none of them mounted" not is_mounted "$WORK/mnt-bad"
 
 touch "$WORK/stamp" # what is newer than this, outside the workspace, was touched
 sleep 0.05
-must_mount "$MNT" --store "$STORE" --workspace "$DIR" -o allow_other
+# trusted.overlay.* allowed: the overlayfs below keeps its upper dir here
+must_mount "$MNT" --store "$STORE" --workspace "$DIR" -o allow_other --workspace-overlay-xattrs
 
 fsop list "$MNT" >"$WORK/root"
 expect_match "$WORK/root" '^workspace$' "the root lists workspace/"
@@ -66,6 +67,44 @@ expect_match "$WORK/root" '^blobs$' "and the cache beside it"
 check "workspace/ is the directory, with its owner" test "$(T stat -c %u:%g "$WS")" = "$OWNER:$OWNER"
 echo hello >"$DIR/from-host"
 check "a file put there on the host shows" test "$(T cat "$WS/from-host")" = hello
+
+# ---- passthrough (libfuse 3.17 on this kernel) or the daemon (libfuse 3.14) ------------
+
+# The build links libfuse 3.17 (soname libfuse3.so.4) or 3.14 (libfuse3.so.3);
+# this kernel has FUSE passthrough, so with 3.17 the kernel serves the data.
+if ldd "$DINDFS" | grep -q 'libfuse3\.so\.4'; then PT=1 PT_SAYS=true; else PT=0 PT_SAYS=false; fi
+echo "# $(ldd "$DINDFS" | grep -o 'libfuse3\.so\.[0-9]*' | head -1): passthrough expected: $PT_SAYS"
+check ".dindfs/stats says passthrough: $PT_SAYS" grep -q "\"passthrough\": $PT_SAYS," "$MNT/.dindfs/stats"
+opens0=$(stat_of "$MNT" passthrough_opens)
+check "a workspace file reads" test "$(T cat "$WS/from-host")" = hello
+check "its open went through: $PT more passthrough open(s)" \
+	test "$(stat_of "$MNT" passthrough_opens)" = $((opens0 + PT))
+head -c 3000000 /dev/urandom >"$WORK/blob"
+blob=$(sha256sum "$WORK/blob" | cut -c1-64)
+check "a blob ingested" T cp "$WORK/blob" "$MNT/ingest/sha256:$blob"
+opens0=$(stat_of "$MNT" passthrough_opens)
+served0=$(stat_of "$MNT" bytes_served)
+check "reads back from blobs/ byte for byte" T cmp -s "$MNT/blobs/sha256/$blob" "$WORK/blob"
+check "its open went through: $PT more passthrough open(s)" \
+	test "$(stat_of "$MNT" passthrough_opens)" = $((opens0 + PT))
+check "bytes the daemon served for it: $(((1 - PT) * 3000000))" \
+	test "$(stat_of "$MNT" bytes_served)" = $((served0 + (1 - PT) * 3000000))
+mmap_same() { # FILE COPY: mmap'ed, FILE has COPY's bytes
+	python3 -c 'import mmap,sys
+f = open(sys.argv[1], "rb"); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+sys.exit(m[:] != open(sys.argv[2], "rb").read())' "$1" "$2"
+}
+check "mmap of the blob" mmap_same "$MNT/blobs/sha256/$blob" "$WORK/blob"
+cp "$WORK/blob" "$DIR/blob.copy"
+check "mmap of a workspace file" mmap_same "$WS/blob.copy" "$WORK/blob"
+mmap_write() { # FILE: write through a shared mapping, read back with read()
+	python3 -c 'import mmap,os,sys
+fd = os.open(sys.argv[1], os.O_RDWR); m = mmap.mmap(fd, 4096); m[0:5] = b"HELLO"; m.flush(); m.close()
+sys.exit(os.pread(fd, 5, 0) != b"HELLO")' "$1"
+}
+check "a shared writable mapping of a workspace file lands in it" mmap_write "$WS/blob.copy"
+check "on disk" test "$(head -c 5 "$DIR/blob.copy")" = HELLO
+rm "$DIR/blob.copy"
 
 # ---- appends ----------------------------------------------------------------
 
@@ -283,6 +322,72 @@ check "then the other user cannot read it" not as_other cat "$WS/by-owner" 2>/de
 check "the owner still can" as_owner cat "$WS/by-owner" >/dev/null
 check "another user cannot chmod the owner's file" not as_other chmod 666 "$WS/by-owner" 2>/dev/null
 
+# ---- no privilege for the host: set-id bits, file capabilities ---------------------------------
+
+# Root as a plain container has it (Docker's default capabilities: CHOWN,
+# FSETID, SETFCAP among them), through the mount; then a user on the host.
+as_container_root() {
+	T setpriv --bounding-set -all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap \
+		--inh-caps -all "$@"
+}
+check "root in a container copies a shell into the workspace" as_container_root cp /bin/bash "$WS/rootsh"
+check "chowns it to 0:0" as_container_root chown 0:0 "$WS/rootsh"
+check "chmod 4755 succeeds" as_container_root chmod 4755 "$WS/rootsh"
+check "on the host it is root's, mode 755: no set-user-ID bit" \
+	test "$(stat -c %u:%g:%a "$DIR/rootsh")" = 0:0:755
+check "and the mount says the same" test "$(stat -c %a "$WS/rootsh")" = 755
+check "so a user on the host who runs it stays himself" \
+	test "$(as_other "$DIR/rootsh" -p -c 'id -u')" = 4444
+check "chmod 6755 then chown 0:0: no set-id bit either" \
+	as_container_root sh -c "chmod 6755 '$WS/rootsh' && chown 0:0 '$WS/rootsh'"
+check "755 on the host" test "$(stat -c %a "$DIR/rootsh")" = 755
+check "chmod 2755 of a file: no set-group-ID bit" as_container_root chmod 2755 "$WS/rootsh"
+check "755 on the host" test "$(stat -c %a "$DIR/rootsh")" = 755
+setid_create() { # WS: a file created 04755, a directory 06775, a fifo 04644
+	python3 - "$1" <<-'EOF'
+		import os, sys
+		ws = sys.argv[1]
+		os.umask(0)
+		os.close(os.open(f"{ws}/made-4755", os.O_WRONLY | os.O_CREAT, 0o4755))
+		os.mknod(f"{ws}/made-fifo", 0o4644 | 0o010000)
+		os.mkdir(f"{ws}/made-dir", 0o6775)
+	EOF
+}
+check "create with mode 04755, mkfifo 04644, mkdir 06775" \
+	as_container_root bash -c "$(declare -f setid_create); setid_create '$WS'"
+check "on the host: 755, 644, 775" \
+	test "$(stat -c %a "$DIR/made-4755") $(stat -c %a "$DIR/made-fifo") $(stat -c %a "$DIR/made-dir")" = "755 644 775"
+check "a directory keeps chmod 2775 (set-group-ID picks new files' group)" \
+	as_container_root chmod 2775 "$WS/made-dir"
+check "2775 on the host" test "$(stat -c %a "$DIR/made-dir")" = 2775
+check "but chmod 04775 of a directory leaves no set-user-ID bit" as_container_root chmod 04775 "$WS/made-dir"
+check "775 on the host" test "$(stat -c %a "$DIR/made-dir")" = 775
+cp /bin/bash "$DIR/host-suid" && chmod 4755 "$DIR/host-suid"
+check "a set-user-ID file the host made, opened for writing by a level" \
+	as_container_root sh -c "printf '' >>'$WS/host-suid'"
+check "is one no more (as the kernel does for a writer without CAP_FSETID)" \
+	test "$(stat -c %a "$DIR/host-suid")" = 755
+setcap_ws() { # PATH: set a valid file capability (cap_net_raw+ep, v2), print the errno's name
+	python3 - "$1" <<-'EOF'
+		import errno, os, struct, sys
+		value = struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)
+		try:
+		    os.setxattr(sys.argv[1], "security.capability", value)
+		    print("set")
+		except OSError as e:
+		    print(errno.errorcode[e.errno])
+	EOF
+}
+check "setxattr security.capability (cap_net_raw+ep) by container root: ENOTSUP" \
+	test "$(as_container_root bash -c "$(declare -f setcap_ws); setcap_ws '$WS/rootsh'")" = ENOTSUP
+check "the host file has no capability" \
+	not python3 -c 'import os,sys; os.getxattr(sys.argv[1], "security.capability")' "$DIR/rootsh" 2>/dev/null
+check "setcap's own words for it" \
+	test "$(as_container_root setcap cap_net_raw+ep "$WS/rootsh" 2>&1 | grep -c 'Operation not supported')" = 1
+check "no set-id file and no capability anywhere in the workspace" \
+	test -z "$(find "$DIR" -perm /6000 ! -type d -print -quit)$(getcap -r "$DIR" 2>/dev/null)"
+rm -f "$DIR/host-suid"
+
 # ---- escapes -------------------------------------------------------------------------------
 
 # The kernel resolves symlinks in the caller's namespace (a link that
@@ -370,12 +475,35 @@ check "the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
 printf '#!/bin/sh\nexec prlimit --nofile=2048:2048 "%s" "$@"\n' "$DINDFS" >"$WORK/dindfs-2048"
 chmod +x "$WORK/dindfs-2048"
 DINDFS=$WORK/dindfs-2048 must_mount "$MNT" --store "$STORE" --workspace "$DIR" \
-	--workspace-owner 4321:4322
+	--workspace-owner 4321:4322 --no-passthrough
+check "--no-passthrough: .dindfs/stats says passthrough: false" \
+	grep -q '"passthrough": false,' "$MNT/.dindfs/stats"
+served0=$(stat_of "$MNT" bytes_served)
+check "the blob reads back" T cmp -s "$MNT/blobs/sha256/$blob" "$WORK/blob"
+check "the daemon served it: bytes_served grew by its size" \
+	test "$(stat_of "$MNT" bytes_served)" = $((served0 + 3000000))
+check "and no open went through" test "$(stat_of "$MNT" passthrough_opens)" = 0
 echo x >"$WS/chosen"
 mkdir "$WS/chosen.d"
 check "--workspace-owner: a file is the chosen owner's" test "$(owner_of "$DIR/chosen")" = 4321:4322
 check "and a directory" test "$(owner_of "$DIR/chosen.d")" = 4321:4322
 check "what was there is still there" test "$(cat "$WS/from-host")" = hello
+set_overlay_xattr() { # PATH: trusted.overlay.opaque=y, print the errno's name
+	python3 - "$1" <<-'EOF'
+		import errno, os, sys
+		try:
+		    os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")
+		    print("set")
+		except OSError as e:
+		    print(errno.errorcode[e.errno])
+	EOF
+}
+check "without --workspace-overlay-xattrs: setxattr trusted.overlay.opaque is ENOTSUP" \
+	test "$(set_overlay_xattr "$WS/chosen.d")" = ENOTSUP
+check "other trusted.* xattrs still pass" \
+	python3 -c 'import os,sys; os.setxattr(sys.argv[1], "trusted.other", b"1")' "$WS/chosen.d"
+check "a trusted.overlay.* xattr set before still reads (reading grants nothing)" python3 -c \
+	'import os,sys; os.getxattr(sys.argv[1], "trusted.overlay.redirect")' "$WS/upper/dir2"
 check "with 2048 descriptors: the whole tree compares" T diff -r --no-dereference \
 	--exclude=.git --exclude=stdio.h /usr/include "$WS/src"
 check "stat of every file" T find "$WS/src" -exec stat -c %i {} + >/dev/null
@@ -387,5 +515,23 @@ check "the whole tree again, from the start" T diff -r --no-dereference \
 check "dindfs umount" T "$DINDFS" umount "$MNT"
 check "unmounted" not is_mounted "$MNT"
 check "the mount log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
+
+# ---- --workspace-owner preserve: what is created is its creator's --------------------------
+
+must_mount "$MNT" --store "$STORE" --workspace "$DIR" --workspace-owner preserve -o allow_other
+mkdir "$WS/pres" && chmod 1777 "$WS/pres"
+check "preserve: root creates a file: root's on disk" sh -c "echo x >'$WS/pres/by-root'"
+check "0:0" test "$(owner_of "$DIR/pres/by-root")" = 0:0
+check "the owner creates a file and a directory" as_owner sh -c "touch '$WS/pres/o' && mkdir '$WS/pres/o.d'"
+check "both the owner's" test "$(owner_of "$DIR/pres/o") $(owner_of "$DIR/pres/o.d")" = "$OWNER:$OWNER $OWNER:$OWNER"
+check "another user makes a symlink and a fifo" as_other sh -c "ln -s x '$WS/pres/s' && mkfifo '$WS/pres/p'"
+check "both that user's" test "$(owner_of "$DIR/pres/s") $(owner_of "$DIR/pres/p")" = "4444:4444 4444:4444"
+mkdir "$DIR/pres/g" && chgrp 555 "$DIR/pres/g" && chmod 2777 "$DIR/pres/g"
+check "in a set-group-ID directory" as_other touch "$WS/pres/g/f"
+check "the group is the directory's" test "$(owner_of "$DIR/pres/g/f")" = 4444:555
+check "still no set-user-ID bit" as_other sh -c "touch '$WS/pres/x' && chmod 4755 '$WS/pres/x'"
+check "755 on the host" test "$(stat -c %a "$DIR/pres/x")" = 755
+check "dindfs umount" T "$DINDFS" umount "$MNT"
+check "its log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
 
 finish

@@ -22,14 +22,19 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "hosts.h"
+#include "ref.h"
 
 #define MAX_UPSTREAMS	 64
+#define MAX_REGISTRIES	 128
 #define DEFAULT_TAG_TTL	 300
 #define UMOUNT_WAIT_SECS 60
 
 struct mount_options {
 	struct fs_config fs;
 	const char *upstreams[MAX_UPSTREAMS];
+	const char *registries[MAX_REGISTRIES];
+	const char *allow_origins[MAX_REGISTRIES];
 	const char *log_path;
 	const char *pidfile;
 	bool foreground;
@@ -61,7 +66,11 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"store", required_argument, NULL, 's'},
 		{"workspace", required_argument, NULL, 'w'},
 		{"workspace-owner", required_argument, NULL, 'O'},
+		{"workspace-overlay-xattrs", no_argument, NULL, 'X'},
+		{"no-passthrough", no_argument, NULL, 'P'},
 		{"upstream", required_argument, NULL, 'u'},
+		{"registry", required_argument, NULL, 'r'},
+		{"allow-origin", required_argument, NULL, 'a'},
 		{"tag-ttl", required_argument, NULL, 't'},
 		{"max-size", required_argument, NULL, 'm'},
 		{"log", required_argument, NULL, 'l'},
@@ -70,7 +79,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	char *end;
+	char origin[HOSTS_ORIGIN_MAX + 1], *end;
 	int c;
 
 	o->fs.store_dir = tool_default_store();
@@ -80,6 +89,8 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 	o->fs.workspace_uid = -1;
 	o->fs.workspace_gid = -1;
 	o->fs.upstreams = o->upstreams;
+	o->fs.registries = o->registries;
+	o->fs.allow_origins = o->allow_origins;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fho:", options, NULL)) != -1) {
@@ -91,9 +102,20 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			o->fs.workspace = optarg;
 			break;
 		case 'O':
-			if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) < 0)
+			if (strcmp(optarg, "preserve") == 0)
+				o->fs.workspace_preserve = true;
+			else if (parse_owner(optarg, &o->fs.workspace_uid, &o->fs.workspace_gid) <
+				 0)
 				return tool_usage_error(
-					cmd, "bad --workspace-owner '%s' (want UID:GID)", optarg);
+					cmd,
+					"bad --workspace-owner '%s' (want UID:GID or preserve)",
+					optarg);
+			break;
+		case 'X':
+			o->fs.workspace_overlay_xattrs = true;
+			break;
+		case 'P':
+			o->fs.no_passthrough = true;
 			break;
 		case 'u':
 			if (o->fs.n_upstreams == MAX_UPSTREAMS)
@@ -103,6 +125,29 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 				return tool_usage_error(cmd, "bad --upstream '%s' (want HOST=URL)",
 							optarg);
 			o->upstreams[o->fs.n_upstreams++] = optarg;
+			break;
+		case 'r':
+			if (o->fs.n_registries == MAX_REGISTRIES)
+				return tool_usage_error(cmd, "at most %d --registry",
+							MAX_REGISTRIES);
+			if (ref_validate_registry(ref_canonical_registry(optarg)) < 0 ||
+			    strcmp(optarg, REF_LOCAL_REGISTRY) == 0)
+				return tool_usage_error(cmd,
+							"bad --registry '%s' (want a host[:port], "
+							"e.g. registry.example.com)",
+							optarg);
+			o->registries[o->fs.n_registries++] = optarg;
+			break;
+		case 'a':
+			if (o->fs.n_allow_origins == MAX_REGISTRIES)
+				return tool_usage_error(cmd, "at most %d --allow-origin",
+							MAX_REGISTRIES);
+			if (hosts_base_origin(optarg, origin, sizeof(origin)) < 0)
+				return tool_usage_error(cmd,
+							"bad --allow-origin '%s' (want a base URL, "
+							"e.g. http://127.0.0.1:5002)",
+							optarg);
+			o->allow_origins[o->fs.n_allow_origins++] = optarg;
 			break;
 		case 't':
 			errno = 0;
@@ -327,23 +372,37 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 const struct tool_command tool_cmd_mount = {
 	.name = "mount",
 	.brief = "mount the cache (and a workspace) as a filesystem",
-	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID]]\n"
-		    "       [--upstream HOST=URL]... [--tag-ttl SECONDS] [--max-size SIZE]\n"
+	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
+		    "       [--workspace-overlay-xattrs]]\n"
+		    "       [--upstream HOST=URL]... [--registry NAME]... [--allow-origin URL]...\n"
+		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--no-passthrough]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
 		"ingest/ and .dindfs/stats, and with --workspace that directory, read-write, at\n"
 		"workspace/. Bind-mount it into every Docker-in-Docker level.\n"
+		"Only the registries it serves are ever contacted: the public ones built in,\n"
+		"--upstream and --registry names, and the hosts in the docker config.json;\n"
+		".dindfs/registries lists them.\n"
 		"Runs in the background and returns once the mount answers, unless -f.",
 	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
 		 "then " TOOL_DEFAULT_STORE ")\n"
 		 "  --workspace DIR        serve DIR at MOUNTPOINT/workspace, read-write\n"
-		 "  --workspace-owner UID:GID\n"
-		 "                         who owns what is created there (default: DIR's owner)\n"
+		 "  --workspace-owner UID:GID|preserve\n"
+		 "                         who owns what is created there (default: DIR's owner;\n"
+		 "                         preserve: its creator, as on any POSIX file system)\n"
+		 "  --workspace-overlay-xattrs\n"
+		 "                         let levels set trusted.overlay.* there (an overlayfs\n"
+		 "                         upper dir in the workspace: nested dockerd)\n"
 		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
+		 "  --registry NAME        serve the registry NAME (host[:port]) too\n"
+		 "  --allow-origin URL     let redirects and token servers reach URL's origin\n"
+		 "                         over http or on a private address\n"
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
+		 "  --no-passthrough       serve file data through the daemon even where the\n"
+		 "                         kernel could read the backing files itself\n"
 		 "  --log FILE             where the daemon logs (default: nowhere; stderr with "
 		 "-f)\n"
 		 "  --pidfile FILE         write the daemon's PID there\n"

@@ -124,6 +124,7 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"root", required_argument, NULL, 'r'},
 		{"upstream", required_argument, NULL, 'u'},
+		{"allow-origin", required_argument, NULL, 'a'},
 		{"platform", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -167,6 +168,17 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'a':
+			upstream_given = true;
+			if (registry_allow_origin(reg, optarg) < 0) {
+				status = tool_usage_error(
+					cmd,
+					"bad --allow-origin '%s' (want a base URL, "
+					"e.g. http://127.0.0.1:5002)",
+					optarg);
+				goto out;
+			}
+			break;
 		case 'p':
 			if (manifest_platform_parse(optarg, &platform) < 0) {
 				status = tool_usage_error(
@@ -196,8 +208,8 @@ static int run_pull(const struct tool_command *cmd, int argc, char **argv)
 		goto out;
 	}
 	if (!store_dir && upstream_given) {
-		status =
-			tool_usage_error(cmd, "--upstream goes with --store (a mount has its own)");
+		status = tool_usage_error(
+			cmd, "--upstream and --allow-origin go with --store (a mount has its own)");
 		goto out;
 	}
 	if (!store_dir) {
@@ -243,13 +255,16 @@ out:
 const struct tool_command tool_cmd_pull = {
 	.name = "pull",
 	.brief = "pull an image from its registry into the store",
-	.synopsis = "[--store DIR] [--upstream HOST=URL]... [--platform OS/ARCH[/VARIANT]] REF",
+	.synopsis = "[--store DIR] [--upstream HOST=URL]... [--allow-origin URL]...\n"
+		    "       [--platform OS/ARCH[/VARIANT]] REF",
 	.summary = "Pull an image into the store: its manifest, config and layers, each\n"
 		   "verified against its digest. A tag already in the store costs one HEAD;\n"
 		   "nothing is downloaded again unless upstream changed.",
 	.usage = "  --store DIR            the store (default $DINDFS_STORE, "
 		 "then " TOOL_DEFAULT_STORE ")\n"
 		 "  --upstream HOST=URL    send HOST's traffic to URL (a test registry, a mirror)\n"
+		 "  --allow-origin URL     let redirects and token servers reach URL's origin\n"
+		 "                         over http or on a private address\n"
 		 "  --platform P           the platform to pick from a multi-platform image\n"
 		 "                         (default: this machine's)\n",
 	.run = run_pull,

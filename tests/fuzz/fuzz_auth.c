@@ -2,8 +2,8 @@
  * fuzz_auth: the auth module's parsers of outside input, all fed the same
  * bytes: a WWW-Authenticate header (NUL-terminated copy), the token URL
  * built from a Bearer challenge, a token server's response, and a docker
- * config.json. Beyond "no crash", it checks what callers rely on: kept
- * values are terminated within their fields, and the URL and the token
+ * config.json (its credentials, and the registry hosts its keys name). Beyond "no crash", it checks
+ * what callers rely on: kept values are terminated within their fields, and the URL and the token
  * hold nothing that could break an HTTP request line or header.
  *
  * $PATH is pointed at a directory that does not exist, so a config naming
@@ -81,6 +81,19 @@ static void fuzz_config(const uint8_t *data, size_t size, const char *registry)
 	auth_credentials_wipe(&creds);
 }
 
+/* Each host a config.json names: terminated, bounded, lower case, no '/'. */
+static int check_host(const char *host, void *ctx)
+{
+	size_t n = strnlen(host, AUTH_REGISTRY_MAX + 1);
+
+	(void)ctx;
+	check(n > 0 && n <= AUTH_REGISTRY_MAX);
+	check(strchr(host, '/') == NULL);
+	for (; *host; host++)
+		check(!(*host >= 'A' && *host <= 'Z'));
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool path_set;
@@ -101,5 +114,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_token_response(data, size);
 	fuzz_config(data, size, "docker.io");
 	fuzz_config(data, size, "localhost:5000");
+	auth_config_hosts((const char *)data, size, check_host, NULL);
 	return 0;
 }
