@@ -138,6 +138,9 @@ curl_to 200 "more than 16 parts: the whole blob" -H "Range: bytes=${spec%,}" "$b
 check "every byte" cmp -s "$WORK/body" "$layer"
 
 # Errors, as OCI error bodies.
+curl_to 403 "a registry the host does not serve" "$M/v2/x/manifests/v1?ns=unlisted.example"
+expect_match "$WORK/body" '"code":"DENIED","message":"registry unlisted.example is not served by the host.s dindfs cache: add it there with dindfs mount --registry unlisted.example"' \
+	"DENIED, naming the registry and --registry"
 curl_to 404 "an unknown tag" "$M/v2/library/app/manifests/nope"
 expect_match "$WORK/body" '"code":"MANIFEST_UNKNOWN"' "MANIFEST_UNKNOWN"
 curl_to 404 "an unknown blob" "$M/v2/library/app/blobs/sha256:$(printf 0%.0s {1..64})"

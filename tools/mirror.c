@@ -391,6 +391,9 @@ static void multipart_body(struct body *b, const struct span *spans, size_t n, u
 				   i ? "\r\n" : "", boundary, (unsigned long long)spans[i].first,
 				   (unsigned long long)spans[i].last, (unsigned long long)size);
 
+		/* 165 bytes at most; were it cut, the body would read past it */
+		if (len < 0 || len >= PART_HEADER_MAX)
+			abort();
 		add_segment(b, (uint64_t)len, 0, text);
 		add_segment(b, spans[i].last - spans[i].first + 1, spans[i].first, NULL);
 		text += len + 1;
