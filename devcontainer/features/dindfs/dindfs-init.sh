@@ -16,7 +16,7 @@ touch "$LOG" 2>/dev/null || LOG=/tmp/dindfs-mirror.log
 if mountpoint -q "$ROOT" && [ "$(id -u)" = 0 ]; then
 	# every registry the host serves, through the mirror (tools/dindfs-route.sh)
 	setsid dindfs-route --root "$ROOT" --mirror "$DINDFS_MIRROR" </dev/null >>"$LOG" 2>&1 &
-	echo "dindfs: pulls of every registry the host serves go through the cache at $ROOT (dindfs mirror on $DINDFS_MIRROR, 80 and 443; log $LOG)" >&2
+	echo "dindfs: pulls go through the cache at $ROOT (dindfs mirror on $DINDFS_MIRROR, 80 and 443, for every registry the host serves; log $LOG)" >&2
 elif mountpoint -q "$ROOT"; then
 	# not root: no /etc/hosts, no ports 80 and 443; docker.io through registry-mirrors
 	setsid dindfs mirror --root "$ROOT" --listen "$DINDFS_MIRROR" </dev/null >>"$LOG" 2>&1 &
