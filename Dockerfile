@@ -70,6 +70,7 @@ RUN apt-get update \
       $(apt-cache show docker-cli >/dev/null 2>&1 && echo docker-cli) \
  && rm -rf /var/lib/apt/lists/*
 COPY tools/dind-entrypoint.sh /usr/local/bin/dind-entrypoint
+COPY tools/dindfs-route.sh /usr/local/bin/dindfs-route
 COPY --from=build /build/dindfs /usr/local/bin/dindfs
 ENV DINDFS_ROOT=/dindfs
 ENTRYPOINT ["dind-entrypoint"]

@@ -29,7 +29,7 @@ mkdir -p "$dest/src/tools"
 cp devcontainer/features/dindfs/* "$dest/"
 cp CMakeLists.txt "$dest/src/"
 cp -r cache fs "$dest/src/"
-cp tools/CMakeLists.txt tools/*.c tools/*.h "$dest/src/tools/"
+cp tools/CMakeLists.txt tools/*.c tools/*.h tools/dindfs-route.sh "$dest/src/tools/"
 if $tgz; then
 	tar -C "$dest" --sort=name --owner=0 --group=0 --numeric-owner \
 		-czf "$out/devcontainer-feature-dindfs.tgz" .

@@ -9,7 +9,11 @@
 #
 # hello.sh runs at every level into one log.txt; a second L1 pulls the same
 # image and upstream sees no blob request; host, L1 and L2 append 5000 lines
-# each at once to one file; an image saved in one L1 runs in another.
+# each at once to one file; an image saved in one L1 runs in another; every
+# registry goes through the cache on each engine (a second registry served
+# as ghcr.io, a third private one whose credentials only the host has:
+# docker pull, docker build FROM, ctr), and one the host does not serve
+# fails at once.
 #
 # The first L1 is built on trixie (docker.io 26.1), the second on the
 # Dockerfile's default, bookworm (docker.io 20.10). The host dockerd has no
@@ -42,7 +46,18 @@ hub_with_debian hub "$host_HOST" bookworm trixie
 lap "base images and the registry"
 mkdir -p "$WS"
 chown "$OWNER:$OWNER" "$WS"
-must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL"
+# ghcr.io, and a private registry whose credentials only the host has
+registry_start gh
+push_test_image gh org/tool v1 docker 2 200000 >/dev/null
+gh_digest=$IMAGE_DIGEST
+push_test_image gh org/base v1 docker 2 100000 >/dev/null
+registry_start priv htpasswd
+push_test_image priv team/secret v1 docker 2 100000 >/dev/null
+priv_digest=$IMAGE_DIGEST
+printf '{"auths": {"private.test": {"auth": "%s"}}}\n' \
+	"$(printf '%s:%s' "$priv_USER" "$priv_PASSWORD" | base64 -w0)" >"$DOCKER_CONFIG/config.json"
+must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=$hub_URL" \
+	--upstream "ghcr.io=$gh_URL" --upstream "private.test=$priv_URL"
 check "hello.sh in the workspace" cp "$SRC/hello.sh" "$MNT/workspace/hello.sh"
 
 for version in 13 12; do dind_build "$version" || true; done
@@ -136,7 +151,79 @@ expect_match "$WORK/out" '^made in first$' "with what the first L1 put in it"
 check "upstream was asked for no blob" test "$(blob_gets hub)" = "$n_blobs"
 lap "save and load"
 
-# ---- 5. the entrypoint's refusals -----------------------------------------------
+# ---- 5. every registry through the cache, on each engine -------------------------
+# ghcr.io and private.test resolve to each level's loopback (dindfs-route),
+# where the mirror answers on 443 and 80: docker pull, a docker build FROM
+# line, the private image (no credentials in the level), and containerd's
+# ctr with the hosts.toml. The trixie L1 (26.1, classic store) pulls first,
+# then the bookworm one (20.10) and one with the containerd image store.
+
+gh_blob_gets() { registry_log_count gh GET '/v2/org/[a-z]+/blobs/sha256:[0-9a-f]{64}'; }
+priv_blob_gets() { registry_log_count priv GET '/v2/team/secret/blobs/sha256:[0-9a-f]{64}'; }
+check "an L1 with the containerd image store (trixie) starts" start_level snap dindfs-dind:13 \
+	-e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}'
+expect_exit 0 "it runs the containerd image store" at snap "docker info -f '{{json .DriverStatus}}'"
+expect_match "$WORK/out" 'io.containerd.snapshotter' "docker info says so"
+# pulls LEVEL WHAT: the checks in one L1
+pulls() {
+	local level=$1 what=$2
+	expect_exit 0 "$what: docker pull ghcr.io/org/tool:v1" at "$level" \
+		"docker pull -q ghcr.io/org/tool:v1 >/dev/null && docker image inspect -f '{{json .RepoDigests}}' ghcr.io/org/tool:v1"
+	expect_match "$WORK/out" "\"ghcr.io/org/tool@$gh_digest\"" "$what: its digest is upstream's"
+	expect_exit 0 "$what: docker build FROM ghcr.io/org/base:v1" at "$level" \
+		"printf 'FROM ghcr.io/org/base:v1\nRUN echo built in \$(hostname) >/built\n' |
+			docker build -q --network none -t built:v1 - >/dev/null &&
+			docker run --rm --network none built:v1 cat /built"
+	expect_match "$WORK/out" '^built in ' "$what: the built image runs"
+	expect_exit 0 "$what: the private image, credentials only on the host" at "$level" \
+		"docker pull -q private.test/team/secret:v1 >/dev/null && docker image inspect -f '{{json .RepoDigests}}' private.test/team/secret:v1"
+	expect_match "$WORK/out" "\"private.test/team/secret@$priv_digest\"" "$what: its digest is upstream's"
+	expect_exit 0 "$what: ctr pulls ghcr.io/org/tool:v1 with the hosts.toml" at "$level" \
+		"ctr --address /var/run/docker/containerd/containerd.sock -n dindfs images pull \
+			--hosts-dir /etc/containerd/certs.d ghcr.io/org/tool:v1 >/dev/null &&
+			ctr --address /var/run/docker/containerd/containerd.sock -n dindfs images ls"
+	expect_match "$WORK/out" "^ghcr.io/org/tool:v1 .*$gh_digest" "$what: ctr has it by upstream's digest"
+}
+pulls first "trixie, 26.1, classic store"
+gh_gets=$(gh_blob_gets) priv_gets=$(priv_blob_gets)
+check "ghcr.io was asked for blobs ($gh_gets)" test "$gh_gets" -gt 0
+check "private.test was asked for blobs ($priv_gets)" test "$priv_gets" -gt 0
+pulls second "bookworm, 20.10, classic store"
+pulls snap "trixie, 26.1, containerd image store"
+check "the other L1s asked ghcr.io for no blob" test "$(gh_blob_gets)" = "$gh_gets"
+check "nor private.test" test "$(priv_blob_gets)" = "$priv_gets"
+# dindfs doctor names what goes through the cache, and what would not and why
+at first 'dindfs doctor >/tmp/doctor.out; cat /tmp/doctor.out' >"$WORK/doctor.first" || true
+expect_match "$WORK/doctor.first" '^ok +dockerd: [0-9]+ registries go through the cache \(.*\): all the host serves$' \
+	"doctor: dockerd pulls every registry the host serves through the cache"
+expect_match "$WORK/doctor.first" '^ok +containerd \(ctr --hosts-dir /etc/containerd/certs.d, nerdctl\): [0-9]+ registries go through the cache' \
+	"doctor: and containerd"
+at first 'cp /etc/hosts /tmp/hosts && { echo "10.9.9.9 ghcr.io"; cat /tmp/hosts; } >/etc/hosts &&
+	dindfs doctor >/tmp/doctor.out; cat /tmp/hosts >/etc/hosts; cat /tmp/doctor.out' >"$WORK/doctor.first" || true
+expect_match "$WORK/doctor.first" '^warn +dockerd: ghcr.io would go direct, not through the cache: /etc/hosts points elsewhere \(10\.9\.9\.9\)$' \
+	"doctor: with ghcr.io pointed elsewhere in /etc/hosts, it says so"
+# A registry the host does not serve: dockerd fails at once (no network,
+# the name does not resolve); containerd reaches the mirror (_default), which
+# refuses it without asking the mount.
+stats_save "$MNT" "$WORK/stats.unlisted"
+start=$SECONDS
+expect_exit 1 "a registry the host does not serve: docker pull fails" at first \
+	"docker pull unlisted.example/x:v1"
+check "in seconds ($((SECONDS - start)) s), not a DNS timeout" test $((SECONDS - start)) -lt 10
+expect_match "$WORK/err" 'unlisted\.example' "it names the registry"
+start=$SECONDS
+expect_exit 1 "ctr pull of it fails" at first \
+	"ctr --address /var/run/docker/containerd/containerd.sock -n dindfs images pull \
+		--hosts-dir /etc/containerd/certs.d unlisted.example/x:v1"
+check "in seconds ($((SECONDS - start)) s)" test $((SECONDS - start)) -lt 10
+expect_match "$WORK/err" 'manifests/v1\?ns=unlisted\.example: 403 Forbidden$' \
+	"the mirror's 403 (its body, which ctr does not show for a HEAD, names --registry: tests/mirror.sh)"
+stats_save "$MNT" "$WORK/stats.unlisted.after"
+check "the host daemon sent nothing upstream for it" test \
+	"$(stat_in "$WORK/stats.unlisted.after" upstream_requests)" = "$(stat_in "$WORK/stats.unlisted" upstream_requests)"
+lap "every registry"
+
+# ---- 6. the entrypoint's refusals -----------------------------------------------
 
 expect_exit 1 "with /var/lib/docker on overlayfs the entrypoint refuses" \
 	dk run --rm --network none "${DIND[@]}" dindfs-dind:13 true

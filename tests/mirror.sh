@@ -18,7 +18,7 @@ registry_start other
 push_test_image other team/tool v2 oci 2 100000 >/dev/null
 tool=$IMAGE_DIR tool_digest=$IMAGE_DIGEST
 must_mount "$MNT" --store "$WORK/store" --upstream "docker.io=$hub_URL" \
-	--upstream "other.test:5000=$other_URL"
+	--upstream "other.test:5000=$other_URL" --upstream "ghcr.io=$other_URL"
 
 port=$(free_port)
 "$DINDFS" mirror --root "$MNT" --listen "127.0.0.1:$port" 2>"$WORK/mirror.err" &
@@ -73,7 +73,74 @@ check "its bytes" cmp -s "$WORK/body" "$tool/manifest.json"
 curl_to 200 "a registry named by ?ns=" "$M/v2/team/tool/manifests/v2?ns=other.test:5000"
 check "the same bytes" cmp -s "$WORK/body" "$tool/manifest.json"
 
+# The Host header names the registry (a client that reached the mirror
+# under a registry's name), unless it is an address or localhost.
+curl_to 200 "a registry named by the Host header" -H 'Host: other.test:5000' \
+	-H 'Accept: application/vnd.oci.image.manifest.v1+json' "$M/v2/team/tool/manifests/v2"
+check "its bytes" cmp -s "$WORK/body" "$tool/manifest.json"
+curl_to 200 "Host: ghcr.io:443 is ghcr.io" -H 'Host: ghcr.io:443' \
+	-H 'Accept: application/vnd.oci.image.manifest.v1+json' "$M/v2/team/tool/manifests/v2"
+check "its bytes" cmp -s "$WORK/body" "$tool/manifest.json"
+for alias in index.docker.io registry-1.docker.io; do
+	curl_to 200 "Host: $alias is docker.io" -H "Host: $alias" "$M/v2/library/app/manifests/v1"
+	check "its bytes" cmp -s "$WORK/body" "$app/manifest.json"
+done
+curl_to 404 "Host: localhost is the mirror itself (docker.io, no such repository)" \
+	-H 'Host: localhost:5000' "$M/v2/team/tool/manifests/v2"
+
+# Range (RFC 9110 §14): suffixes, 416, merged ranges, multipart/byteranges.
+blob=$M/v2/library/app/blobs/${app_layers[1]} layer=$app/layer-2.tar.gz
+size=$(stat -c %s "$layer")
+curl_to 416 "a range from the blob's end is unsatisfiable" -H "Range: bytes=$size-" "$blob"
+expect_match "$WORK/headers" "^Content-Range: bytes \*/$size"$'\r'"?\$" "its Content-Range is bytes */$size"
+curl_to 416 "bytes=-0 is unsatisfiable" -H 'Range: bytes=-0' "$blob"
+curl_to 206 "a suffix range, bytes=-5" -H 'Range: bytes=-5' "$blob"
+expect_match "$WORK/headers" "^Content-Range: bytes $((size - 5))-$((size - 1))/$size" "the last 5 bytes' range"
+check "the last 5 bytes" cmp -s "$WORK/body" <(tail -c 5 "$layer")
+curl_to 206 "a suffix longer than the blob" -H "Range: bytes=-$((2 * size))" "$blob"
+expect_match "$WORK/headers" "^Content-Range: bytes 0-$((size - 1))/$size" "is all of it"
+check "every byte" cmp -s "$WORK/body" "$layer"
+curl_to 206 "a last byte past the end" -H "Range: bytes=$((size - 10))-$((size + 100))" "$blob"
+expect_match "$WORK/headers" "^Content-Range: bytes $((size - 10))-$((size - 1))/$size" "stops at the end"
+curl_to 206 "ranges that overlap or touch" -H 'Range: bytes=300-399, 100-199,150-299' "$blob"
+expect_match "$WORK/headers" "^Content-Range: bytes 100-399/$size" "are one range"
+check "its bytes" cmp -s "$WORK/body" <(tail -c +101 "$layer" | head -c 300)
+curl_to 206 "two ranges apart" -H 'Range: bytes=0-9,-10' "$blob"
+expect_match "$WORK/headers" '^Content-Type: multipart/byteranges; boundary=[0-9a-f]{32}' \
+	"are a multipart/byteranges answer"
+# parts FILE: each part's Content-Range, whether its bytes are FILE's there, its type
+parts() {
+	python3 - "$WORK/headers" "$WORK/body" "$1" <<-'PY'
+		import email.parser, email.policy, sys
+		headers, body, blob = sys.argv[1:]
+		ctype = [l.split(":", 1)[1].strip() for l in open(headers, encoding="latin-1")
+		         if l.lower().startswith("content-type:")][0]
+		msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+		    b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + open(body, "rb").read())
+		data = open(blob, "rb").read()
+		for part in msg.iter_parts():
+		    cr = part["Content-Range"]
+		    first, last = map(int, cr.split()[1].split("/")[0].split("-"))
+		    same = part.get_payload(decode=True) == data[first:last + 1]
+		    print(cr, "same" if same else "differs", part.get_content_type())
+	PY
+}
+parts "$layer" >"$WORK/parts"
+printf '%s\n' "bytes 0-9/$size same application/octet-stream" \
+	"bytes $((size - 10))-$((size - 1))/$size same application/octet-stream" >"$WORK/parts.want"
+check "its parts: the first 10 bytes and the last 10, each with its bytes" \
+	diff -u "$WORK/parts.want" "$WORK/parts"
+curl_to 200 "an invalid range (last < first) is ignored" -H 'Range: bytes=9-5' "$blob"
+check "the whole blob" cmp -s "$WORK/body" "$layer"
+curl_to 200 "another unit is ignored" -H 'Range: items=0-5' "$blob"
+spec=$(for i in $(seq 0 16); do printf '%d-%d,' $((i * 10)) $((i * 10 + 1)); done)
+curl_to 200 "more than 16 parts: the whole blob" -H "Range: bytes=${spec%,}" "$blob"
+check "every byte" cmp -s "$WORK/body" "$layer"
+
 # Errors, as OCI error bodies.
+curl_to 403 "a registry the host does not serve" "$M/v2/x/manifests/v1?ns=unlisted.example"
+expect_match "$WORK/body" '"code":"DENIED","message":"registry unlisted.example is not served by the host.s dindfs cache: add it there with dindfs mount --registry unlisted.example"' \
+	"DENIED, naming the registry and --registry"
 curl_to 404 "an unknown tag" "$M/v2/library/app/manifests/nope"
 expect_match "$WORK/body" '"code":"MANIFEST_UNKNOWN"' "MANIFEST_UNKNOWN"
 curl_to 404 "an unknown blob" "$M/v2/library/app/blobs/sha256:$(printf 0%.0s {1..64})"
@@ -96,6 +163,65 @@ for i in 0 1 2; do
 	check "layer $((i + 1)) copied whole" cmp -s "$WORK/copy/${app_layers[$i]#sha256:}" \
 		"$app/layer-$((i + 1)).tar.gz"
 done
+
+# HTTPS: a certificate for the served names, from a CA made here.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj '/CN=dindfs test CA' \
+	-keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ghcr.io \
+	-keyout "$WORK/tls.key" -out "$WORK/tls.csr" 2>/dev/null
+openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -days 1 -out "$WORK/tls.crt" \
+	-extfile <(printf 'subjectAltName=DNS:ghcr.io,DNS:other.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') 2>/dev/null
+tls=$(free_port) plain=$(free_port)
+"$DINDFS" mirror --root "$MNT" --listen "127.0.0.1:$plain" --tls-listen "127.0.0.1:$tls" \
+	--cert "$WORK/tls.crt" --key "$WORK/tls.key" 2>"$WORK/tls-mirror.err" &
+tls_pid=$!
+on_exit "kill $tls_pid 2>/dev/null; wait $tls_pid 2>/dev/null"
+tls_up() { curl -s -o /dev/null --cacert "$WORK/ca.crt" "https://127.0.0.1:$tls/v2/"; }
+check "the HTTPS listener answers" wait_until 10 tls_up
+curl_to 200 "HTTPS as ghcr.io, the registry from the Host header" --cacert "$WORK/ca.crt" \
+	--resolve "ghcr.io:$tls:127.0.0.1" -H 'Host: ghcr.io' \
+	-H 'Accept: application/vnd.oci.image.manifest.v1+json' "https://ghcr.io:$tls/v2/team/tool/manifests/v2"
+check "its bytes" cmp -s "$WORK/body" "$tool/manifest.json"
+expect_exit 60 "a client without the CA does not trust it (curl's exit 60)" \
+	curl -s --noproxy '*' --resolve "ghcr.io:$tls:127.0.0.1" "https://ghcr.io:$tls/v2/"
+expect_exit 60 "nor a name the certificate does not cover" curl -s --noproxy '*' \
+	--cacert "$WORK/ca.crt" --resolve "quay.io:$tls:127.0.0.1" "https://quay.io:$tls/v2/"
+curl_to 200 "the same mirror's plain listener" "http://127.0.0.1:$plain/v2/library/app/manifests/v1"
+check "its bytes" cmp -s "$WORK/body" "$app/manifest.json"
+expect_match "$WORK/tls-mirror.err" "serving .* on https://127.0.0.1:$tls\$" "it says where it serves HTTPS"
+expect_exit 1 "a key that is not the certificate's" "$DINDFS" mirror --root "$MNT" \
+	--tls-listen "127.0.0.1:$(free_port)" --cert "$WORK/tls.crt" --key "$WORK/ca.key"
+expect_lines "$WORK/err" 1 "one line"
+expect_match "$WORK/err" "^dindfs: --key is not the key of --cert's certificate\$" "which says so"
+expect_exit 1 "a certificate that is not one" "$DINDFS" mirror --root "$MNT" \
+	--tls-listen "127.0.0.1:$(free_port)" --cert "$WORK/tls.csr" --key "$WORK/tls.key"
+expect_match "$WORK/err" "^dindfs: --cert holds no PEM certificate\$" "says so in one line"
+expect_exit 2 "--tls-listen without --cert and --key" "$DINDFS" mirror --root "$MNT" \
+	--tls-listen "127.0.0.1:$(free_port)"
+kill "$tls_pid"
+
+# Idle and slow connections (mirror_guard.h): a request trickled a byte a
+# second is cut at 10 s, a kept-alive connection that sends nothing more at
+# 10 s; 300 idle connections leave room for a real request.
+SLOW=$FIXTURES/slow_client.py
+python3 "$SLOW" trickle 127.0.0.1 "$port" >"$WORK/trickle" &
+trickle_pid=$!
+python3 "$SLOW" keepalive 127.0.0.1 "$port" >"$WORK/keepalive" &
+keepalive_pid=$!
+wait "$trickle_pid" "$keepalive_pid"
+in_window() { python3 -c 'import sys; t = float(open(sys.argv[1]).read()); sys.exit(not 10 <= t < 12)' "$1"; }
+check "a request trickled a byte a second is cut after 10 s ($(cat "$WORK/trickle") s)" in_window "$WORK/trickle"
+check "a kept-alive connection idle for 10 s is closed ($(cat "$WORK/keepalive") s)" in_window "$WORK/keepalive"
+python3 "$SLOW" idle 127.0.0.1 "$port" 300 "$WORK/idle" &
+idle_pid=$!
+on_exit "kill $idle_pid 2>/dev/null; wait $idle_pid 2>/dev/null"
+check "300 idle connections open" wait_until 40 test -s "$WORK/idle"
+check "the 44 oldest beyond 256 were shut ($(cat "$WORK/idle" 2>/dev/null))" test "$(cat "$WORK/idle")" = 44
+curl_to 200 "while they are held, a real request is answered within 2 s" --max-time 2 \
+	"$M/v2/library/app/manifests/v1"
+check "its bytes" cmp -s "$WORK/body" "$app/manifest.json"
+kill "$idle_pid"
+wait "$idle_pid" 2>/dev/null || true
 
 # Upstream down: cached things still come, the rest is a 502, not a 404.
 registry_stop hub

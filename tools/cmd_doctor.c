@@ -94,6 +94,7 @@ static int run_doctor(const struct tool_command *cmd, int argc, char **argv)
 	doctor_check_where(&d);
 	doctor_check_mount(&d);
 	doctor_check_dockerd(&d);
+	doctor_check_routes(&d);
 	doctor_check_cgroup(&d);
 	doctor_check_security(&d);
 	doctor_check_upstreams(&d);
@@ -110,6 +111,8 @@ const struct tool_command tool_cmd_doctor = {
 	.summary = "Check, at the host or in any nested level: where this is (host or container,\n"
 		   "and how deep below the dindfs daemon), whether the mount is there and\n"
 		   "answering, the local dockerd, its mirror and where it keeps its layers,\n"
+		   "in a level which registries each client (dockerd, containerd, podman and\n"
+		   "skopeo) pulls through the cache and which it would pull direct, and why,\n"
 		   "cgroups, capabilities, seccomp and AppArmor, and at the host the upstream\n"
 		   "registries. One line per check (ok, info, warn, FAIL), each problem with its\n"
 		   "fix. Exits 1 when something is broken.",

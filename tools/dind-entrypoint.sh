@@ -7,10 +7,14 @@
 #
 # It prepares the container as moby's hack/dind does (securityfs, cgroup v2
 # nesting, shared mount propagation), then, when the host's dindfs mount is
-# bind-mounted at $DINDFS_ROOT (/dindfs), starts `dindfs mirror` on
-# $DINDFS_MIRROR (127.0.0.1:5000) and names it in /etc/docker/daemon.json as
-# "registry-mirrors", so this level's dockerd pulls docker.io images through
-# the host's cache. It refuses to start when /var/lib/docker is on overlayfs.
+# bind-mounted at $DINDFS_ROOT (/dindfs), starts dindfs-route
+# (tools/dindfs-route.sh: every registry the host serves resolves to this
+# level's loopback, where `dindfs mirror` answers on $DINDFS_MIRROR
+# (127.0.0.1:5000), on port 80 and, with a certificate of a CA made here, on
+# 443; containerd, podman and skopeo are told too) and names the mirror in
+# /etc/docker/daemon.json as "registry-mirrors" for docker.io, so this
+# level's clients pull through the host's cache. It refuses to start when
+# /var/lib/docker is on overlayfs.
 #
 # Run the image with --privileged, or where that is refused with
 #   --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
@@ -108,6 +112,14 @@ daemon_json_set_mirror() {
 	daemon_json --arg m "$1" '."registry-mirrors" = [$m] + ((."registry-mirrors" // []) - [$m])'
 }
 
+# DOCKERD_CONFIG: JSON merged into daemon.json, e.g. the containerd image store:
+#   -e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}'
+if [[ -n ${DOCKERD_CONFIG:-} ]]; then
+	jq -e 'type == "object"' <<<"$DOCKERD_CONFIG" >/dev/null 2>&1 ||
+		die "DOCKERD_CONFIG is not a JSON object: '$DOCKERD_CONFIG'"
+	daemon_json --argjson c "$DOCKERD_CONFIG" '. * $c'
+fi
+
 if [[ -n $cgroup_parent && ${DOCKERD_OPTS:-} != *--cgroup-parent* ]]; then
 	daemon_json --arg p "$cgroup_parent" '."cgroup-parent" //= $p'
 fi
@@ -116,15 +128,16 @@ fi
 port_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 if mountpoint -q "$ROOT"; then
-	dindfs mirror --root "$ROOT" --listen "$MIRROR" >>"$LOGS/dindfs-mirror.log" 2>&1 &
+	dindfs-route --root "$ROOT" --mirror "$MIRROR" >>"$LOGS/dindfs-mirror.log" 2>&1 &
 	mirror_pid=$!
-	for ((i = 0; i < 100; i++)); do
-		port_answers "${MIRROR%:*}" "${MIRROR##*:}" && break
+	# certificates and the trust store first: seconds on a busy machine
+	for ((i = 0; i < DOCKERD_TIMEOUT * 10; i++)); do
+		port_answers "${MIRROR%:*}" "${MIRROR##*:}" && port_answers 127.0.0.1 443 && break
 		kill -0 "$mirror_pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	port_answers "${MIRROR%:*}" "${MIRROR##*:}" ||
-		die "dindfs mirror did not start: $(tail -1 "$LOGS/dindfs-mirror.log")"
+	port_answers "${MIRROR%:*}" "${MIRROR##*:}" && port_answers 127.0.0.1 443 ||
+		die "dindfs mirror did not start: $(grep . "$LOGS/dindfs-mirror.log" | tail -1)"
 	daemon_json_set_mirror "http://$MIRROR"
 	say "pulls go through the dindfs cache at $ROOT (dindfs mirror on $MIRROR)"
 else

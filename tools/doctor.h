@@ -63,4 +63,11 @@ void doctor_check_dockerd(struct doctor *d);
 void doctor_check_cgroup(struct doctor *d);
 void doctor_check_security(struct doctor *d);
 
+/*
+ * doctor_route.c: in a level, for dockerd, containerd and podman/skopeo,
+ * which registries the host serves go through the mirror, which go direct
+ * and why.
+ */
+void doctor_check_routes(struct doctor *d);
+
 #endif

@@ -37,6 +37,9 @@ done
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 ((${#added[@]} == 0)) || apt-get install -y -qq --no-install-recommends "${added[@]}" >/dev/null
+# what dindfs-route runs with (certificates, the trust store): these stay
+apt-get install -y -qq --no-install-recommends openssl ca-certificates >/dev/null
+apt-mark manual openssl ca-certificates >/dev/null
 
 build=$(mktemp -d)
 cmake -S "$HERE/src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=OFF >/dev/null
@@ -69,6 +72,7 @@ mv "$tmp" "$DAEMON_JSON"
 # ---- the entrypoint --------------------------------------------------------------------
 
 install -m 0755 "$HERE/dindfs-init.sh" /usr/local/share/dindfs-init.sh
+install -m 0755 "$HERE/src/tools/dindfs-route.sh" /usr/local/bin/dindfs-route
 mkdir -p /usr/local/etc
 echo "DINDFS_MIRROR=$LISTEN" >/usr/local/etc/dindfs-feature.env
 
