@@ -25,6 +25,10 @@ struct fs_config {
 	int64_t workspace_uid; /* who owns what is created there; -1: the directory's owner */
 	int64_t workspace_gid; /* -1: the directory's group */
 	int log_fd;	       /* where the daemon logs; -1: nowhere */
+
+	/* upstream limits (docs/security.md) */
+	int64_t negative_ttl;	  /* seconds "upstream has no such tag" is trusted */
+	int64_t upstream_timeout; /* seconds one upstream call may take, retries included */
 };
 
 /*

@@ -1222,6 +1222,7 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 static int open_cache(struct fs *fs, int ready_fd)
 {
 	const struct fs_config *cfg = fs->cfg;
+	struct registry_options opts = {.deadline_s = (long)cfg->upstream_timeout};
 	size_t i;
 	int r;
 
@@ -1230,7 +1231,7 @@ static int open_cache(struct fs *fs, int ready_fd)
 		say(ready_fd, "cannot open store '%s': %s", cfg->store_dir, strerror(-r));
 		return r;
 	}
-	r = registry_new(NULL, &fs->registry);
+	r = registry_new(&opts, &fs->registry);
 	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
 		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
 		if (r < 0)
