@@ -362,7 +362,7 @@ static int open_blob(struct fs *fs, struct fs_node *node, struct fuse_file_info 
 		if (r == -EEXIST)
 			continue; /* committed just now: open it from the store */
 		if (r < 0)
-			return r == -EAGAIN ? -EAGAIN : -EIO;
+			return r == -EAGAIN || r == -EBUSY ? r : -EIO; /* a limit, or broken */
 		h = handle_new(FS_HANDLE_FETCH, node);
 		if (!h) {
 			fetch_release(fx);
