@@ -186,8 +186,6 @@ void fs_upstream_free(struct fs_upstream *u);
  */
 int fs_upstream_submit(struct fs_upstream *u, fuse_req_t req, const char *host, fs_upstream_fn fn,
 		       void *arg);
-/* Jobs queued or running now. */
-unsigned fs_upstream_busy(struct fs_upstream *u);
 
 /* namespace.c: names to nodes */
 /*

@@ -171,16 +171,6 @@ int fs_upstream_submit(struct fs_upstream *u, fuse_req_t req, const char *host, 
 	return r;
 }
 
-unsigned fs_upstream_busy(struct fs_upstream *u)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&u->lock);
-	n = u->jobs;
-	pthread_mutex_unlock(&u->lock);
-	return n;
-}
-
 int fs_upstream_new(struct fs *fs, struct fs_upstream **ret)
 {
 	struct fs_upstream *u = calloc(1, sizeof(*u));
