@@ -162,6 +162,7 @@ static Suite *fetch_suite(void)
 	TCase *tc = tcase_create("table");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60); /* 64 download threads, under ASan on a busy machine */
 	tcase_add_test(tc, test_keyed_by_registry_and_digest);
 	tcase_add_test(tc, test_one_registrys_share);
 	tcase_add_test(tc, test_the_global_bound);
