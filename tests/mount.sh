@@ -60,8 +60,9 @@ registry_start hub
 push_test_image hub library/app v1 oci 3 300000 >/dev/null
 app=$IMAGE_DIR app_digest=$IMAGE_DIGEST app_config=$IMAGE_CONFIG_DIGEST
 app_layers=("${IMAGE_LAYERS[@]}")
-# The same registry behind a slow proxy (10 MB/s for blobs), as another host.
-fault_proxy_start slow "$hub_URL" --match '^GET /v2/.*/blobs/' --throttle 10000000
+# The same registry behind a slow proxy (4 MB/s for blobs), as another host: the
+# 50 MB download below lasts 12 s, long enough to look at it on a busy machine.
+fault_proxy_start slow "$hub_URL" --match '^GET /v2/.*/blobs/' --throttle 4000000
 
 must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL" \
 	--upstream "$slow_HOSTPORT=$slow_URL" --negative-ttl 1
