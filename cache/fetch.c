@@ -3,8 +3,14 @@
  *
  * A struct fetch lives in the fetcher's table while its download runs and
  * is reference-counted by the download thread and by each reader. Readers
- * wait on the fetch's condition variable until the bytes they want are
- * written (available grows), or the download ends.
+ * wait on the fetch's own condition variable until the bytes they want are
+ * written (available grows), or the download ends: a download wakes only
+ * its readers.
+ *
+ * The table is keyed by where a download comes from (registry and digest),
+ * not by digest alone: a registry that stalls holds up its own readers
+ * only, and the same digest from another registry downloads on its own.
+ * Each registry gets at most FETCH_MAX_PER_HOST of the downloads.
  *
  * A server that ignores a Range request makes the writer start over from
  * zero, so the available byte count can shrink; a reader whose pread raced
@@ -31,6 +37,7 @@ struct fetch {
 	int fd; /* our own handle on the writer's temp file, for reads */
 
 	/* guarded by fetcher->lock */
+	pthread_cond_t changed; /* bytes arrived, the writer started over, or it ended */
 	unsigned refs;
 	uint64_t available;  /* bytes written so far */
 	unsigned generation; /* bumped when the writer starts over */
@@ -46,8 +53,8 @@ struct fetcher {
 	void *done_ctx;
 
 	pthread_mutex_t lock;
-	pthread_cond_t changed; /* any fetch progressed or ended */
-	struct fetch *running;	/* downloads in flight */
+	pthread_cond_t ended;  /* a download left the table (fetcher_free waits) */
+	struct fetch *running; /* downloads in flight */
 	unsigned n_running;
 	bool stopping;
 };
@@ -60,6 +67,7 @@ static void unref_locked(struct fetch *fx)
 		return;
 	if (fx->fd >= 0)
 		close(fx->fd);
+	pthread_cond_destroy(&fx->changed);
 	free(fx);
 }
 
@@ -75,7 +83,7 @@ static int on_progress(uint64_t done, int64_t total, void *ctx)
 		fx->generation++;
 	fx->available = done;
 	stop = f->stopping;
-	pthread_cond_broadcast(&f->changed);
+	pthread_cond_broadcast(&fx->changed);
 	pthread_mutex_unlock(&f->lock);
 	return stop;
 }
@@ -131,7 +139,8 @@ static void *download(void *arg)
 	if (r == 0)
 		fx->available = (uint64_t)fx->size;
 	unlink_running(f, fx);
-	pthread_cond_broadcast(&f->changed);
+	pthread_cond_broadcast(&fx->changed);
+	pthread_cond_broadcast(&f->ended);
 	unref_locked(fx);
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
@@ -143,6 +152,7 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 	struct fetch *fx;
 	pthread_attr_t attr;
 	pthread_t thread;
+	unsigned from_host = 0;
 	int r;
 
 	if (size < 0 || strlen(registry) > INDEX_NAME_MAX || strlen(repository) > INDEX_NAME_MAX)
@@ -153,16 +163,23 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 		goto out_unlock;
 	}
 	for (fx = f->running; fx; fx = fx->next) {
+		if (strcmp(fx->registry, registry) != 0)
+			continue;
 		if (digest_equal(&fx->digest, d)) {
 			fx->refs++;
 			*ret = fx;
 			r = 0;
 			goto out_unlock;
 		}
+		from_host++;
 	}
 	/* checked under the lock: a download that just committed is out of the table */
 	if (store_has_blob(f->store, d)) {
 		r = -EEXIST;
+		goto out_unlock;
+	}
+	if (from_host >= FETCH_MAX_PER_HOST) {
+		r = -EBUSY;
 		goto out_unlock;
 	}
 	if (f->n_running >= FETCH_MAX_IN_FLIGHT) {
@@ -179,6 +196,7 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 	fx->digest = *d;
 	fx->size = size;
 	fx->refs = 2; /* the download thread's and the caller's */
+	pthread_cond_init(&fx->changed, NULL);
 	snprintf(fx->registry, sizeof(fx->registry), "%s", registry);
 	snprintf(fx->repository, sizeof(fx->repository), "%s", repository);
 	pthread_attr_init(&attr);
@@ -186,6 +204,7 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 	r = -pthread_create(&thread, &attr, download, fx);
 	pthread_attr_destroy(&attr);
 	if (r < 0) {
+		pthread_cond_destroy(&fx->changed);
 		free(fx);
 		goto out_unlock;
 	}
@@ -198,12 +217,12 @@ out_unlock:
 	return r;
 }
 
-/* Wait on the fetcher's condition, at most until deadline (NULL: forever). */
-static int wait_changed(struct fetcher *f, const struct timespec *deadline)
+/* Wait for fx to change, at most until deadline (NULL: forever); the fetcher's lock is held. */
+static int wait_changed(struct fetch *fx, const struct timespec *deadline)
 {
 	if (!deadline)
-		return -pthread_cond_wait(&f->changed, &f->lock);
-	return -pthread_cond_timedwait(&f->changed, &f->lock, deadline);
+		return -pthread_cond_wait(&fx->changed, &fx->fetcher->lock);
+	return -pthread_cond_timedwait(&fx->changed, &fx->fetcher->lock, deadline);
 }
 
 ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int timeout_ms)
@@ -232,7 +251,7 @@ ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int ti
 		pthread_mutex_lock(&f->lock);
 		/* the last bytes wait for the verdict: no reader completes an unverified blob */
 		while (!fx->done && (fx->available < want || want == end)) {
-			if (wait_changed(f, timeout_ms >= 0 ? &deadline : NULL) == -ETIMEDOUT &&
+			if (wait_changed(fx, timeout_ms >= 0 ? &deadline : NULL) == -ETIMEDOUT &&
 			    !fx->done && (fx->available < want || want == end)) {
 				pthread_mutex_unlock(&f->lock);
 				return -ETIMEDOUT;
@@ -260,6 +279,11 @@ ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int ti
 int64_t fetch_size(const struct fetch *fx)
 {
 	return fx->size;
+}
+
+const char *fetch_registry(const struct fetch *fx)
+{
+	return fx->registry;
 }
 
 void fetch_release(struct fetch *fx)
@@ -296,7 +320,7 @@ int fetcher_new(struct registry *reg, struct store *s, fetch_done_fn done, void 
 	f->done = done;
 	f->done_ctx = done_ctx;
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->changed, NULL);
+	pthread_cond_init(&f->ended, NULL);
 	*ret = f;
 	return 0;
 }
@@ -308,9 +332,9 @@ void fetcher_free(struct fetcher *f)
 	pthread_mutex_lock(&f->lock);
 	f->stopping = true; /* the next progress call cancels each download */
 	while (f->n_running > 0)
-		pthread_cond_wait(&f->changed, &f->lock);
+		pthread_cond_wait(&f->ended, &f->lock);
 	pthread_mutex_unlock(&f->lock);
-	pthread_cond_destroy(&f->changed);
+	pthread_cond_destroy(&f->ended);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }

@@ -1,9 +1,11 @@
 /*
- * fetch: one download per blob, however many readers wait for it.
+ * fetch: one download per blob and registry, however many readers wait for it.
  *
  * The mount opens a blob that is not in the store with fetch_start(): the
  * first opener starts a download thread that streams the blob into a store
- * writer; later openers of the same digest, from any level, join it. Each
+ * writer; later openers of the same digest from the same registry, from
+ * any level, join it. The same digest asked of another registry is another
+ * download: a registry that stalls cannot hold up another's readers. Each
  * reader reads the bytes that have arrived and waits only for the ones that
  * have not. The blob is committed once complete and verified; if it fails
  * to verify, every reader gets -EIO and nothing is kept.
@@ -22,6 +24,8 @@
 
 /* Most downloads the fetcher runs at once; past it, fetch_start is -EAGAIN. */
 #define FETCH_MAX_IN_FLIGHT 64
+/* Most of them from one registry; past it, fetch_start is -EBUSY for that registry. */
+#define FETCH_MAX_PER_HOST 16
 
 struct fetcher;
 struct fetch;
@@ -38,9 +42,11 @@ void fetcher_free(struct fetcher *f);
 unsigned fetcher_in_flight(struct fetcher *f);
 
 /*
- * Join the download of d from registry/repository (size bytes, from a
- * manifest or a HEAD), starting it if none runs. -EEXIST when the blob is
- * already in the store: open it there instead.
+ * Join the download of d from registry (size bytes, from a manifest or a
+ * HEAD), starting it from registry/repository if none runs. -EEXIST when
+ * the blob is already in the store: open it there instead. -EBUSY when
+ * FETCH_MAX_PER_HOST downloads from registry run, -EAGAIN when
+ * FETCH_MAX_IN_FLIGHT do.
  */
 int fetch_start(struct fetcher *f, const char *registry, const char *repository,
 		const struct digest *d, int64_t size, struct fetch **ret);
@@ -58,6 +64,8 @@ ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int ti
 
 /* The blob's size, as announced. */
 int64_t fetch_size(const struct fetch *fx);
+/* The registry it downloads from. */
+const char *fetch_registry(const struct fetch *fx);
 
 /* Leave a download; the last reader out does not stop it. Accepts NULL. */
 void fetch_release(struct fetch *fx);

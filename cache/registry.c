@@ -48,6 +48,9 @@ struct registry {
 	atomic_uint_fast64_t requests; /* sent upstream */
 	atomic_uint_fast64_t bytes;    /* body bytes received */
 	atomic_bool cancelled;
+	/* backoff sleeps wait here, so a cancel or a stop ends them at once */
+	pthread_mutex_t sleep_lock;
+	pthread_cond_t sleep_cond; /* CLOCK_MONOTONIC */
 
 	struct hosts *hosts; /* what requests, redirects and realms may reach */
 
@@ -115,7 +118,44 @@ struct request {
 
 	int sink_error; /* why a body callback stopped the transfer */
 	struct registry_error *err;
+
+	int64_t deadline_ms;	    /* CLOCK_MONOTONIC: the call ends by then */
+	struct registry_stop *stop; /* the calling thread's, or NULL */
 };
+
+static _Thread_local struct registry_stop *bound_stop;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void registry_bind_stop(struct registry_stop *s)
+{
+	bound_stop = s;
+}
+
+void registry_stop(struct registry *reg, struct registry_stop *s)
+{
+	atomic_store(&s->stopped, true);
+	pthread_mutex_lock(&reg->sleep_lock);
+	pthread_cond_broadcast(&reg->sleep_cond);
+	pthread_mutex_unlock(&reg->sleep_lock);
+}
+
+static bool request_stopped(const struct request *req)
+{
+	return atomic_load(&req->reg->cancelled) || (req->stop && atomic_load(&req->stop->stopped));
+}
+
+/* Why a stopped request ends: shutdown, or its caller gave up. */
+static int stopped_errno(struct request *req)
+{
+	return atomic_load(&req->reg->cancelled) ? -ECANCELED : -EINTR;
+}
 
 static void set_error(struct request *req, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -361,12 +401,15 @@ static int on_xferinfo(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return atomic_load(&req->reg->cancelled) ? 1 : 0;
+	return request_stopped(req) ? 1 : 0;
 }
 
 void registry_cancel_all(struct registry *reg)
 {
 	atomic_store(&reg->cancelled, true);
+	pthread_mutex_lock(&reg->sleep_lock);
+	pthread_cond_broadcast(&reg->sleep_cond);
+	pthread_mutex_unlock(&reg->sleep_lock);
 }
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *ctx)
@@ -531,8 +574,14 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 	/* never send our credentials to the host a redirect points at */
 	curl_easy_setopt(req->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(req->curl, CURLOPT_CONNECTTIMEOUT, reg->opts.connect_timeout_s);
-	curl_easy_setopt(req->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	/* a trickle is aborted like a stall; a call that is not a download has a total limit */
+	curl_easy_setopt(req->curl, CURLOPT_LOW_SPEED_LIMIT, reg->opts.min_rate);
 	curl_easy_setopt(req->curl, CURLOPT_LOW_SPEED_TIME, reg->opts.stall_timeout_s);
+	if (req->sink != SINK_WRITER) {
+		int64_t left = req->deadline_ms - now_ms();
+
+		curl_easy_setopt(req->curl, CURLOPT_TIMEOUT_MS, (long)(left > 1 ? left : 1));
+	}
 	curl_easy_setopt(req->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(req->curl, CURLOPT_HEADERDATA, req);
 	curl_easy_setopt(req->curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -573,7 +622,8 @@ static int perform_once(struct request *req, CURLcode *ret_rc)
 	return 0;
 }
 
-static long wait_ms(struct request *req, int attempt)
+/* How long to wait before the next try; *ret_asked says Retry-After set it. */
+static long wait_ms(struct request *req, int attempt, bool *ret_asked)
 {
 	const struct registry_options *o = &req->reg->opts;
 	long cap = o->max_wait_s * 1000, ms = o->backoff_ms;
@@ -581,6 +631,7 @@ static long wait_ms(struct request *req, int attempt)
 	char *end;
 	int i;
 
+	*ret_asked = false;
 	if (*ra) {
 		long seconds = strtol(ra, &end, 10);
 
@@ -589,20 +640,64 @@ static long wait_ms(struct request *req, int attempt)
 
 			seconds = when > 0 ? (long)(when - time(NULL)) : -1;
 		}
-		if (seconds >= 0)
+		if (seconds >= 0) {
+			*ret_asked = true;
 			return seconds * 1000 > cap ? cap : seconds * 1000;
+		}
 	}
 	for (i = 1; i < attempt && ms < cap; i++)
 		ms *= 2;
 	return ms > cap ? cap : ms;
 }
 
-static void sleep_ms(long ms)
+/*
+ * Sleep ms, or less when a cancel or this request's stop comes: 0, or the
+ * errno the request then ends with.
+ */
+static int sleep_cancellable(struct request *req, long ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	struct registry *reg = req->reg;
+	struct timespec until;
+	int r = 0;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&reg->sleep_lock);
+	while (!request_stopped(req) && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&reg->sleep_cond, &reg->sleep_lock, &until);
+	pthread_mutex_unlock(&reg->sleep_lock);
+	return request_stopped(req) ? stopped_errno(req) : 0;
+}
+
+/*
+ * Wait before another try of a request that failed with r (its message
+ * set): 0 to go on; r when the wait would pass the deadline and upstream
+ * asked for it (no use waiting), -ETIMEDOUT when the deadline is reached;
+ * the stop's errno when stopped.
+ */
+static int backoff(struct request *req, int attempt, int r)
+{
+	bool asked;
+	long ms = wait_ms(req, attempt, &asked);
+	int64_t left = req->deadline_ms - now_ms();
+
+	if (asked && ms > left)
+		return r; /* Retry-After past our deadline: fail now, as upstream said */
+	if (ms > left)
+		ms = left > 0 ? (long)left : 0;
+	r = sleep_cancellable(req, ms);
+	if (r < 0)
+		return r;
+	if (now_ms() >= req->deadline_ms) {
+		set_error(req, "%s: no answer within %ld s", req->host, req->reg->opts.deadline_s);
+		return -ETIMEDOUT;
+	}
+	return 0;
 }
 
 static int request_run(struct request *req);
@@ -626,6 +721,8 @@ static int fetch_token(struct request *req, const struct auth_challenge *ch)
 	memcpy(tok->own_origin, req->own_origin, sizeof(tok->own_origin));
 	tok->err = req->err;
 	tok->curl = req->curl;
+	tok->deadline_ms = req->deadline_ms; /* the token is part of the call */
+	tok->stop = req->stop;
 	r = auth_token_url(ch, *scope ? scope : NULL, tok->url, sizeof(tok->url));
 	if (r < 0) {
 		set_error(req, "%s: cannot use its token server '%s'", req->host, ch->realm);
@@ -752,6 +849,12 @@ static int request_run(struct request *req)
 				  req->refused);
 			return -EPERM;
 		}
+		if (request_stopped(req)) {
+			set_error(req, "%s: %s", req->host,
+				  stopped_errno(req) == -EINTR ? "the caller gave up"
+							       : "shutting down");
+			return stopped_errno(req);
+		}
 		if (req->sink_error) {
 			r = req->sink_error;
 			set_error(req, "%s: %s", req->host,
@@ -767,14 +870,22 @@ static int request_run(struct request *req)
 				  *req->curl_error ? req->curl_error : curl_easy_strerror(rc));
 			if (!transport_retryable(rc))
 				return r;
-			/* a download that moves keeps its retries */
-			if (req->sink == SINK_WRITER && store_writer_size(req->writer) > mark) {
+			/*
+			 * A download that moves keeps its retries and gets its
+			 * deadline anew; one that fell under the minimum rate
+			 * (timed out) does not: a trickle is not progress.
+			 */
+			if (req->sink == SINK_WRITER && store_writer_size(req->writer) > mark &&
+			    rc != CURLE_OPERATION_TIMEDOUT) {
 				mark = store_writer_size(req->writer);
 				attempt = 1;
+				req->deadline_ms = now_ms() + req->reg->opts.deadline_s * 1000;
 			}
 			if (attempt >= req->reg->opts.max_attempts)
 				return r;
-			sleep_ms(wait_ms(req, attempt));
+			r = backoff(req, attempt, r);
+			if (r < 0)
+				return r;
 			continue;
 		}
 		if (req->status >= 200 && req->status < 300)
@@ -803,7 +914,9 @@ static int request_run(struct request *req)
 			continue;
 		}
 		if (status_retryable(req->status) && attempt < req->reg->opts.max_attempts) {
-			sleep_ms(wait_ms(req, attempt));
+			r = backoff(req, attempt, status_error(req));
+			if (r < 0)
+				return r;
 			continue;
 		}
 		return status_error(req);
@@ -828,6 +941,8 @@ static int request_init(struct request *req, struct registry *reg, const char *h
 	req->repository = repository;
 	req->err = err;
 	req->expected_size = -1;
+	req->deadline_ms = now_ms() + reg->opts.deadline_s * 1000;
+	req->stop = bound_stop;
 	if (err) {
 		err->http_status = 0;
 		err->message[0] = '\0';
@@ -1235,6 +1350,7 @@ static void init_curl(void)
 
 int registry_new(const struct registry_options *opts, struct registry **ret)
 {
+	pthread_condattr_t cond_attr;
 	struct registry *reg;
 	int i, r;
 
@@ -1256,7 +1372,18 @@ int registry_new(const struct registry_options *opts, struct registry **ret)
 		reg->opts.backoff_ms = 500;
 	if (reg->opts.max_wait_s <= 0)
 		reg->opts.max_wait_s = 60;
+	if (reg->opts.deadline_s <= 0)
+		reg->opts.deadline_s = REGISTRY_DEADLINE_S;
+	if (reg->opts.stall_timeout_s > reg->opts.deadline_s)
+		reg->opts.stall_timeout_s = reg->opts.deadline_s;
+	if (reg->opts.min_rate <= 0)
+		reg->opts.min_rate = 1024;
 	pthread_mutex_init(&reg->lock, NULL);
+	pthread_mutex_init(&reg->sleep_lock, NULL);
+	pthread_condattr_init(&cond_attr);
+	pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&reg->sleep_cond, &cond_attr);
+	pthread_condattr_destroy(&cond_attr);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&reg->share_locks[i], NULL);
 	r = auth_cache_new(0, &reg->tokens);
@@ -1295,5 +1422,7 @@ void registry_free(struct registry *reg)
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&reg->share_locks[i]);
 	pthread_mutex_destroy(&reg->lock);
+	pthread_cond_destroy(&reg->sleep_cond);
+	pthread_mutex_destroy(&reg->sleep_lock);
 	free(reg);
 }

@@ -10,7 +10,7 @@
  *     registry and scope until it expires) or uses Basic, with credentials
  *     from the user's docker config.json, and tries again once;
  *   - on 429 and 5xx, and on transport errors, tries again with exponential
- *     backoff, honouring Retry-After;
+ *     backoff, honouring Retry-After, all within the call's deadline;
  *   - follows redirects (blob downloads go to CDNs) without sending
  *     credentials to another host;
  *   - bounds every response: manifests to MANIFEST_MAX_SIZE, blobs to their
@@ -23,12 +23,15 @@
  * Functions return 0 or a negative errno: -ENOENT when the registry says
  * the thing does not exist, -EACCES when it refuses us, -EBADMSG when the
  * bytes do not match their digest, a transport error (-ECONNREFUSED,
- * -EHOSTUNREACH, -ETIMEDOUT, -EIO...) when it could not be reached. When
+ * -EHOSTUNREACH, -ETIMEDOUT, -EIO...) when it could not be reached,
+ * -ETIMEDOUT as well when the call's deadline passed, -EINTR when its
+ * thread's stop switch was set. When
  * err is not NULL it gets a one-line description naming the registry.
  */
 #ifndef DINDFS_REGISTRY_H
 #define DINDFS_REGISTRY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,10 +49,18 @@ struct registry;
 
 struct registry_options {
 	long connect_timeout_s; /* 0: 15 s */
-	long stall_timeout_s;	/* abort a transfer that moves no byte for this long; 0: 30 s */
-	int max_attempts;	/* per request, for 429, 5xx and transport errors; 0: 5 */
-	long backoff_ms;	/* first backoff, doubled each time; 0: 500 ms */
-	long max_wait_s;	/* cap on any single wait, Retry-After included; 0: 60 s */
+	/* abort a transfer slower than min_rate bytes/s over this long; 0: 30 s */
+	long stall_timeout_s;
+	int max_attempts; /* per request, for 429, 5xx and transport errors; 0: 5 */
+	long backoff_ms;  /* first backoff, doubled each time; 0: 500 ms */
+	long max_wait_s;  /* cap on any single wait, Retry-After included; 0: 60 s */
+	/*
+	 * Total time for one call, retries, waits and its token request
+	 * included; a blob download gets it anew whenever bytes arrive. The
+	 * stall window is never longer. 0: REGISTRY_DEADLINE_S.
+	 */
+	long deadline_s;
+	long min_rate; /* bytes/s a transfer must keep up over the stall window; 0: 1024 */
 	/*
 	 * Contact only the registries given to registry_serve or
 	 * registry_set_upstream: any other fails with -EPERM, unconnected.
@@ -58,6 +69,8 @@ struct registry_options {
 	 */
 	bool served_only;
 };
+
+#define REGISTRY_DEADLINE_S 30
 
 /* Most registry names one struct registry serves. */
 #define REGISTRY_SERVED_MAX HOSTS_SERVED_MAX
@@ -129,6 +142,21 @@ int registry_base_url(struct registry *reg, const char *host, char *buf, size_t 
  * -ECANCELED: the daemon is shutting down.
  */
 void registry_cancel_all(struct registry *reg);
+
+/*
+ * A stop switch for the calls of one thread (a FUSE request whose caller
+ * gave up). A thread binds one with registry_bind_stop(); registry_stop()
+ * makes that thread's transfer and backoff sleep end at once, the call
+ * returning -EINTR.
+ */
+struct registry_stop {
+	atomic_bool stopped;
+};
+
+/* This thread's registry calls obey s from now on; NULL: none. */
+void registry_bind_stop(struct registry_stop *s);
+/* Set s and wake every backoff sleep to look at it. Safe from any thread. */
+void registry_stop(struct registry *reg, struct registry_stop *s);
 
 /* Requests sent upstream and body bytes received so far, token requests included. */
 void registry_counters(struct registry *reg, uint64_t *ret_requests, uint64_t *ret_bytes);

@@ -5,6 +5,7 @@
 #include "resolve.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,4 +236,99 @@ int resolve_blob(struct registry *reg, struct store *s, const char *registry,
 	}
 	*ret_size = size;
 	return index_add_link(store_index(s), registry, repository, d, size);
+}
+
+/* ---- what upstream said is absent ----------------------------------------- */
+
+struct absent_slot {
+	struct digest key; /* of "registry\0repository\0name" */
+	int64_t until;	   /* 0: empty */
+};
+
+struct resolve_absent {
+	int64_t ttl;
+	pthread_mutex_t lock; /* guards slots */
+	struct absent_slot slots[RESOLVE_ABSENT_SLOTS];
+};
+
+int resolve_absent_new(int64_t ttl_s, struct resolve_absent **ret)
+{
+	struct resolve_absent *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->ttl = ttl_s < 0 ? 0 : ttl_s;
+	pthread_mutex_init(&a->lock, NULL);
+	*ret = a;
+	return 0;
+}
+
+void resolve_absent_free(struct resolve_absent *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* A slot from the key's first 8 hex digits: the key is a hash already. */
+static size_t slot_of(const struct digest *key)
+{
+	char first[9];
+
+	memcpy(first, key->hex, 8);
+	first[8] = '\0';
+	return (size_t)(strtoul(first, NULL, 16) % RESOLVE_ABSENT_SLOTS);
+}
+
+/* The key of a name and its slot; NULL when the name is too long to be one. */
+static struct absent_slot *absent_slot(struct resolve_absent *a, const char *registry,
+				       const char *repository, const char *name, struct digest *key)
+{
+	char buf[3 * (INDEX_NAME_MAX + 1)];
+	size_t lr = strlen(registry), lp = strlen(repository), ln = strlen(name);
+
+	if (lr > INDEX_NAME_MAX || lp > INDEX_NAME_MAX || ln > INDEX_NAME_MAX)
+		return NULL;
+	memcpy(buf, registry, lr + 1);
+	memcpy(buf + lr + 1, repository, lp + 1);
+	memcpy(buf + lr + lp + 2, name, ln + 1);
+	if (digest_of_buffer(buf, lr + lp + ln + 3, key) < 0)
+		return NULL;
+	return &a->slots[slot_of(key)];
+}
+
+bool resolve_absent_check(struct resolve_absent *a, const char *registry, const char *repository,
+			  const char *name, int64_t now)
+{
+	struct absent_slot *slot;
+	struct digest key;
+	bool absent;
+
+	if (!a || a->ttl == 0)
+		return false;
+	slot = absent_slot(a, registry, repository, name, &key);
+	if (!slot)
+		return false;
+	pthread_mutex_lock(&a->lock);
+	absent = slot->until > now && digest_equal(&slot->key, &key);
+	pthread_mutex_unlock(&a->lock);
+	return absent;
+}
+
+void resolve_absent_put(struct resolve_absent *a, const char *registry, const char *repository,
+			const char *name, int64_t now)
+{
+	struct absent_slot *slot;
+	struct digest key;
+
+	if (!a || a->ttl == 0)
+		return;
+	slot = absent_slot(a, registry, repository, name, &key);
+	if (!slot)
+		return;
+	pthread_mutex_lock(&a->lock);
+	slot->key = key;
+	slot->until = now + a->ttl;
+	pthread_mutex_unlock(&a->lock);
 }

@@ -65,4 +65,27 @@ int resolve_blob(struct registry *reg, struct store *s, const char *registry,
 		 const char *repository, const struct digest *d, int64_t *ret_size,
 		 struct registry_error *err);
 
+/*
+ * A short memory of what upstream said is not there (a 404 for a tag, a
+ * manifest digest or a blob), so a level that asks for absent names again
+ * and again costs upstream one request per name and TTL. Bounded: a table
+ * of RESOLVE_ABSENT_SLOTS entries, a newer name taking an older one's slot
+ * (that name is then asked again). Thread-safe. Times are the caller's
+ * clock in seconds (a monotonic one).
+ */
+#define RESOLVE_ABSENT_SLOTS 4096
+
+struct resolve_absent;
+
+/* ttl_s 0: remember nothing. */
+int resolve_absent_new(int64_t ttl_s, struct resolve_absent **ret);
+/* Accepts NULL. */
+void resolve_absent_free(struct resolve_absent *a);
+/* Did upstream say, less than ttl seconds before now, that this is not there? */
+bool resolve_absent_check(struct resolve_absent *a, const char *registry, const char *repository,
+			  const char *name, int64_t now);
+/* Upstream says so now. */
+void resolve_absent_put(struct resolve_absent *a, const char *registry, const char *repository,
+			const char *name, int64_t now);
+
 #endif

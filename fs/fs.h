@@ -50,6 +50,10 @@ struct fs_config {
 	bool no_passthrough; /* serve every open file's data through the daemon */
 	int log_fd;	     /* where the daemon logs; -1: nowhere */
 	struct fs_limits limits;
+
+	/* upstream limits (docs/security.md) */
+	int64_t negative_ttl;	  /* seconds "upstream has no such tag" is trusted */
+	int64_t upstream_timeout; /* seconds one upstream call may take, retries included */
 };
 
 /* Set a limit by its name in docs/security.md ("ingest-size", "level-writers"...). */

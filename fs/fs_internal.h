@@ -188,6 +188,8 @@ struct fs {
 
 	struct fs_limits limits; /* cfg's, with the defaults filled in */
 	struct fs_level levels[FS_LEVELS];
+	struct fs_upstream *upstream;  /* the threads upstream work runs on */
+	struct resolve_absent *absent; /* what upstream said is not there */
 };
 
 /* Most nodes the table holds; past it, lookups fail with ENFILE. */
@@ -228,6 +230,24 @@ void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registr
 /* Copy the origin out; false when none is known. */
 bool fs_node_origin(struct fs *fs, const struct fs_node *node, char *registry, char *repository);
 
+/* upstream.c: the bounded share of threads for upstream work */
+#define FS_UPSTREAM_WORKERS  32
+#define FS_UPSTREAM_PER_HOST 16
+
+struct fs_upstream;
+/* Work that waits for upstream; it sends req's one reply. */
+typedef void (*fs_upstream_fn)(struct fs *fs, fuse_req_t req, void *arg);
+int fs_upstream_new(struct fs *fs, struct fs_upstream **ret);
+/* Stop what runs (each job then replies), wait for the workers. Accepts NULL. */
+void fs_upstream_free(struct fs_upstream *u);
+/*
+ * Run fn(fs, req, arg) on a worker, counted against host's share. -EAGAIN
+ * when every worker or host's share is taken: arg stays the caller's, and
+ * so does the reply.
+ */
+int fs_upstream_submit(struct fs_upstream *u, fuse_req_t req, const char *host, fs_upstream_fn fn,
+		       void *arg);
+
 /* namespace.c: names to nodes */
 /*
  * Resolve name in parent: fills proto (kind and fields), key, and the
@@ -235,6 +255,12 @@ bool fs_node_origin(struct fs *fs, const struct fs_node *node, char *registry, c
  */
 int fs_lookup_child(struct fs *fs, const struct fs_node *parent, const char *name,
 		    struct fs_node *proto, char *key, size_t key_size, double *ret_timeout);
+/*
+ * Would resolving name in parent ask upstream? False when the index, the
+ * store or the record of absent names answers it (the registry asked
+ * would be parent->registry).
+ */
+bool fs_lookup_needs_upstream(struct fs *fs, const struct fs_node *parent, const char *name);
 /* The entries of a directory, taken now. */
 int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret, size_t *ret_n);
 void fs_free_dirents(struct fs_dirent *entries, size_t n);

@@ -50,7 +50,8 @@ static int parse_digest_name(const char *name, struct digest *ret)
 
 /*
  * An upstream failure as the caller sees it: absent is ENOENT, refused is
- * EACCES, anything else (down, broken, lying) is EIO and is logged, since
+ * EACCES, interrupted is EINTR, anything else (down, broken, lying, too
+ * slow for the deadline) is EIO and is logged, since
  * the caller must be able to tell "down" from "absent".
  */
 static int upstream_errno(struct fs *fs, int r, const struct registry_error *err)
@@ -63,10 +64,34 @@ static int upstream_errno(struct fs *fs, int r, const struct registry_error *err
 		return -EACCES;
 	case -ENOMEM:
 		return -ENOMEM;
+	case -EINTR: /* the caller gave up: nothing to log */
+		return -EINTR;
 	default:
 		fs_log_upstream(fs, *err->message ? err->message : strerror(-r));
 		return -EIO;
 	}
+}
+
+/* Seconds on a clock that does not jump, for the record of absent names. */
+static int64_t now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* Upstream's answer r about name: a "not there" is remembered for the negative TTL. */
+static int note_absent(struct fs *fs, const struct fs_node *dir, const char *name, int r)
+{
+	if (r == -ENOENT)
+		resolve_absent_put(fs->absent, dir->registry, dir->repository, name, now_mono());
+	return r;
+}
+
+static bool known_absent(struct fs *fs, const struct fs_node *dir, const char *name)
+{
+	return resolve_absent_check(fs->absent, dir->registry, dir->repository, name, now_mono());
 }
 
 static void blob_proto(struct fs_node *proto, const struct digest *d, int64_t size)
@@ -172,16 +197,22 @@ static int lookup_manifest(struct fs *fs, const struct fs_node *dir, const char 
 			blob_proto(proto, &d, size);
 			return blob_key(&d, key, key_size);
 		}
-		r = resolve_digest(fs->registry, fs->store, dir->registry, dir->repository, &d,
-				   &res, &err);
+		if (known_absent(fs, dir, name))
+			return -ENOENT;
+		r = note_absent(fs, dir, name,
+				resolve_digest(fs->registry, fs->store, dir->registry,
+					       dir->repository, &d, &res, &err));
 		*ret_timeout = TIMEOUT_FOREVER;
 	} else {
 		if (ref_validate_tag(name) < 0)
 			return -ENOENT;
 		if (is_local(dir))
 			return lookup_local_tag(fs, dir, name, proto, key, key_size);
-		r = resolve_tag(fs->registry, fs->store, dir->registry, dir->repository, name,
-				fs->cfg->tag_ttl, true, &res, &err);
+		if (known_absent(fs, dir, name))
+			return -ENOENT;
+		r = note_absent(fs, dir, name,
+				resolve_tag(fs->registry, fs->store, dir->registry, dir->repository,
+					    name, fs->cfg->tag_ttl, true, &res, &err));
 		if (r == 0 && res.stale)
 			fs_log_upstream(fs, err.message);
 		/* ask again soon: within the TTL that costs an index lookup, no more */
@@ -193,9 +224,26 @@ static int lookup_manifest(struct fs *fs, const struct fs_node *dir, const char 
 	return blob_key(&res.digest, key, key_size);
 }
 
+/*
+ * A blob not in the store yet is a node of its registry's: its size is
+ * what that registry said and its reads come from there, so another
+ * registry serving the same digest (a stalling one, one that lies about
+ * the size) cannot hold up or spoil this one. Once committed, the next
+ * lookup finds the one node of the digest.
+ */
+static int fetched_blob(const struct fs_node *dir, const struct digest *d, int64_t size,
+			struct fs_node *proto, char *key, size_t key_size)
+{
+	blob_proto(proto, d, size);
+	return snprintf(key, key_size, "F:%s:%s", dir->registry, d->hex) < (int)key_size
+		       ? 0
+		       : -ENAMETOOLONG;
+}
+
 static int lookup_repo_blob(struct fs *fs, const struct fs_node *dir, const char *name,
 			    struct fs_node *proto, char *key, size_t key_size)
 {
+	struct index_blob row;
 	struct registry_error err;
 	struct digest d;
 	int64_t size;
@@ -209,13 +257,46 @@ static int lookup_repo_blob(struct fs *fs, const struct fs_node *dir, const char
 		if (r < 0 || !store_has_blob(fs->store, &d))
 			return -ENOENT;
 	} else {
-		r = resolve_blob(fs->registry, fs->store, dir->registry, dir->repository, &d, &size,
-				 &err);
+		if (known_absent(fs, dir, name))
+			return -ENOENT;
+		r = note_absent(fs, dir, name,
+				resolve_blob(fs->registry, fs->store, dir->registry,
+					     dir->repository, &d, &size, &err));
 		if (r < 0)
 			return upstream_errno(fs, r, &err);
+		if (!store_has_blob(fs->store, &d))
+			return fetched_blob(dir, &d, size, proto, key, key_size);
+		if (index_get_blob(store_index(fs->store), &d, &row) == 0)
+			size = row.size; /* the store's, not what a registry claims */
 	}
 	blob_proto(proto, &d, size);
 	return blob_key(&d, key, key_size);
+}
+
+bool fs_lookup_needs_upstream(struct fs *fs, const struct fs_node *parent, const char *name)
+{
+	struct index *idx = store_index(fs->store);
+	struct index_tag tag;
+	struct digest d;
+	int64_t size;
+
+	if ((parent->kind != FS_MANIFESTS_DIR && parent->kind != FS_REPO_BLOBS_DIR) ||
+	    is_local(parent) || known_absent(fs, parent, name))
+		return false;
+	if (parent->kind == FS_REPO_BLOBS_DIR || strncmp(name, "sha256:", 7) == 0) {
+		if (parse_digest_name(name, &d) < 0)
+			return false; /* ENOENT, from here */
+		if (index_get_link(idx, parent->registry, parent->repository, &d, &size) < 0)
+			return true;
+		return parent->kind == FS_MANIFESTS_DIR && !store_has_blob(fs->store, &d);
+	}
+	if (ref_validate_tag(name) < 0)
+		return false;
+	/* as resolve_tag: a tag confirmed within the TTL and in the store is local */
+	if (index_get_tag(idx, parent->registry, parent->repository, name, &tag) < 0 ||
+	    !store_has_blob(fs->store, &tag.manifest))
+		return true;
+	return time(NULL) - tag.fetched >= fs->cfg->tag_ttl;
 }
 
 static int static_dir(enum fs_kind kind, const char *path, struct fs_node *proto, char *key,

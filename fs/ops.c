@@ -102,20 +102,15 @@ static int fill_entry(struct fs *fs, struct fs_node *node, double timeout,
 	return fs_node_stat(fs, node, &e->attr);
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+/* Resolve name in parent and reply; on a FUSE thread, or a worker when upstream is asked. */
+static void lookup_reply(struct fs *fs, fuse_req_t req, struct fs_node *parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_node *parent, *node, proto;
+	struct fs_node *node, proto;
 	struct fuse_entry_param e;
 	char key[3 * FS_NAME_MAX + 16];
 	double timeout;
 	int r;
 
-	if (is_ws(fs, parent_ino))
-		return fs_ws_lookup(fs->ws, req, parent_ino, name);
-	if (fs->ws && parent_ino == FUSE_ROOT_ID && strcmp(name, FS_WS_NAME) == 0)
-		return fs_ws_lookup_root(fs->ws, req);
-	parent = fs_node_of(fs, parent_ino);
 	r = fs_lookup_child(fs, parent, name, &proto, key, sizeof(key), &timeout);
 	if (r == 0)
 		r = fs_node_get(fs, fuse_req_ctx(req)->pid, key, &proto, &node);
@@ -129,7 +124,51 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		fs_node_forget(fs, node, 1);
 		return (void)fuse_reply_err(req, -r);
 	}
-	fuse_reply_entry(req, &e);
+	if (fuse_reply_entry(req, &e) == -ENOENT) /* the caller was interrupted */
+		fs_node_forget(fs, node, 1);
+}
+
+/* A lookup that waits for upstream, on a worker. */
+struct upstream_lookup {
+	struct fs_node *parent; /* the kernel keeps it while the lookup runs */
+	char name[];
+};
+
+static void upstream_lookup(struct fs *fs, fuse_req_t req, void *arg)
+{
+	struct upstream_lookup *l = arg;
+
+	if (fuse_req_interrupted(req))
+		fuse_reply_err(req, EINTR);
+	else
+		lookup_reply(fs, req, l->parent, l->name);
+	free(l);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	struct upstream_lookup *l;
+	struct fs_node *parent;
+	int r;
+
+	if (is_ws(fs, parent_ino))
+		return fs_ws_lookup(fs->ws, req, parent_ino, name);
+	if (fs->ws && parent_ino == FUSE_ROOT_ID && strcmp(name, FS_WS_NAME) == 0)
+		return fs_ws_lookup_root(fs->ws, req);
+	parent = fs_node_of(fs, parent_ino);
+	if (!fs_lookup_needs_upstream(fs, parent, name))
+		return lookup_reply(fs, req, parent, name);
+	l = malloc(sizeof(*l) + strlen(name) + 1);
+	if (!l)
+		return (void)fuse_reply_err(req, ENOMEM);
+	l->parent = parent;
+	memcpy(l->name, name, strlen(name) + 1);
+	r = fs_upstream_submit(fs->upstream, req, parent->registry, upstream_lookup, l);
+	if (r < 0) {
+		free(l);
+		fuse_reply_err(req, -r);
+	}
 }
 
 static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -372,7 +411,7 @@ static int open_blob(struct fs *fs, fuse_req_t req, struct fs_node *node, struct
 		if (r == -EEXIST)
 			continue; /* committed just now: open it from the store */
 		if (r < 0)
-			return r == -EAGAIN ? -EAGAIN : -EIO;
+			return r == -EAGAIN || r == -EBUSY ? r : -EIO; /* a limit, or broken */
 		h = handle_new(FS_HANDLE_FETCH, node);
 		if (!h) {
 			fetch_release(fx);
@@ -604,26 +643,61 @@ static void read_fd(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t s
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-static void read_fetch(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+/* A read of a downloading blob that waits for its bytes, on a worker. */
+struct fetch_read_job {
+	struct fs_handle *h; /* the kernel keeps the file open while it reads */
+	size_t size;
+	off_t off;
+	char buf[];
+};
+
+/* Reply with what fetch_read said (n bytes of buf, or -errno). */
+static void fetch_reply(struct fs *fs, fuse_req_t req, const char *buf, ssize_t n)
 {
-	char *buf = malloc(size ? size : 1);
+	if (n < 0)
+		return (void)fuse_reply_err(req, (int)-n);
+	atomic_fetch_add(&fs->stats.bytes_served, (uint64_t)n);
+	fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void upstream_read(struct fs *fs, fuse_req_t req, void *arg)
+{
+	struct fetch_read_job *j = arg;
 	ssize_t n;
 
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
 	do {
-		n = fetch_read(h->fetch, buf, size, off, FETCH_WAIT_MS);
+		n = fetch_read(j->h->fetch, j->buf, j->size, j->off, FETCH_WAIT_MS);
 	} while (n == -ETIMEDOUT && !fuse_session_exited(fs->session) &&
 		 !fuse_req_interrupted(req));
 	if (n == -ETIMEDOUT)
 		n = fuse_req_interrupted(req) ? -EINTR : -EIO;
-	if (n < 0) {
-		fuse_reply_err(req, (int)-n);
-	} else {
-		atomic_fetch_add(&fs->stats.bytes_served, (uint64_t)n);
-		fuse_reply_buf(req, buf, (size_t)n);
+	fetch_reply(fs, req, j->buf, n);
+	free(j);
+}
+
+/* Bytes that have arrived are read here; waiting for the rest is a worker's. */
+static void read_fetch(struct fs *fs, fuse_req_t req, struct fs_handle *h, size_t size, off_t off)
+{
+	struct fetch_read_job *j = malloc(sizeof(*j) + (size ? size : 1));
+	ssize_t n;
+	int r;
+
+	if (!j)
+		return (void)fuse_reply_err(req, ENOMEM);
+	n = fetch_read(h->fetch, j->buf, size, off, 0);
+	if (n != -ETIMEDOUT) {
+		fetch_reply(fs, req, j->buf, n);
+		free(j);
+		return;
 	}
-	free(buf);
+	j->h = h;
+	j->size = size;
+	j->off = off;
+	r = fs_upstream_submit(fs->upstream, req, fetch_registry(h->fetch), upstream_read, j);
+	if (r < 0) {
+		free(j);
+		fuse_reply_err(req, -r);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1302,10 +1376,11 @@ static void on_fetch_done(const struct digest *d, int result, const struct regis
 
 static int open_cache(struct fs *fs, int ready_fd)
 {
-	/* a level names the hosts: only those the mount serves are contacted */
-	const struct registry_options registry_opts = {.served_only = true};
 	const struct fs_config *cfg = fs->cfg;
 	char why[600];
+	/* a level names the hosts: only those the mount serves are contacted */
+	struct registry_options opts = {.deadline_s = (long)cfg->upstream_timeout,
+					.served_only = true};
 	size_t i;
 	int r;
 
@@ -1316,7 +1391,7 @@ static int open_cache(struct fs *fs, int ready_fd)
 	}
 	store_set_limits(fs->store, (uint64_t)fs->limits.ingest_bytes,
 			 (uint64_t)fs->limits.tmp_bytes);
-	r = registry_new(&registry_opts, &fs->registry);
+	r = registry_new(&opts, &fs->registry);
 	for (i = 0; r == 0 && i < cfg->n_upstreams; i++) {
 		r = registry_add_upstream_spec(fs->registry, cfg->upstreams[i]);
 		if (r < 0)
@@ -1333,6 +1408,10 @@ static int open_cache(struct fs *fs, int ready_fd)
 		r = fetcher_new(fs->registry, fs->store, on_fetch_done, fs, &fs->fetcher);
 	if (r == 0)
 		r = fs_nodes_init(fs);
+	if (r == 0)
+		r = resolve_absent_new(cfg->negative_ttl, &fs->absent);
+	if (r == 0)
+		r = fs_upstream_new(fs, &fs->upstream);
 	return r;
 }
 
@@ -1340,8 +1419,10 @@ static void close_cache(struct fs *fs)
 {
 	if (fs->registry)
 		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
+	fs_upstream_free(fs->upstream);
 	fetcher_free(fs->fetcher);
 	fs_gc_stop(fs);
+	resolve_absent_free(fs->absent);
 	fs_nodes_release(fs);
 	registry_free(fs->registry);
 	store_close(fs->store);
@@ -1424,6 +1505,8 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 	fuse_loop_cfg_set_clone_fd(loop, 0);
 	r = fuse_session_loop_mt(fs.session, loop);
 	fuse_loop_cfg_destroy(loop);
+	fs_upstream_free(fs.upstream); /* its jobs stop and reply */
+	fs.upstream = NULL;
 	r = r < 0 ? r : 0;
 out_unmount:
 	fuse_session_unmount(fs.session);

@@ -60,11 +60,12 @@ registry_start hub
 push_test_image hub library/app v1 oci 3 300000 >/dev/null
 app=$IMAGE_DIR app_digest=$IMAGE_DIGEST app_config=$IMAGE_CONFIG_DIGEST
 app_layers=("${IMAGE_LAYERS[@]}")
-# The same registry behind a slow proxy (10 MB/s for blobs), as another host.
-fault_proxy_start slow "$hub_URL" --match '^GET /v2/.*/blobs/' --throttle 10000000
+# The same registry behind a slow proxy (4 MB/s for blobs), as another host: the
+# 50 MB download below lasts 12 s, long enough to look at it on a busy machine.
+fault_proxy_start slow "$hub_URL" --match '^GET /v2/.*/blobs/' --throttle 4000000
 
 must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL" \
-	--upstream "$slow_HOSTPORT=$slow_URL"
+	--upstream "$slow_HOSTPORT=$slow_URL" --negative-ttl 1
 main_pid=$MOUNT_PID
 
 fsop list "$MNT" >"$WORK/root"
@@ -199,7 +200,8 @@ expect_fsop '(stat|open):ENOENT' "and not through b, which upstream says lacks i
 check "upstream was asked about b ($(($(b_asked) - b_before)) requests)" test "$(b_asked)" -gt "$b_before"
 push_blob hub library/b "$a_file" >/dev/null
 check "(upstream, now b has it)" test "$(head_code library/b "$a_layer")" = 200
-# (a negative lookup may be cached by the kernel for a moment)
+# (a negative answer is trusted for --negative-ttl, 1 s here; the kernel may
+# cache a negative lookup for a moment too)
 check "once pushed to b, it reads through b" wait_until 5 T cmp -s "$b_path" "$a_file"
 check "confirmed upstream without downloading it again" \
 	test "$(registry_log_count hub GET "/v2/library/b/blobs/$a_layer" 200)" = 0

@@ -30,6 +30,9 @@
 #define DEFAULT_TAG_TTL	 300
 #define UMOUNT_WAIT_SECS 60
 
+#define DEFAULT_NEGATIVE_TTL	 15
+#define DEFAULT_UPSTREAM_TIMEOUT 30
+
 struct mount_options {
 	struct fs_config fs;
 	const char *upstreams[MAX_UPSTREAMS];
@@ -73,6 +76,20 @@ static int parse_limit(struct fs_limits *limits, const char *arg)
 	return fs_limits_set(limits, name, value);
 }
 
+/* A count of seconds, at least min. */
+static int parse_seconds(const char *arg, int64_t min, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || *end || end == arg || v < min)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
 static int parse_mount_options(const struct tool_command *cmd, int argc, char **argv,
 			       struct mount_options *o)
 {
@@ -86,6 +103,8 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"registry", required_argument, NULL, 'r'},
 		{"allow-origin", required_argument, NULL, 'a'},
 		{"tag-ttl", required_argument, NULL, 't'},
+		{"negative-ttl", required_argument, NULL, 'N'},
+		{"upstream-timeout", required_argument, NULL, 'T'},
 		{"max-size", required_argument, NULL, 'm'},
 		{"limit", required_argument, NULL, 'L'},
 		{"log", required_argument, NULL, 'l'},
@@ -99,6 +118,8 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 
 	o->fs.store_dir = tool_default_store();
 	o->fs.tag_ttl = DEFAULT_TAG_TTL;
+	o->fs.negative_ttl = DEFAULT_NEGATIVE_TTL;
+	o->fs.upstream_timeout = DEFAULT_UPSTREAM_TIMEOUT;
 	o->fs.max_size = -1;
 	o->fs.log_fd = -1;
 	o->fs.workspace_uid = -1;
@@ -170,6 +191,17 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			if (errno || *end || end == optarg || o->fs.tag_ttl < 0)
 				return tool_usage_error(cmd, "bad --tag-ttl '%s' (seconds)",
 							optarg);
+			break;
+		case 'N':
+			if (parse_seconds(optarg, 0, &o->fs.negative_ttl) < 0)
+				return tool_usage_error(cmd, "bad --negative-ttl '%s' (seconds)",
+							optarg);
+			break;
+		case 'T':
+			if (parse_seconds(optarg, 1, &o->fs.upstream_timeout) < 0)
+				return tool_usage_error(
+					cmd, "bad --upstream-timeout '%s' (seconds, at least 1)",
+					optarg);
 			break;
 		case 'm':
 			if (tool_parse_size(optarg, &o->fs.max_size) < 0)
@@ -398,7 +430,8 @@ const struct tool_command tool_cmd_mount = {
 		    "       [--workspace-overlay-xattrs]]\n"
 		    "       [--upstream HOST=URL]... [--registry NAME]... [--allow-origin URL]...\n"
 		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--no-passthrough]\n"
-		    "       [--limit NAME=SIZE]...\n"
+		    "       [--limit NAME=SIZE]... [--negative-ttl SECONDS] [--upstream-timeout "
+		    "SECONDS]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
 	.summary =
 		"Serve the store at MOUNTPOINT: blobs/, registry/<host>/<repo>/manifests|blobs,\n"
@@ -423,6 +456,12 @@ const struct tool_command tool_cmd_mount = {
 		 "                         over http or on a private address\n"
 		 "  --tag-ttl SECONDS      trust a tag this long before asking upstream (default "
 		 "300)\n"
+		 "  --negative-ttl SECONDS trust \"upstream has no such tag\" this long (default "
+		 "15)\n"
+		 "  --upstream-timeout SECONDS\n"
+		 "                         the most one upstream request may take, retries "
+		 "included\n"
+		 "                         (default 30)\n"
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
 		 "  --no-passthrough       serve file data through the daemon even where the\n"
 		 "                         kernel could read the backing files itself\n"
