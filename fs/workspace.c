@@ -195,6 +195,7 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	ws->overlay_xattrs = cfg->workspace_overlay_xattrs;
 	ws->preserve = cfg->workspace_preserve;
 	ws->mount_fd = open_mount_fd(fd, &st);
+	ws_watch_new(ws);
 	limit = raise_fd_limit();
 	reserve = limit / 4 > FD_RESERVE_MIN ? limit / 4 : FD_RESERVE_MIN;
 	ws->max_fds = limit > 2 * reserve ? limit - reserve : limit / 2;
@@ -203,6 +204,7 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	ws->n_buckets = INITIAL_BUCKETS;
 	ws->buckets = calloc(ws->n_buckets, sizeof(*ws->buckets));
 	if (!ws->buckets) {
+		ws_watch_free(ws);
 		pthread_mutex_destroy(&ws->lock);
 		if (ws->mount_fd >= 0)
 			close(ws->mount_fd);
@@ -210,11 +212,18 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 		r = -ENOMEM;
 		goto out_close;
 	}
+	ws_watch_add(ws, &ws->root);
 	*ret = ws;
 	return 0;
 out_close:
 	close(fd);
 	return r;
+}
+
+void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs)
+{
+	*lookups = atomic_load(&ws->lookups);
+	*getattrs = atomic_load(&ws->getattrs);
 }
 
 void fs_ws_free(struct fs_ws *ws)
@@ -223,6 +232,9 @@ void fs_ws_free(struct fs_ws *ws)
 
 	if (!ws)
 		return;
+	ws_watch_free(ws);
+	if (ws_watch_stuck(ws))
+		return; /* the process is ending: leave it all to exit */
 	for (i = 0; i < ws->n_buckets; i++) {
 		struct ws_inode *inode = ws->buckets[i];
 
@@ -252,10 +264,11 @@ void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 	struct stat st;
 	int fd, r;
 
+	atomic_fetch_add(&ws->getattrs, 1);
 	if (fi) /* an open file: it may be unlinked, and have no handle left */
 		return fstat(ws_file_of(fi)->fd, &st) < 0
 			       ? (void)fuse_reply_err(req, errno)
-			       : (void)fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+			       : (void)fuse_reply_attr(req, &st, ws_timeout(ws));
 	fd = ws_fd_get(ws, inode);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
@@ -263,7 +276,7 @@ void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+	fuse_reply_attr(req, &st, ws_timeout(ws));
 }
 
 static int set_times(int inode_fd, int file_fd, const struct stat *attr, int to_set)
@@ -338,7 +351,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+	fuse_reply_attr(req, &st, ws_timeout(ws));
 }
 
 void fs_ws_readlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)

@@ -12,7 +12,8 @@
  * Every level of Docker-in-Docker bind-mounts this one mount, so all of
  * them share one kernel inode, page cache and dentry cache: they never
  * disagree. Timeouts only bound how long a change made to the directory
- * directly on the host takes to show (ENTRY_TIMEOUT).
+ * directly on the host takes to show, and ws_watch.c tells the kernel of
+ * those as they happen.
  */
 #include "ws_internal.h"
 
@@ -36,11 +37,11 @@ static struct ws_dir *dir_of(struct fuse_file_info *fi)
 
 /* ---- names ---------------------------------------------------------------- */
 
-void ws_entry_init(struct fuse_entry_param *e)
+void ws_entry_init(struct fs_ws *ws, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->entry_timeout = ENTRY_TIMEOUT;
-	e->attr_timeout = ENTRY_TIMEOUT;
+	e->entry_timeout = ws_timeout(ws);
+	e->attr_timeout = e->entry_timeout;
 }
 
 /*
@@ -66,7 +67,7 @@ static int entry_take(struct fs_ws *ws, int fd, int r, struct fuse_entry_param *
 /* The entry of fd (O_PATH, given to the table), counting one lookup. */
 static int entry_of_fd(struct fs_ws *ws, int fd, struct fuse_entry_param *e)
 {
-	ws_entry_init(e);
+	ws_entry_init(ws, e);
 	return entry_take(ws, fd, ws_stat_fd(fd, &e->attr), e);
 }
 
@@ -97,7 +98,8 @@ void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req)
 	struct fuse_entry_param e;
 	int r;
 
-	ws_entry_init(&e);
+	ws_watch_start(ws); /* the session is up: the thread may notify it */
+	ws_entry_init(ws, &e);
 	r = ws_stat_fd(ws->root.fd, &e.attr);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -112,13 +114,14 @@ void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	struct fuse_entry_param e;
 	int fd = ws_fd_get(ws, parent), r = fd;
 
+	atomic_fetch_add(&ws->lookups, 1);
 	if (fd >= 0) {
 		r = do_lookup(ws, parent, fd, name, &e);
 		ws_fd_put(ws, parent);
 	}
 	if (r == -ENOENT) {
 		/* absent, and the kernel may remember that as long as it trusts names */
-		ws_entry_init(&e);
+		ws_entry_init(ws, &e);
 		return (void)fuse_reply_entry(req, &e);
 	}
 	if (r < 0)
@@ -138,7 +141,7 @@ static int finish_new(struct fs_ws *ws, fuse_req_t req, int dirfd, const char *n
 	struct stat pst;
 	int fd, r;
 
-	ws_entry_init(e);
+	ws_entry_init(ws, e);
 	r = ws_stat_fd(dirfd, &pst);
 	if (r < 0)
 		return r;
@@ -224,7 +227,7 @@ void fs_ws_link(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, fuse_ino_t new
 		r = linkat(fd, "", dirfd, newname, AT_EMPTY_PATH) < 0 ? -errno : 0;
 		ws_fd_put(ws, dir);
 	}
-	ws_entry_init(&e);
+	ws_entry_init(ws, &e);
 	if (r == 0)
 		r = ws_stat_fd(fd, &e.attr);
 	ws_fd_put(ws, inode);

@@ -138,7 +138,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (!ws_name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
 	mode = ws_setid_strip(S_IFREG | (mode & 07777));
-	ws_entry_init(&e);
+	ws_entry_init(ws, &e);
 	dirfd = ws_fd_get(ws, parent);
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);

@@ -64,6 +64,7 @@ void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st)
 	inode->fd = fd;
 	inode->dev = st->st_dev;
 	inode->ino = st->st_ino;
+	inode->wd = -1;
 }
 
 static struct ws_inode *table_find(struct fs_ws *ws, dev_t dev, ino_t ino)
@@ -198,6 +199,8 @@ int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inod
 	ws->n_inodes++;
 	ws->n_fds++;
 	lru_push(ws, inode);
+	if (S_ISDIR(st->st_mode))
+		ws_watch_add(ws, inode);
 	table_grow(ws);
 	n_evicted = evict(ws, evicted, EVICT_BATCH);
 out_found:
@@ -224,6 +227,18 @@ out_unlock:
 	return r;
 }
 
+fuse_ino_t ws_inode_find(struct fs_ws *ws, dev_t dev, ino_t ino)
+{
+	struct ws_inode *inode;
+
+	if (dev == ws->root.dev && ino == ws->root.ino)
+		return ws_ino_of(&ws->root);
+	pthread_mutex_lock(&ws->lock);
+	inode = table_find(ws, dev, ino);
+	pthread_mutex_unlock(&ws->lock);
+	return inode ? ws_ino_of(inode) : 0;
+}
+
 /* One more lookup of an inode the kernel already holds. */
 void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode)
 {
@@ -235,7 +250,7 @@ void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode)
 static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 {
 	struct ws_inode **p;
-	int fd;
+	int fd, wd;
 
 	pthread_mutex_lock(&ws->lock);
 	assert(inode->nlookup >= n);
@@ -259,7 +274,9 @@ static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 		lru_unlink(inode);
 		ws->n_fds--;
 	}
+	wd = ws_watch_drop(ws, inode);
 	pthread_mutex_unlock(&ws->lock);
+	ws_watch_remove(ws, wd);
 	if (fd >= 0)
 		close(fd);
 	free(inode->handle);

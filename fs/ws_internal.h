@@ -19,10 +19,12 @@
 #include <sys/stat.h>
 
 /*
- * Seconds the kernel trusts a name or attributes without asking again: how
- * stale a change made directly to the directory on the host can look.
+ * Seconds the kernel trusts a name or attributes without asking again:
+ * long while every directory it holds is watched for host changes
+ * (ws_watch.c), short once a watch could not be added.
  */
-#define ENTRY_TIMEOUT 1.0
+#define WS_LONG_TIMEOUT	 60.0
+#define WS_SHORT_TIMEOUT 1.0
 
 struct ws_inode {
 	uint32_t family; /* FS_FAMILY_WORKSPACE: first, as in struct fs_node */
@@ -39,6 +41,7 @@ struct ws_inode {
 	struct fs_backing backing; /* the passthrough id its open files share */
 	struct ws_inode *hash_next;
 	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
+	int wd; /* the inotify watch of a directory, or -1 (ws_watch.c) */
 };
 
 struct ws_file {
@@ -68,6 +71,10 @@ struct fs_ws {
 	atomic_bool full_logged; /* the log said the table is full */
 
 	atomic_int flock_waiters;
+
+	struct ws_watch *watch;			/* host changes (ws_watch.c), or NULL */
+	atomic_bool watching;			/* every directory the kernel holds is watched */
+	atomic_uint_fast64_t lookups, getattrs; /* requests served: .dindfs/stats */
 };
 
 static inline struct ws_inode *ws_inode_of(struct fs_ws *ws, fuse_ino_t ino)
@@ -117,6 +124,8 @@ void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st);
  * table is full.
  */
 int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inode **ret);
+/* The kernel's number of the inode of (dev, ino), if the table has one; 0 if not. */
+fuse_ino_t ws_inode_find(struct fs_ws *ws, dev_t dev, ino_t ino);
 /* One more lookup of an inode the kernel already holds. */
 void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode);
 /*
@@ -159,6 +168,25 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 /* ---- names (ws_dir.c) ------------------------------------------------------ */
 
 /* A fuse_entry_param with nothing in it but the timeouts. */
-void ws_entry_init(struct fuse_entry_param *e);
+void ws_entry_init(struct fs_ws *ws, struct fuse_entry_param *e);
+
+/* ---- host changes (ws_watch.c) --------------------------------------------- */
+
+/* How long the kernel may trust what we reply now (WS_LONG_TIMEOUT or WS_SHORT_TIMEOUT). */
+double ws_timeout(struct fs_ws *ws);
+/* Set up inotify (no thread yet). A failure only leaves the timeouts short. */
+void ws_watch_new(struct fs_ws *ws);
+/* Start the thread, once: called when the kernel first looks the workspace up. */
+void ws_watch_start(struct fs_ws *ws);
+/* Stop the thread and free the watches; not when the thread is stuck (ws_watch_stuck). */
+void ws_watch_free(struct fs_ws *ws);
+/* The thread did not end at fs_ws_stop_watching(): nothing it may use can be freed. */
+bool ws_watch_stuck(const struct fs_ws *ws);
+/* Watch the directory inode (its fd open). Called with ws->lock held. */
+void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode);
+/* Forget inode's watch; returns its wd for ws_watch_remove(). Called with ws->lock held. */
+int ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode);
+/* Remove the watch wd (from ws_watch_drop) from the kernel, with no lock held. */
+void ws_watch_remove(struct fs_ws *ws, int wd);
 
 #endif
