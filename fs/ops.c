@@ -1514,6 +1514,7 @@ out_unmount:
 out_signals:
 	fuse_remove_signal_handlers(fs.session);
 out_session:
+	fs_ws_stop_watching(fs.ws); /* its thread notifies the session */
 	fuse_session_destroy(fs.session);
 out_cache:
 	fuse_opt_free_args(&args); /* fuse_session_new() may have added to them */

@@ -30,6 +30,13 @@ struct fs_ws;
  * report.
  */
 int fs_ws_new(struct fs *fs, struct fs_ws **ret);
+/*
+ * Stop telling the kernel of host changes (the thread that does ends);
+ * before the session goes. Accepts NULL.
+ */
+void fs_ws_stop_watching(struct fs_ws *ws);
+/* Lookups and getattrs the workspace has served. */
+void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs);
 /* Close every descriptor the workspace holds. Accepts NULL. */
 void fs_ws_free(struct fs_ws *ws);
 

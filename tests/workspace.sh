@@ -106,6 +106,51 @@ check "a shared writable mapping of a workspace file lands in it" mmap_write "$W
 check "on disk" test "$(head -c 5 "$DIR/blob.copy")" = HELLO
 rm "$DIR/blob.copy"
 
+# ---- changes made on the host, told to the kernel ------------------------------
+
+# The kernel trusts names and attributes for a minute (the daemon watches
+# every directory it holds), so a change made in the directory directly
+# must reach it through the watch, within 1 s each (polled).
+ws_is() { [[ $(T cat "$WS/$1" 2>/dev/null) == "$2" ]]; }                  # NAME TEXT
+mode_is() { [[ $(T stat -c %a "$WS/$1" 2>/dev/null) == "$2" ]]; }          # NAME MODE
+size_is() { [[ $(T stat -c %s "$WS/$1" 2>/dev/null) == "$2" ]]; }          # NAME BYTES
+absent() { [[ ! -e $WS/$1 && ! -L $WS/$1 ]] && ! ls "$WS/$(dirname "$1")" | grep -qx "$(basename "$1")"; }
+mkdir "$DIR/hostdir"
+check "a directory made on the host shows" wait_until 1 test -d "$WS/hostdir"
+check "a name not there yet is not there (the kernel remembers that)" absent hostdir/h1
+echo one >"$DIR/hostdir/h1"
+check "a file created on the host shows within 1 s" wait_until 1 ws_is hostdir/h1 one
+echo two >>"$DIR/hostdir/h1"
+check "appended to on the host: its new size within 1 s" wait_until 1 size_is hostdir/h1 8
+check "and its new bytes" ws_is hostdir/h1 "$(printf 'one\ntwo')"
+chmod 600 "$DIR/hostdir/h1"
+check "chmod'ed on the host: 600 within 1 s" wait_until 1 mode_is hostdir/h1 600
+mv "$DIR/hostdir/h1" "$DIR/hostdir/h2"
+check "renamed on the host: the new name within 1 s" wait_until 1 ws_is hostdir/h2 "$(printf 'one\ntwo')"
+check "and the old name gone" wait_until 1 absent hostdir/h1
+rm "$DIR/hostdir/h2"
+check "removed on the host: gone within 1 s" wait_until 1 absent hostdir/h2
+echo three >"$DIR/hostdir/h3"
+check "a new file shows" wait_until 1 ws_is hostdir/h3 three
+three_stats() { T stat "$WS/from-host" "$WS/hostdir/h3" "$WS/hostdir" >/dev/null; }
+served() { echo "$(stat_of "$MNT" workspace_lookups) $(stat_of "$MNT" workspace_getattrs)"; }
+quiet() { local before; three_stats && before=$(served) && three_stats && [[ $(served) == "$before" ]]; }
+check "the watch's last notifications are in" wait_until 2 quiet
+sleep 1.2 # longer than the kernel would trust them without the watch
+lookups0=$(stat_of "$MNT" workspace_lookups)
+getattrs0=$(stat_of "$MNT" workspace_getattrs)
+three_stats
+three_stats
+check "stat of files looked up over a second ago does not reach the daemon: no lookup" \
+	test "$(stat_of "$MNT" workspace_lookups)" = "$lookups0"
+check "and no getattr" test "$(stat_of "$MNT" workspace_getattrs)" = "$getattrs0"
+check "a name not looked up before: ENOENT" \
+	test "$(fsop stat "$WS/hostdir/never-seen" 2>&1)" = stat:ENOENT
+check "that one reached the daemon: one lookup" \
+	test "$(stat_of "$MNT" workspace_lookups)" = $((lookups0 + 1))
+rm -r "$DIR/hostdir"
+check "a directory removed on the host: gone within 1 s" wait_until 1 absent hostdir
+
 # ---- appends ----------------------------------------------------------------
 
 # Three writers at once, one of them a shell opening the file for each line.

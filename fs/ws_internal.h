@@ -1,0 +1,192 @@
+/*
+ * ws_internal.h: what the files of the workspace share, and nothing else
+ * includes. workspace.c sets the workspace up and holds its policy (who
+ * owns what a level makes, which set-id bits it may leave, attributes);
+ * ws_inode.c the inode table and its descriptor budget; ws_dir.c names,
+ * directories and xattrs; ws_file.c open files. workspace.c's opening
+ * comment tells how it all works.
+ */
+#ifndef DINDFS_WS_INTERNAL_H
+#define DINDFS_WS_INTERNAL_H
+
+#include "workspace.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/*
+ * Seconds the kernel trusts a name or attributes without asking again:
+ * long while every directory it holds is watched for host changes
+ * (ws_watch.c), short once a watch could not be added.
+ */
+#define WS_LONG_TIMEOUT	 60.0
+#define WS_SHORT_TIMEOUT 1.0
+
+struct ws_inode {
+	uint32_t family; /* FS_FAMILY_WORKSPACE: first, as in struct fs_node */
+	dev_t dev;
+	ino_t ino;
+	/* to reopen fd; NULL when the file system has none: fd stays open */
+	struct file_handle *handle;
+
+	/* all guarded by ws->lock */
+	uint64_t nlookup;
+	int fd;		/* O_PATH|O_NOFOLLOW, or -1 while closed (handle set) */
+	unsigned users; /* operations using fd now: it stays open */
+	unsigned opens; /* files open on it: it stays open (an unlinked file has no handle) */
+	struct fs_backing backing; /* the passthrough id its open files share */
+	struct ws_inode *hash_next;
+	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
+	int wd; /* the inotify watch of a directory, or -1 (ws_watch.c) */
+};
+
+struct ws_file {
+	struct ws_inode *inode;
+	int fd;
+	bool append; /* fd has O_APPEND now; only its writer (one at a time) changes it */
+	bool backed; /* counted in inode->backing */
+};
+
+struct fs_ws {
+	struct fs *fs;
+	struct ws_inode root; /* the workspace directory: never freed */
+	uid_t uid;	      /* who owns what is created */
+	gid_t gid;
+	bool overlay_xattrs; /* trusted.overlay.* may be set */
+	bool preserve;	     /* what is created is its creator's (plain POSIX) */
+
+	int mount_fd; /* of the workspace's file system, for open_by_handle_at() */
+
+	pthread_mutex_t lock; /* the table, and each inode's fields it says */
+	struct ws_inode **buckets;
+	size_t n_buckets;
+	size_t n_inodes;
+	struct ws_inode lru;	 /* list head: inodes whose fd is open, newest first */
+	size_t n_fds;		 /* inode descriptors open */
+	size_t max_fds;		 /* the budget: the rest is for open files and the cache */
+	atomic_bool full_logged; /* the log said the table is full */
+
+	atomic_int flock_waiters;
+
+	struct ws_watch *watch;			/* host changes (ws_watch.c), or NULL */
+	atomic_bool watching;			/* every directory the kernel holds is watched */
+	atomic_uint_fast64_t lookups, getattrs; /* requests served: .dindfs/stats */
+};
+
+static inline struct ws_inode *ws_inode_of(struct fs_ws *ws, fuse_ino_t ino)
+{
+	struct ws_inode *inode = (struct ws_inode *)(uintptr_t)ino;
+
+	assert(inode->family == FS_FAMILY_WORKSPACE);
+	(void)ws;
+	return inode;
+}
+
+static inline fuse_ino_t ws_ino_of(const struct ws_inode *inode)
+{
+	return (fuse_ino_t)(uintptr_t)inode;
+}
+
+static inline struct ws_file *ws_file_of(struct fuse_file_info *fi)
+{
+	return (struct ws_file *)(uintptr_t)fi->fh;
+}
+
+/* /proc/self/fd/N: reopens exactly the inode fd stands for, follows nothing else. */
+static inline void ws_proc_path(char *buf, size_t size, int fd)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+static inline int ws_stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* A name a create, unlink or rename may use: one component, not "." or "..". */
+static inline bool ws_name_ok(const char *name)
+{
+	return *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* ---- the inode table (ws_inode.c) ----------------------------------------- */
+
+/* What every inode starts with: the file it stands for, held by fd. */
+void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st);
+/*
+ * The inode of the file fd (O_PATH) refers to, st its attributes: found,
+ * or made from fd. Either way one more lookup is counted and fd is the
+ * table's (closed when the file already had an inode). -ENFILE when the
+ * table is full.
+ */
+int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inode **ret);
+/* The kernel's number of the inode of (dev, ino), if the table has one; 0 if not. */
+fuse_ino_t ws_inode_find(struct fs_ws *ws, dev_t dev, ino_t ino);
+/* One more lookup of an inode the kernel already holds. */
+void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode);
+/*
+ * The file st was is gone: close its inode's descriptor now, if nothing
+ * uses it, rather than at the kernel's forget.
+ */
+void ws_inode_drop_removed(struct fs_ws *ws, const struct stat *st);
+/*
+ * The O_PATH descriptor of inode, reopened by its handle if it was closed;
+ * it stays open until ws_fd_put(). Returns it or -errno (-ESTALE: the file
+ * is gone from the backing file system).
+ */
+int ws_fd_get(struct fs_ws *ws, struct ws_inode *inode);
+void ws_fd_put(struct fs_ws *ws, struct ws_inode *inode);
+
+/* ---- policy (workspace.c) -------------------------------------------------- */
+
+/*
+ * The mode bits a level may leave on a file of type S_IFMT(mode): no
+ * set-user-ID bit, and set-group-ID on directories only.
+ */
+mode_t ws_setid_strip(mode_t mode);
+/*
+ * Clear what ws_setid_strip() forbids from the file st describes (path
+ * names it: /proc/self/fd/N). st is updated. Returns 0 or -errno.
+ */
+int ws_setid_clear(const char *path, struct stat *st);
+/*
+ * Who owns what req makes: the workspace's owner, or with --workspace-owner
+ * preserve the caller (its fsuid and fsgid, as the kernel sent them).
+ */
+void ws_owner_for(const struct fs_ws *ws, fuse_req_t req, uid_t *ret_uid, gid_t *ret_gid);
+/*
+ * What req just made (fd, O_PATH or open; st its attributes) goes to its
+ * owner (ws_owner_for), and gets the mode asked for. Returns 0 or -errno.
+ */
+int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
+		     struct stat *st, mode_t mode);
+
+/* ---- names (ws_dir.c) ------------------------------------------------------ */
+
+/* A fuse_entry_param with nothing in it but the timeouts. */
+void ws_entry_init(struct fs_ws *ws, struct fuse_entry_param *e);
+
+/* ---- host changes (ws_watch.c) --------------------------------------------- */
+
+/* How long the kernel may trust what we reply now (WS_LONG_TIMEOUT or WS_SHORT_TIMEOUT). */
+double ws_timeout(struct fs_ws *ws);
+/* Set up inotify (no thread yet). A failure only leaves the timeouts short. */
+void ws_watch_new(struct fs_ws *ws);
+/* Start the thread, once: called when the kernel first looks the workspace up. */
+void ws_watch_start(struct fs_ws *ws);
+/* Stop the thread and free the watches; not when the thread is stuck (ws_watch_stuck). */
+void ws_watch_free(struct fs_ws *ws);
+/* The thread did not end at fs_ws_stop_watching(): nothing it may use can be freed. */
+bool ws_watch_stuck(const struct fs_ws *ws);
+/* Watch the directory inode (its fd open). Called with ws->lock held. */
+void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode);
+/* Forget inode's watch; returns its wd for ws_watch_remove(). Called with ws->lock held. */
+int ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode);
+/* Remove the watch wd (from ws_watch_drop) from the kernel, with no lock held. */
+void ws_watch_remove(struct fs_ws *ws, int wd);
+
+#endif
