@@ -218,10 +218,16 @@ out_close:
 	return r;
 }
 
-void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs)
+void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret)
 {
-	*lookups = atomic_load(&ws->lookups);
-	*getattrs = atomic_load(&ws->getattrs);
+	ret->lookups = atomic_load(&ws->lookups);
+	ret->getattrs = atomic_load(&ws->getattrs);
+	pthread_mutex_lock(&ws->lock);
+	ret->fds = ws->n_fds;
+	ret->fd_budget = ws->max_fds;
+	ret->fd_evictions = ws->fd_evictions;
+	ret->fd_reopens = ws->fd_reopens;
+	pthread_mutex_unlock(&ws->lock);
 }
 
 static void free_inode(struct fs_hash_link *link, void *ctx)

@@ -96,6 +96,7 @@ static size_t evict(struct fs_ws *ws, int *fds, size_t max)
 		lru_unlink(inode);
 		ws->n_fds--;
 	}
+	ws->fd_evictions += n;
 	return n;
 }
 
@@ -284,6 +285,7 @@ int ws_fd_get(struct fs_ws *ws, struct ws_inode *inode)
 	} else {
 		inode->fd = fd;
 		ws->n_fds++;
+		ws->fd_reopens++;
 		lru_push(ws, inode);
 		n_evicted = evict(ws, evicted, EVICT_BATCH);
 	}

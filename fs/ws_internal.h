@@ -74,6 +74,7 @@ struct fs_ws {
 	struct ws_watch *watch;			/* host changes (ws_watch.c), or NULL */
 	atomic_bool watching;			/* every directory the kernel holds is watched */
 	atomic_uint_fast64_t lookups, getattrs; /* requests served: .dindfs/stats */
+	uint64_t fd_evictions, fd_reopens;	/* under lock: .dindfs/stats */
 };
 
 static inline struct ws_inode *ws_inode_of(struct fs_ws *ws, fuse_ino_t ino)
