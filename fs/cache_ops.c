@@ -17,10 +17,8 @@
 #include <unistd.h>
 
 #include "cache_ops.h"
+#include "mount_layout.h"
 #include "ref.h"
-
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
 
 /* Reply with the entry of node, counting the lookup the kernel now holds. */
 int fs_fill_entry(struct fs *fs, struct fs_node *node, double timeout, struct fuse_entry_param *e)
@@ -245,9 +243,9 @@ void fs_cache_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0)
 		return (void)fuse_reply_err(req, ENODATA);
-	if (strcmp(name, XATTR_DIGEST) == 0) {
+	if (strcmp(name, FS_LAYOUT_XATTR_DIGEST) == 0) {
 		digest_format(&d, value);
-	} else if (strcmp(name, XATTR_MEDIA_TYPE) == 0) {
+	} else if (strcmp(name, FS_LAYOUT_XATTR_MEDIA_TYPE) == 0) {
 		if (index_get_blob(store_index(fs->store), &d, &row) < 0 || !*row.media_type)
 			return (void)fuse_reply_err(req, ENODATA);
 		snprintf(value, sizeof(value), "%s", row.media_type);
@@ -259,7 +257,7 @@ void fs_cache_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 void fs_cache_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char names[] = XATTR_MEDIA_TYPE "\0" XATTR_DIGEST;
+	static const char names[] = FS_LAYOUT_XATTR_MEDIA_TYPE "\0" FS_LAYOUT_XATTR_DIGEST;
 	struct fs *fs = fs_of(req);
 	struct digest d;
 

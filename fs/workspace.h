@@ -19,8 +19,10 @@
 
 #include "fs_internal.h"
 
+#include "mount_layout.h"
+
 /* The name of the workspace in the mount's root. */
-#define FS_WS_NAME "workspace"
+#define FS_WS_NAME FS_LAYOUT_WORKSPACE
 
 struct fs_ws;
 

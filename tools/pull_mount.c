@@ -14,9 +14,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
-#define READ_CHUNK	 (1 << 20)
+#include "mount_layout.h"
+
+#define READ_CHUNK (1 << 20)
 
 struct mount_pull {
 	char repo_dir[PATH_MAX]; /* <root>/registry/<host>/<repository> */
@@ -40,7 +40,7 @@ bool tool_is_dindfs_mount(const char *path)
 {
 	char stats[PATH_MAX];
 
-	snprintf(stats, sizeof(stats), "%s/.dindfs/stats", path);
+	snprintf(stats, sizeof(stats), "%s/" FS_LAYOUT_STATS_PATH, path);
 	return access(stats, R_OK) == 0;
 }
 
@@ -55,7 +55,7 @@ static int read_manifest(struct mount_pull *p, const char *reference, struct man
 	ssize_t n;
 	int fd, r;
 
-	n = snprintf(path, sizeof(path), "%s/manifests/%s", p->repo_dir, reference);
+	n = snprintf(path, sizeof(path), "%s/" FS_LAYOUT_MANIFESTS "/%s", p->repo_dir, reference);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -70,9 +70,9 @@ static int read_manifest(struct mount_pull *p, const char *reference, struct man
 	       (n = read(fd, buf + len, MANIFEST_MAX_SIZE + 1 - len)) > 0)
 		len += (size_t)n;
 	r = n < 0 ? -errno : 0;
-	n = fgetxattr(fd, XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
+	n = fgetxattr(fd, FS_LAYOUT_XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
 	media_type[n > 0 ? n : 0] = '\0';
-	n = fgetxattr(fd, XATTR_DIGEST, digest, sizeof(digest) - 1);
+	n = fgetxattr(fd, FS_LAYOUT_XATTR_DIGEST, digest, sizeof(digest) - 1);
 	digest[n > 0 ? n : 0] = '\0';
 	close(fd);
 	if (r == 0 && digest_parse(digest, ret_digest) < 0)
@@ -93,7 +93,7 @@ static int read_blob(struct pull_set *set, size_t i, void *ctx, struct registry_
 	ssize_t n;
 	int fd, k;
 
-	k = snprintf(path, sizeof(path), "%s/blobs/sha256:%s", p->repo_dir,
+	k = snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REPO_BLOB_PREFIX "%s", p->repo_dir,
 		     set->blobs[i].digest.hex);
 	if (k < 0 || (size_t)k >= sizeof(path))
 		return -ENAMETOOLONG;
@@ -134,8 +134,8 @@ int tool_pull_through_mount(const char *root, const struct ref *ref,
 
 	memset(ret, 0, sizeof(*ret));
 	ref_format(ref, name, sizeof(name));
-	snprintf(p.repo_dir, sizeof(p.repo_dir), "%s/registry/%s/%s", root, ref->registry,
-		 ref->repository);
+	snprintf(p.repo_dir, sizeof(p.repo_dir), "%s/" FS_LAYOUT_REGISTRY "/%s/%s", root,
+		 ref->registry, ref->repository);
 	if (ref->has_digest)
 		digest_format(&ref->digest, reference);
 	else
