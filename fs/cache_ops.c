@@ -79,11 +79,10 @@ static void upstream_lookup(struct fs *fs, fuse_req_t req, void *arg)
 void fs_cache_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
+	struct fs_node *parent = fs_node_of(fs, parent_ino);
 	struct upstream_lookup *l;
-	struct fs_node *parent;
 	int r;
 
-	parent = fs_node_of(fs, parent_ino);
 	if (!fs_lookup_needs_upstream(fs, parent, name))
 		return lookup_reply(fs, req, parent, name);
 	l = malloc(sizeof(*l) + strlen(name) + 1);
@@ -124,11 +123,10 @@ void fs_cache_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_cache_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node;
+	struct fs_node *node = fs_node_of(fs, ino);
 	struct fs_file *f;
 	int r;
 
-	node = fs_node_of(fs, ino);
 	if (!fs_kind_is_dir(node->kind))
 		return (void)fuse_reply_err(req, ENOTDIR);
 	f = fs_file_new(FS_FILE_DIR, node);
@@ -370,22 +368,15 @@ static void cache_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 }
 
 static const struct fuse_lowlevel_ops cache_ops = {
+	/* cache_ops.c */
 	.lookup = fs_cache_lookup,
 	.getattr = fs_cache_getattr,
-	.setattr = fs_cache_setattr,
 	.opendir = fs_cache_opendir,
 	.readdir = fs_cache_readdir,
 	.readdirplus = fs_cache_readdirplus,
 	.releasedir = fs_cache_releasedir,
 	.fsyncdir = fs_cache_fsyncdir,
-	.open = fs_cache_open,
-	.create = fs_cache_create,
-	.read = fs_cache_read,
-	.write_buf = fs_cache_write_buf,
-	.flush = fs_cache_flush,
-	.release = fs_cache_release,
 	.fsync = fs_cache_fsync,
-	.unlink = fs_cache_unlink,
 	.getxattr = fs_cache_getxattr,
 	.listxattr = fs_cache_listxattr,
 	.statfs = fs_cache_statfs,
@@ -399,9 +390,19 @@ static const struct fuse_lowlevel_ops cache_ops = {
 	.setxattr = fs_cache_setxattr,
 	.removexattr = fs_cache_removexattr,
 	.fallocate = fs_cache_fallocate,
-	.lseek = fs_cache_lseek,
 	.copy_file_range = fs_cache_copy_file_range,
 	.flock = fs_cache_flock,
+	/* cache_io.c */
+	.open = fs_cache_open,
+	.read = fs_cache_read,
+	.lseek = fs_cache_lseek,
+	/* cache_write.c */
+	.create = fs_cache_create,
+	.setattr = fs_cache_setattr,
+	.write_buf = fs_cache_write_buf,
+	.flush = fs_cache_flush,
+	.release = fs_cache_release,
+	.unlink = fs_cache_unlink,
 };
 
 const struct fs_family fs_cache_family = {

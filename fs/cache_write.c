@@ -41,44 +41,55 @@ int fs_file_new_writable(struct fs *fs, int level, enum fs_file_kind kind, struc
 	return 0;
 }
 
-static int create_ingest(struct fs *fs, pid_t pid, const char *name, struct fs_node **ret_node,
-			 struct fs_file **ret)
+/*
+ * An open file of kind that writes the node under key (made from proto if
+ * new): both, with one lookup counted on the node, or neither.
+ */
+static int open_writer(struct fs *fs, pid_t pid, enum fs_file_kind kind, const char *key,
+		       const struct fs_node *proto, struct fs_file **ret)
 {
-	static atomic_uint counter;
-	struct fs_node proto = {.kind = FS_INGEST_FILE, .size = -1}, *node;
 	struct fs_file *f;
-	struct digest d;
-	char key[64];
-	int r;
+	int r = fs_file_new_writable(fs, fs_level_of(pid), kind, NULL, &f);
 
-	if (digest_parse(name, &d) < 0)
-		return -EINVAL;
-	r = fs_file_new_writable(fs, fs_level_of(pid), FS_FILE_INGEST, NULL, &f);
 	if (r < 0)
 		return r;
-	r = store_writer_new(fs->store, &d, &f->writer);
-	if (r == 0) {
-		proto.digest = d;
-		snprintf(key, sizeof(key), "i:%u", atomic_fetch_add(&counter, 1));
-		r = fs_node_get(fs, pid, key, &proto, &node);
-	}
+	r = fs_node_get(fs, pid, key, proto, &f->node);
 	if (r < 0) {
 		fs_file_free(fs, f);
 		return r;
 	}
-	f->node = node;
-	*ret_node = node;
 	*ret = f;
 	return 0;
 }
 
-static int create_local_tag(struct fs *fs, pid_t pid, const struct fs_node *dir, const char *name,
-			    struct fs_node **ret_node, struct fs_file **ret)
+static int create_ingest(struct fs *fs, pid_t pid, const char *name, struct fs_file **ret)
 {
-	struct fs_node proto = {.kind = FS_LOCAL_TAG, .size = -1}, *node;
-	struct fs_file *f;
-	char key[2 * FS_NAME_MAX + 8];
+	static atomic_uint counter;
+	struct fs_node proto = {.kind = FS_INGEST_FILE, .size = -1};
+	struct fs_file *f = NULL;
+	char key[64];
 	int r;
+
+	if (digest_parse(name, &proto.digest) < 0)
+		return -EINVAL;
+	snprintf(key, sizeof(key), "i:%u", atomic_fetch_add(&counter, 1));
+	r = open_writer(fs, pid, FS_FILE_INGEST, key, &proto, &f);
+	if (r == 0)
+		r = store_writer_new(fs->store, &proto.digest, &f->writer);
+	if (r < 0 && f) {
+		fs_node_forget(fs, f->node, 1);
+		fs_file_free(fs, f);
+	}
+	if (r == 0)
+		*ret = f;
+	return r;
+}
+
+static int create_local_tag(struct fs *fs, pid_t pid, const struct fs_node *dir, const char *name,
+			    struct fs_file **ret)
+{
+	struct fs_node proto = {.kind = FS_LOCAL_TAG, .size = -1};
+	char key[2 * FS_NAME_MAX + 8];
 
 	if (ref_validate_tag(name) < 0)
 		return -EINVAL;
@@ -86,51 +97,38 @@ static int create_local_tag(struct fs *fs, pid_t pid, const struct fs_node *dir,
 	snprintf(proto.repository, sizeof(proto.repository), "%s", dir->repository);
 	snprintf(proto.tag, sizeof(proto.tag), "%s", name);
 	snprintf(key, sizeof(key), "t:%s:%s", dir->repository, name);
-	r = fs_file_new_writable(fs, fs_level_of(pid), FS_FILE_BUFFER, NULL, &f);
-	if (r < 0)
-		return r;
-	r = fs_node_get(fs, pid, key, &proto, &node);
-	if (r < 0) {
-		fs_file_free(fs, f);
-		return r;
-	}
-	f->node = node;
-	*ret_node = node;
-	*ret = f;
-	return 0;
+	return open_writer(fs, pid, FS_FILE_BUFFER, key, &proto, ret);
 }
 
 void fs_cache_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
 		     struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *parent, *node = NULL;
+	struct fs_node *parent = fs_node_of(fs, parent_ino);
 	struct fs_file *f = NULL;
 	struct fuse_entry_param e;
 	int r;
 
-	parent = fs_node_of(fs, parent_ino);
 	if (parent->kind == FS_INGEST_DIR)
-		r = create_ingest(fs, fuse_req_ctx(req)->pid, name, &node, &f);
+		r = create_ingest(fs, fuse_req_ctx(req)->pid, name, &f);
 	else if (parent->kind == FS_MANIFESTS_DIR &&
 		 strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)
-		r = create_local_tag(fs, fuse_req_ctx(req)->pid, parent, name, &node, &f);
+		r = create_local_tag(fs, fuse_req_ctx(req)->pid, parent, name, &f);
 	else
 		r = -EACCES;
 	if (r == 0)
-		r = fs_fill_entry(fs, node, 0, &e);
-	if (r < 0) {
-		if (f)
-			fs_file_free(fs, f);
-		if (node)
-			fs_node_forget(fs, node, 1);
-		return (void)fuse_reply_err(req, -r);
+		r = fs_fill_entry(fs, f->node, 0, &e);
+	if (r == 0) {
+		fi->fh = (uintptr_t)f;
+		fi->direct_io = 1;
+		if (fs_reply_create(req, &e, fi))
+			return;
+	} else {
+		fuse_reply_err(req, -r);
 	}
-	fi->fh = (uintptr_t)f;
-	fi->direct_io = 1;
-	if (!fs_reply_create(req, &e, fi)) {
+	if (f) { /* refused, or the creator was interrupted: it holds nothing */
+		fs_node_forget(fs, f->node, 1);
 		fs_file_free(fs, f);
-		fs_node_forget(fs, node, 1);
 	}
 }
 

@@ -51,7 +51,6 @@ static size_t node_size(enum fs_kind kind)
 
 static void drain_one(struct fs_hash_link *link, void *ctx)
 {
-	(void)ctx;
 	node_free(fs_hash_entry(link, struct fs_node, link));
 }
 

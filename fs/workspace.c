@@ -234,7 +234,6 @@ static void free_inode(struct fs_hash_link *link, void *ctx)
 {
 	struct ws_inode *inode = fs_hash_entry(link, struct ws_inode, link);
 
-	(void)ctx;
 	if (inode->fd >= 0)
 		close(inode->fd);
 	free(inode->handle);
