@@ -37,23 +37,16 @@ static void share_unlock(CURL *handle, curl_lock_data data, void *ctx)
 /* Check an upstream URL with curl's URL parser: http(s), a host, no path, query or user. */
 static int normalize_upstream_url(const char *url, char *buf, size_t size)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *path = NULL, *query = NULL, *user = NULL, *fragment = NULL;
-	int r = -EINVAL, n;
+	struct hosts_url u;
+	int r, n;
 
-	if (!u)
-		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+	r = hosts_parse_url(url, &u);
+	if (r < 0)
+		return r;
+	if (!u.is_base || u.has_user || u.has_fragment) {
+		r = -EINVAL;
 		goto out;
-	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
-	if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-		goto out;
-	if ((path && strcmp(path, "/") != 0) || query || user || fragment)
-		goto out;
+	}
 	n = snprintf(buf, size, "%s", url);
 	if (n < 0 || (size_t)n >= size) {
 		r = -ENAMETOOLONG;
@@ -61,14 +54,8 @@ static int normalize_upstream_url(const char *url, char *buf, size_t size)
 	}
 	while (n > 0 && buf[n - 1] == '/')
 		buf[--n] = '\0';
-	r = 0;
 out:
-	curl_free(scheme);
-	curl_free(path);
-	curl_free(query);
-	curl_free(user);
-	curl_free(fragment);
-	curl_url_cleanup(u);
+	hosts_url_release(&u);
 	return r;
 }
 
