@@ -57,7 +57,7 @@ static void lookup_reply(struct fs *fs, fuse_req_t req, struct fs_node *parent, 
 		fs_node_forget(fs, node, 1);
 		return (void)fuse_reply_err(req, -r);
 	}
-	if (fuse_reply_entry(req, &e) == -ENOENT) /* the caller was interrupted */
+	if (!fs_reply_entry(req, &e)) /* the caller was interrupted */
 		fs_node_forget(fs, node, 1);
 }
 
@@ -127,22 +127,23 @@ void fs_cache_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_node *node;
-	struct fs_handle *h;
+	struct fs_file *f;
 	int r;
 
 	node = fs_node_of(fs, ino);
 	if (!fs_kind_is_dir(node->kind))
 		return (void)fuse_reply_err(req, ENOTDIR);
-	h = fs_handle_new(FS_HANDLE_DIR, node);
-	if (!h)
+	f = fs_file_new(FS_FILE_DIR, node);
+	if (!f)
 		return (void)fuse_reply_err(req, ENOMEM);
-	r = fs_list_dir(fs, node, &h->entries, &h->n_entries);
+	r = fs_list_dir(fs, node, &f->entries, &f->n_entries);
 	if (r < 0) {
-		fs_handle_free(fs, h);
+		fs_file_free(fs, f);
 		return (void)fuse_reply_err(req, -r);
 	}
-	fi->fh = (uintptr_t)h;
-	fuse_reply_open(req, fi);
+	fi->fh = (uintptr_t)f;
+	if (!fs_reply_open(req, fi)) /* the caller was interrupted: nobody lists it */
+		fs_file_free(fs, f);
 }
 
 static mode_t dirent_type(enum fs_kind kind)
@@ -157,17 +158,17 @@ static mode_t dirent_type(enum fs_kind kind)
 static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 			   bool plus)
 {
-	struct fs_handle *h = fs_handle_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 	char *buf = malloc(size);
 	size_t used = 0;
 	off_t i;
 
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	for (i = off; i >= 0 && (size_t)i < h->n_entries; i++) {
+	for (i = off; i >= 0 && (size_t)i < f->n_entries; i++) {
 		struct fuse_entry_param e = {.attr = {.st_ino = (ino_t)i + 2,
-						      .st_mode = dirent_type(h->entries[i].kind)}};
-		const char *name = h->entries[i].name;
+						      .st_mode = dirent_type(f->entries[i].kind)}};
+		const char *name = f->entries[i].name;
 		size_t n =
 			plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
 			     : fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
@@ -195,7 +196,7 @@ void fs_cache_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 
 void fs_cache_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fs_handle_free(fs_of(req), fs_handle_of(fi));
+	fs_file_free(fs_of(req), fs_file_of(fi));
 	fuse_reply_err(req, 0);
 }
 

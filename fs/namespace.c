@@ -304,7 +304,7 @@ static int static_dir(enum fs_kind kind, const char *path, struct fs_node *proto
 {
 	memset(proto, 0, sizeof(*proto));
 	proto->kind = kind;
-	proto->pinned = true;
+	proto->permanent = true;
 	proto->size = -1;
 	return snprintf(key, key_size, "/%s", path) < (int)key_size ? 0 : -ENAMETOOLONG;
 }
@@ -603,7 +603,7 @@ int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st)
 	switch (node->kind) {
 	case FS_BLOB:
 		st->st_mode = S_IFREG | 0444;
-		st->st_size = node->size;
+		st->st_size = fs_node_size(fs, node);
 		if (index_get_blob(store_index(fs->store), &node->digest, &row) == 0) {
 			st->st_size = row.size;
 			st->st_mtime = st->st_ctime = row.created;
