@@ -376,6 +376,15 @@ int index_set_pinned(struct index *idx, const struct digest *d, bool pinned)
 	return change_blob(idx, "UPDATE blobs SET pinned = ?2 WHERE digest = ?1", d, pinned);
 }
 
+int index_set_image_pinned(struct index *idx, const struct digest *manifest, bool pinned)
+{
+	return change_blob(idx,
+			   "WITH RECURSIVE needs(d) AS (SELECT ?1"
+			   "  UNION SELECT e.child FROM edges e JOIN needs ON e.parent = needs.d)"
+			   " UPDATE blobs SET pinned = ?2 WHERE digest IN (SELECT d FROM needs)",
+			   manifest, pinned);
+}
+
 int index_remove_blob(struct index *idx, const struct digest *d)
 {
 	static const char *const statements[] = {
