@@ -251,8 +251,8 @@ static inline bool fs_reply_open(fuse_req_t req, const struct fuse_file_info *fi
 
 /*
  * A broken invariant that memory safety rests on (a lookup count below
- * zero, an inode of no family): say so on stderr and abort,
- * in every build.
+ * zero, an inode of no family): say so on stderr and in the log
+ * (fs_log_internal_errors_to()), and abort, in every build.
  */
 #define fs_internal_error(...) fs_internal_error_at(__FILE__, __LINE__, __VA_ARGS__)
 _Noreturn void fs_internal_error_at(const char *file, int line, const char *fmt, ...)
@@ -389,6 +389,8 @@ int fs_level_of(pid_t pid);
 
 /* log.c */
 void fs_log(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where fs_internal_error() writes besides stderr: the log fd, or -1. */
+void fs_log_internal_errors_to(int fd);
 /* Log an upstream failure, once until a different one comes. */
 void fs_log_upstream(struct fs *fs, const char *message);
 

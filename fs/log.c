@@ -55,14 +55,38 @@ void fs_log_upstream(struct fs *fs, const char *message)
 		fs_log(fs, "upstream: %s", message);
 }
 
+/* One write of a whole line to fd (if any); nowhere left to say it failed. */
+static void write_all(int fd, const char *text, size_t n)
+{
+	if (fd >= 0 && write(fd, text, n) < 0)
+		return;
+}
+
+/* Where an internal error is told besides stderr (a daemon's is /dev/null). */
+static int internal_error_fd = -1;
+
+void fs_log_internal_errors_to(int fd)
+{
+	internal_error_fd = fd;
+}
+
 _Noreturn void fs_internal_error_at(const char *file, int line, const char *fmt, ...)
 {
-	char what[512];
+	char line_text[600], what[512];
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "dindfs: INTERNAL ERROR: %s (%s:%d)\n", what, file, line);
+	n = snprintf(line_text, sizeof(line_text), "dindfs[%d]: INTERNAL ERROR: %s (%s:%d)\n",
+		     (int)getpid(), what, file, line);
+	if (n > (int)sizeof(line_text) - 1)
+		n = (int)sizeof(line_text) - 1;
+	if (n > 0) {
+		write_all(STDERR_FILENO, line_text, (size_t)n);
+		if (internal_error_fd != STDERR_FILENO)
+			write_all(internal_error_fd, line_text, (size_t)n);
+	}
 	abort();
 }

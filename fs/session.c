@@ -151,6 +151,7 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 		 cfg->allow_other ? ",allow_other" : "");
 	argv[2] = options;
 	args = (struct fuse_args)FUSE_ARGS_INIT(3, argv);
+	fs_log_internal_errors_to(cfg->log_fd);
 	fs.families[FS_SLOT_CACHE] = &fs_cache_family;
 	r = open_cache(&fs, ready_fd);
 	if (r < 0)
