@@ -43,6 +43,7 @@ void layer_limits_default(struct layer_limits *ret)
 	ret->max_entries = LAYER_DEFAULT_MAX_ENTRIES;
 	ret->max_path = LAYER_DEFAULT_MAX_PATH;
 	ret->max_depth = LAYER_DEFAULT_MAX_DEPTH;
+	ret->stop = NULL;
 }
 
 static int path_in(const char *store_dir, const char *name, char *buf, size_t size)
@@ -127,6 +128,7 @@ struct pump {
 	struct archive *a;
 	struct digest_hasher *hasher;
 	uint64_t bytes, max_bytes;
+	const _Atomic bool *stop;
 	int err; /* why the stream stopped early */
 	char *buf;
 };
@@ -137,6 +139,10 @@ static ssize_t pump_read(struct archive *b, void *ctx, const void **ret_buf)
 	la_ssize_t n = archive_read_data(p->a, p->buf, PUMP_CHUNK);
 
 	(void)b;
+	if (p->stop && atomic_load(p->stop)) {
+		p->err = -ECANCELED;
+		return -1;
+	}
 	if (n < 0) {
 		int e = archive_errno(p->a);
 
@@ -496,7 +502,7 @@ static int open_stream(int blob_fd, struct archive **ret)
 static int unpack_into(int blob_fd, int tmp_fd, const struct digest *diffid,
 		       const struct layer_limits *lim, uint64_t *ret_bytes)
 {
-	struct pump pump = {.max_bytes = lim->max_bytes};
+	struct pump pump = {.max_bytes = lim->max_bytes, .stop = lim->stop};
 	struct digest actual;
 	int cwd_fd, r;
 

@@ -26,6 +26,7 @@
 #ifndef DINDFS_LAYER_H
 #define DINDFS_LAYER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,8 @@ struct layer_limits {
 	uint64_t max_entries; /* tar entries: -E2BIG */
 	size_t max_path;      /* bytes of a path (or hard link target): -ENAMETOOLONG */
 	unsigned max_depth;   /* components of a path: -ELOOP */
+	/* Not a limit: when set (may be NULL), an unpack stops with -ECANCELED. */
+	const _Atomic bool *stop;
 };
 
 #define LAYER_DEFAULT_MAX_BYTES	  (64ull << 30) /* 64 GiB */
@@ -59,6 +62,7 @@ bool layer_present(const char *store_dir, const struct digest *diffid);
  *   -EINVAL        the blob is not a (compressed) tar, or is cut short
  *   -EPERM         an entry names an absolute path, `..`, or goes through a symlink
  *   -EFBIG, -E2BIG, -ENAMETOOLONG, -ELOOP   a limit above
+ *   -ECANCELED     limits->stop was set
  *   others         from the filesystem (-ENOSPC, -EIO ...)
  * When the tree is already there, 0 without reading. ret_bytes (may be
  * NULL) gets the uncompressed size.
