@@ -183,8 +183,6 @@ void fs_cache_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_handle *h = NULL;
 	int r;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_open(fs->ws, req, ino, fi);
 	node = fs_node_of(fs, ino);
 	switch (node->kind) {
 	case FS_BLOB:
@@ -291,8 +289,6 @@ void fs_cache_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs *fs = fs_of(req);
 	struct fs_handle *h;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_read(fs->ws, req, ino, size, off, fi);
 	h = fs_handle_of(fi);
 	switch (h->kind) {
 	case FS_HANDLE_FD:
@@ -317,13 +313,9 @@ void fs_cache_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fs_cache_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		    struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_handle *h;
+	struct fs_handle *h = fs_handle_of(fi);
 	off_t size;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_lseek(fs->ws, req, ino, off, whence, fi);
-	h = fs_handle_of(fi);
 	if (h->kind == FS_HANDLE_FD) {
 		size = lseek(h->fd, off, whence);
 		return size < 0 ? (void)fuse_reply_err(req, errno)

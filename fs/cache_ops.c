@@ -85,10 +85,6 @@ void fs_cache_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	struct fs_node *parent;
 	int r;
 
-	if (fs_is_ws(fs, parent_ino))
-		return fs_ws_lookup(fs->ws, req, parent_ino, name);
-	if (fs->ws && parent_ino == FUSE_ROOT_ID && strcmp(name, FS_WS_NAME) == 0)
-		return fs_ws_lookup_root(fs->ws, req);
 	parent = fs_node_of(fs, parent_ino);
 	if (!fs_lookup_needs_upstream(fs, parent, name))
 		return lookup_reply(fs, req, parent, name);
@@ -111,8 +107,6 @@ void fs_cache_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int r;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_getattr(fs->ws, req, ino, fi);
 	node = fs_node_of(fs, ino);
 	r = fs_node_stat(fs, node, &st);
 	if (r < 0)
@@ -136,8 +130,6 @@ void fs_cache_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_handle *h;
 	int r;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_opendir(fs->ws, req, ino, fi);
 	node = fs_node_of(fs, ino);
 	if (!fs_kind_is_dir(node->kind))
 		return (void)fuse_reply_err(req, ENOTDIR);
@@ -192,39 +184,23 @@ static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_f
 void fs_cache_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_readdir(fs->ws, req, ino, size, off, fi, false);
 	list_cache_dir(req, size, off, fi, false);
 }
 
 void fs_cache_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			  struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_readdir(fs->ws, req, ino, size, off, fi, true);
 	list_cache_dir(req, size, off, fi, true);
 }
 
 void fs_cache_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_releasedir(fs->ws, req, ino, fi);
-	fs_handle_free(fs, fs_handle_of(fi));
+	fs_handle_free(fs_of(req), fs_handle_of(fi));
 	fuse_reply_err(req, 0);
 }
 
 void fs_cache_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_fsyncdir(fs->ws, req, ino, datasync, fi);
 	fuse_reply_err(req, 0); /* nothing of the cache's waits to be written */
 }
 
@@ -266,8 +242,6 @@ void fs_cache_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 	struct digest d;
 	char value[INDEX_NAME_MAX + 1];
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_getxattr(fs->ws, req, ino, name, size);
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0)
 		return (void)fuse_reply_err(req, ENODATA);
 	if (strcmp(name, XATTR_DIGEST) == 0) {
@@ -288,8 +262,6 @@ void fs_cache_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct fs *fs = fs_of(req);
 	struct digest d;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_listxattr(fs->ws, req, ino, size);
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0) {
 		if (size == 0)
 			return (void)fuse_reply_xattr(req, 0);
@@ -308,8 +280,6 @@ void fs_cache_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	struct statvfs st;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_statfs(fs->ws, req, ino);
 	if (statvfs(store_dir(fs->store), &st) < 0)
 		return (void)fuse_reply_err(req, errno);
 	st.f_namemax = 255;
@@ -320,13 +290,8 @@ void fs_cache_statfs(fuse_req_t req, fuse_ino_t ino)
 
 void fs_cache_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct fs *fs = fs_of(req);
+	struct fs_node *node = fs_node_of(fs_of(req), ino);
 
-	struct fs_node *node;
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_readlink(fs->ws, req, ino);
-	node = fs_node_of(fs, ino);
 	if (node->kind == FS_ALIAS)
 		return (void)fuse_reply_readlink(req, node->registry);
 	fuse_reply_err(req, EINVAL); /* the cache's one kind of symlink is above */
@@ -334,94 +299,55 @@ void fs_cache_readlink(fuse_req_t req, fuse_ino_t ino)
 
 void fs_cache_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, parent))
-		return fs_ws_mknod(fs->ws, req, parent, name, mode, rdev);
 	fuse_reply_err(req, EACCES);
 }
 
 void fs_cache_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, parent))
-		return fs_ws_mkdir(fs->ws, req, parent, name, mode);
 	fuse_reply_err(req, EACCES);
 }
 
 void fs_cache_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, parent))
-		return fs_ws_symlink(fs->ws, req, target, parent, name);
 	fuse_reply_err(req, EACCES);
 }
 
+/* Between the cache and another family it is EXDEV (ops.c). */
 void fs_cache_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino) && fs_is_ws(fs, newparent))
-		return fs_ws_link(fs->ws, req, ino, newparent, newname);
-	fuse_reply_err(req, fs_is_ws(fs, ino) || fs_is_ws(fs, newparent) ? EXDEV : EACCES);
+	fuse_reply_err(req, EACCES);
 }
 
 void fs_cache_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, parent))
-		return fs_ws_rmdir(fs->ws, req, parent, name);
 	fuse_reply_err(req, EACCES);
 }
 
 void fs_cache_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		     const char *newname, unsigned int flags)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, parent) && fs_is_ws(fs, newparent))
-		return fs_ws_rename(fs->ws, req, parent, name, newparent, newname, flags);
-	fuse_reply_err(req, fs_is_ws(fs, parent) || fs_is_ws(fs, newparent) ? EXDEV : EACCES);
+	fuse_reply_err(req, EACCES);
 }
 
 void fs_cache_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_fsync(fs->ws, req, ino, datasync, fi);
 	fuse_reply_err(req, 0); /* a flush commits; the store syncs what it commits */
 }
 
 void fs_cache_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		       size_t size, int flags)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_setxattr(fs->ws, req, ino, name, value, size, flags);
 	fuse_reply_err(req, ENOTSUP); /* the cache's xattrs say what it holds */
 }
 
 void fs_cache_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_removexattr(fs->ws, req, ino, name);
 	fuse_reply_err(req, ENOTSUP);
 }
 
 void fs_cache_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_fallocate(fs->ws, req, ino, mode, off, len, fi);
 	fuse_reply_err(req, EOPNOTSUPP);
 }
 
@@ -429,19 +355,58 @@ void fs_cache_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			      struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			      struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino_in) && fs_is_ws(fs, ino_out))
-		return fs_ws_copy_file_range(fs->ws, req, ino_in, off_in, fi_in, ino_out, off_out,
-					     fi_out, len, flags);
 	fuse_reply_err(req, EXDEV); /* the kernel copies it itself */
 }
 
 void fs_cache_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	struct fs *fs = fs_of(req);
-
-	if (fs_is_ws(fs, ino))
-		return fs_ws_flock(fs->ws, req, ino, fi, op);
 	fuse_reply_err(req, ENOLCK); /* the cache's files are not locked */
 }
+
+/* ---- the family --------------------------------------------------------------- */
+
+static void cache_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
+{
+	fs_node_forget(fs, fs_node_of(fs, ino), n);
+}
+
+static const struct fuse_lowlevel_ops cache_ops = {
+	.lookup = fs_cache_lookup,
+	.getattr = fs_cache_getattr,
+	.setattr = fs_cache_setattr,
+	.opendir = fs_cache_opendir,
+	.readdir = fs_cache_readdir,
+	.readdirplus = fs_cache_readdirplus,
+	.releasedir = fs_cache_releasedir,
+	.fsyncdir = fs_cache_fsyncdir,
+	.open = fs_cache_open,
+	.create = fs_cache_create,
+	.read = fs_cache_read,
+	.write_buf = fs_cache_write_buf,
+	.flush = fs_cache_flush,
+	.release = fs_cache_release,
+	.fsync = fs_cache_fsync,
+	.unlink = fs_cache_unlink,
+	.getxattr = fs_cache_getxattr,
+	.listxattr = fs_cache_listxattr,
+	.statfs = fs_cache_statfs,
+	.readlink = fs_cache_readlink,
+	.mknod = fs_cache_mknod,
+	.mkdir = fs_cache_mkdir,
+	.symlink = fs_cache_symlink,
+	.link = fs_cache_link,
+	.rmdir = fs_cache_rmdir,
+	.rename = fs_cache_rename,
+	.setxattr = fs_cache_setxattr,
+	.removexattr = fs_cache_removexattr,
+	.fallocate = fs_cache_fallocate,
+	.lseek = fs_cache_lseek,
+	.copy_file_range = fs_cache_copy_file_range,
+	.flock = fs_cache_flock,
+};
+
+const struct fs_family fs_cache_family = {
+	.tag = FS_FAMILY_CACHE,
+	.forget = cache_forget,
+	.ops = &cache_ops,
+};

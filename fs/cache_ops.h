@@ -1,7 +1,7 @@
 /*
  * cache_ops: the FUSE operations of the cache namespace (blobs/,
  * registry/, ingest/, .dindfs/), and the open-file handles they share.
- * ops.c's table points at them.
+ * Its family's table (fs_cache_family) points at them.
  *
  * Each takes the arguments of its fuse_lowlevel_ops counterpart and sends
  * exactly one reply. Nothing outside fs/ sees this header.
@@ -10,18 +10,6 @@
 #define DINDFS_CACHE_OPS_H
 
 #include "fs_internal.h"
-#include "workspace.h"
-
-static inline struct fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-/* Whether ino belongs to the workspace: its operations are workspace.c's. */
-static inline bool fs_is_ws(struct fs *fs, fuse_ino_t ino)
-{
-	return fs->ws && fs_ws_owns(fs->ws, ino);
-}
 
 static inline struct fs_handle *fs_handle_of(struct fuse_file_info *fi)
 {
@@ -30,6 +18,8 @@ static inline struct fs_handle *fs_handle_of(struct fuse_file_info *fi)
 
 /* ops.c: the table the session serves. */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* cache_ops.c: the cache namespace's family of inodes, for fs->families. */
+extern const struct fs_family fs_cache_family;
 
 /* cache_io.c: handles */
 struct fs_handle *fs_handle_new(enum fs_handle_kind kind, struct fs_node *node);

@@ -109,8 +109,6 @@ void fs_cache_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mo
 	struct fuse_entry_param e;
 	int r;
 
-	if (fs_is_ws(fs, parent_ino))
-		return fs_ws_create(fs->ws, req, parent_ino, name, mode, fi);
 	parent = fs_node_of(fs, parent_ino);
 	if (parent->kind == FS_INGEST_DIR)
 		r = create_ingest(fs, fuse_req_ctx(req)->pid, name, &node, &h);
@@ -145,8 +143,6 @@ void fs_cache_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_
 	struct stat st;
 	int r = 0;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_setattr(fs->ws, req, ino, attr, to_set, fi);
 	node = fs_node_of(fs, ino);
 	if (node->kind != FS_INGEST_FILE && node->kind != FS_LOCAL_TAG)
 		return (void)fuse_reply_err(req, EACCES);
@@ -260,8 +256,6 @@ void fs_cache_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, 
 	ssize_t n;
 	int r;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_write_buf(fs->ws, req, ino, in, off, fi);
 	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
 		mem.buf[0].mem = in->buf[0].mem;
 	} else {
@@ -410,8 +404,6 @@ void fs_cache_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool committed = false;
 	int r = 0;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_flush(fs->ws, req, ino, fi);
 	h = fs_handle_of(fi);
 	if (!h->writable)
 		return (void)fuse_reply_err(req, 0);
@@ -432,8 +424,6 @@ void fs_cache_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fs_of(req);
 	struct fs_handle *h;
 
-	if (fs_is_ws(fs, ino))
-		return fs_ws_release(fs->ws, req, ino, fi);
 	h = fs_handle_of(fi);
 	if (h->writable && !h->done)
 		log_refusal(fs, h);
@@ -451,8 +441,6 @@ void fs_cache_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	struct fs_node *parent;
 	int r = -EACCES;
 
-	if (fs_is_ws(fs, parent_ino))
-		return fs_ws_unlink(fs->ws, req, parent_ino, name);
 	parent = fs_node_of(fs, parent_ino);
 	/* a saved image can be forgotten; the cache itself only shrinks through GC */
 	if (parent->kind == FS_MANIFESTS_DIR && strcmp(parent->registry, REF_LOCAL_REGISTRY) == 0)

@@ -47,13 +47,42 @@ enum fs_kind {
 };
 
 /*
- * Inode numbers are the addresses of inode structs of two families: the
- * cache namespace's struct fs_node below and the workspace's (workspace.c).
- * Both start with one of these tags, so an operation tells from the number
- * alone which family it is about.
+ * Inode numbers are the addresses of inode structs of several families: the
+ * cache namespace's struct fs_node below, the workspace's (ws_internal.h).
+ * Each starts with one of these tags, so ops.c tells from the number alone
+ * which family an operation is about (FUSE_ROOT_ID is the cache's root).
  */
 #define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
 #define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
+
+struct fs;
+
+/*
+ * A family of inodes: its operations, and its place in the mount's root.
+ * ops.c finds the family of an inode once and calls its table; an
+ * operation on two inodes of different families is EXDEV. Each operation
+ * of ops has the arguments of libfuse's and sends exactly one reply; one a
+ * family leaves NULL answers EACCES (never ENOSYS: the kernel would take
+ * that as "never again" for the whole mount). To add a family: a tag, a
+ * struct fs_family, a slot in enum fs_family_slot, filled in fs_run().
+ */
+struct fs_family {
+	uint32_t tag;	       /* FS_FAMILY_*: the first field of each of its inodes */
+	const char *root_name; /* its directory in the mount's root; NULL: it is the root */
+	/* The root's root_name entry: reply with the family's top inode. */
+	void (*lookup_root)(struct fs *fs, fuse_req_t req);
+	/* Count n fewer lookups on ino; no reply (ops.c replies once for a batch). */
+	void (*forget)(struct fs *fs, fuse_ino_t ino, uint64_t n);
+	const struct fuse_lowlevel_ops *ops; /* every operation but init and the forgets */
+};
+
+/* Where fs->families holds each family; an unused slot is NULL. */
+enum fs_family_slot {
+	FS_SLOT_CACHE,	   /* always there: fs_cache_family (cache_ops.c) */
+	FS_SLOT_WORKSPACE, /* with --workspace: fs_ws_family (ws_ops.c) */
+	FS_SLOT_LAYERS,	   /* free: the read-only layers/ tree */
+	FS_SLOTS,
+};
 
 /*
  * The kernel's passthrough id that an inode's open files share
@@ -162,7 +191,8 @@ struct fs_level {
 
 struct fs {
 	const struct fs_config *cfg;
-	struct fs_ws *ws; /* the workspace, or NULL */
+	const struct fs_family *families[FS_SLOTS]; /* set before the session starts */
+	struct fs_ws *ws;			    /* the workspace, or NULL */
 	struct store *store;
 	struct registry *registry;
 	struct fetcher *fetcher;
@@ -191,6 +221,26 @@ struct fs {
 	struct fs_upstream *upstream;  /* the threads upstream work runs on */
 	struct resolve_absent *absent; /* what upstream said is not there */
 };
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * A broken invariant that memory safety rests on (a lookup count below
+ * zero, an inode of no family): say so on stderr and abort,
+ * in every build.
+ */
+#define fs_internal_error(...) fs_internal_error_at(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void fs_internal_error_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Abort with "INTERNAL ERROR: ..." unless cond holds; on in every build, unlike assert(). */
+#define fs_check(cond, ...)                                                                        \
+	do {                                                                                       \
+		if (__builtin_expect(!(cond), 0))                                                  \
+			fs_internal_error(__VA_ARGS__);                                            \
+	} while (0)
 
 /* Most nodes the table holds; past it, lookups fail with ENFILE. */
 #define FS_MAX_NODES (1u << 20)

@@ -506,6 +506,7 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 	struct index *idx = store_index(fs->store);
 	struct listing l = {0};
 	struct tag_walk walk = {&l, dir};
+	size_t i;
 	int r = 0;
 
 	add(&l, ".", dir->kind);
@@ -516,8 +517,9 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 		add(&l, "registry", FS_REGISTRY_DIR);
 		add(&l, "ingest", FS_INGEST_DIR);
 		add(&l, ".dindfs", FS_META_DIR);
-		if (fs->ws)
-			add(&l, FS_WS_NAME, FS_META_DIR); /* a directory; workspace.c serves it */
+		for (i = 0; i < FS_SLOTS; i++) /* directories other families serve */
+			if (fs->families[i] && fs->families[i]->root_name)
+				add(&l, fs->families[i]->root_name, FS_META_DIR);
 		break;
 	case FS_BLOBS_DIR:
 		add(&l, "sha256", FS_BLOBS_SHA256_DIR);

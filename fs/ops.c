@@ -1,19 +1,37 @@
 /*
- * ops: the fuse_lowlevel_ops table the session serves, and what is the
- * same for every family of inodes (forgets, the connection's options).
- *
- * An inode of the workspace goes to workspace.c before anything of the
- * cache namespace looks at it (fs_is_ws()); so does the root's "workspace"
- * entry.
+ * ops: the fuse_lowlevel_ops table the session serves. Each operation
+ * finds the family of its inode (struct fs_family) once, from the tag the
+ * inode starts with, and calls that family's table; an operation on two
+ * inodes of different families is EXDEV; the root's entries of the other
+ * families (workspace/) are theirs. Forgets and the connection's options
+ * are the same for every family, and are here.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
 #include "cache_ops.h"
+
+/* The family of ino; an inode of none is a broken invariant. */
+static const struct fs_family *family_of(struct fs *fs, fuse_ino_t ino)
+{
+	uint32_t tag = ino == FUSE_ROOT_ID ? FS_FAMILY_CACHE : *(const uint32_t *)(uintptr_t)ino;
+	size_t i;
+
+	for (i = 0; i < FS_SLOTS; i++)
+		if (fs->families[i] && fs->families[i]->tag == tag)
+			return fs->families[i];
+	fs_internal_error("inode %#" PRIx64 " is of no family (tag %#" PRIx32 ")", (uint64_t)ino,
+			  tag);
+}
+
+/* Call op of family f, or answer EACCES when it has none (never ENOSYS). */
+#define CALL(f, op, req, ...)                                                                      \
+	((f)->ops->op ? (f)->ops->op(req, __VA_ARGS__) : (void)fuse_reply_err(req, EACCES))
 
 static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
-	if (fs_is_ws(fs, ino))
-		fs_ws_forget(fs->ws, ino, nlookup);
-	else
-		fs_node_forget(fs, fs_node_of(fs, ino), nlookup);
+	family_of(fs, ino)->forget(fs, ino, nlookup);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -61,40 +79,238 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_POSIX_LOCKS;
 }
 
+/* ---- dispatch ---------------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	size_t i;
+
+	for (i = 0; parent_ino == FUSE_ROOT_ID && i < FS_SLOTS; i++) {
+		const struct fs_family *f = fs->families[i];
+
+		if (f && f->root_name && strcmp(name, f->root_name) == 0)
+			return f->lookup_root(fs, req);
+	}
+	CALL(family_of(fs, parent_ino), lookup, req, parent_ino, name);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), getattr, req, ino, fi);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), opendir, req, ino, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), readdir, req, ino, size, off, fi);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), readdirplus, req, ino, size, off, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), releasedir, req, ino, fi);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), fsyncdir, req, ino, datasync, fi);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	CALL(family_of(fs_of(req), ino), getxattr, req, ino, name, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	CALL(family_of(fs_of(req), ino), listxattr, req, ino, size);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	CALL(family_of(fs_of(req), ino), statfs, req, ino);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	CALL(family_of(fs_of(req), ino), readlink, req, ino);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	CALL(family_of(fs_of(req), parent), mknod, req, parent, name, mode, rdev);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	CALL(family_of(fs_of(req), parent), mkdir, req, parent, name, mode);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	CALL(family_of(fs_of(req), parent), symlink, req, target, parent, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = family_of(fs, ino);
+
+	if (f != family_of(fs, newparent))
+		return (void)fuse_reply_err(req, EXDEV);
+	CALL(f, link, req, ino, newparent, newname);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	CALL(family_of(fs_of(req), parent), rmdir, req, parent, name);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = family_of(fs, parent);
+
+	if (f != family_of(fs, newparent))
+		return (void)fuse_reply_err(req, EXDEV);
+	CALL(f, rename, req, parent, name, newparent, newname, flags);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), fsync, req, ino, datasync, fi);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	CALL(family_of(fs_of(req), ino), setxattr, req, ino, name, value, size, flags);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	CALL(family_of(fs_of(req), ino), removexattr, req, ino, name);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), fallocate, req, ino, mode, off, len, fi);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = family_of(fs, ino_in);
+
+	if (f != family_of(fs, ino_out))
+		return (void)fuse_reply_err(req, EXDEV);
+	CALL(f, copy_file_range, req, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len, flags);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	CALL(family_of(fs_of(req), ino), flock, req, ino, fi, op);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), open, req, ino, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), read, req, ino, size, off, fi);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), lseek, req, ino, off, whence, fi);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), parent_ino), create, req, parent_ino, name, mode, fi);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), setattr, req, ino, attr, to_set, fi);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), write_buf, req, ino, in, off, fi);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), flush, req, ino, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	CALL(family_of(fs_of(req), ino), release, req, ino, fi);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	CALL(family_of(fs_of(req), parent_ino), unlink, req, parent_ino, name);
+}
+
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
-	.lookup = fs_cache_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
-	.getattr = fs_cache_getattr,
-	.setattr = fs_cache_setattr,
-	.opendir = fs_cache_opendir,
-	.readdir = fs_cache_readdir,
-	.readdirplus = fs_cache_readdirplus,
-	.releasedir = fs_cache_releasedir,
-	.fsyncdir = fs_cache_fsyncdir,
-	.open = fs_cache_open,
-	.create = fs_cache_create,
-	.read = fs_cache_read,
-	.write_buf = fs_cache_write_buf,
-	.flush = fs_cache_flush,
-	.release = fs_cache_release,
-	.fsync = fs_cache_fsync,
-	.unlink = fs_cache_unlink,
-	.getxattr = fs_cache_getxattr,
-	.listxattr = fs_cache_listxattr,
-	.statfs = fs_cache_statfs,
-	.readlink = fs_cache_readlink,
-	.mknod = fs_cache_mknod,
-	.mkdir = fs_cache_mkdir,
-	.symlink = fs_cache_symlink,
-	.link = fs_cache_link,
-	.rmdir = fs_cache_rmdir,
-	.rename = fs_cache_rename,
-	.setxattr = fs_cache_setxattr,
-	.removexattr = fs_cache_removexattr,
-	.fallocate = fs_cache_fallocate,
-	.lseek = fs_cache_lseek,
-	.copy_file_range = fs_cache_copy_file_range,
-	.flock = fs_cache_flock,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.statfs = op_statfs,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.fsync = op_fsync,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+	.flock = op_flock,
+	.open = op_open,
+	.read = op_read,
+	.lseek = op_lseek,
+	.create = op_create,
+	.setattr = op_setattr,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.release = op_release,
+	.unlink = op_unlink,
 };

@@ -13,6 +13,7 @@
 
 #include "cache_ops.h"
 #include "resolve.h"
+#include "workspace.h"
 
 #define MAX_THREADS 64
 
@@ -150,6 +151,7 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 		 cfg->allow_other ? ",allow_other" : "");
 	argv[2] = options;
 	args = (struct fuse_args)FUSE_ARGS_INIT(3, argv);
+	fs.families[FS_SLOT_CACHE] = &fs_cache_family;
 	r = open_cache(&fs, ready_fd);
 	if (r < 0)
 		goto out_cache;
@@ -160,6 +162,7 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 			    strerror(-r));
 			goto out_cache;
 		}
+		fs.families[FS_SLOT_WORKSPACE] = &fs_ws_family;
 		fs_log(&fs, "serving workspace %s", cfg->workspace);
 	}
 	fs.session = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);

@@ -7,7 +7,8 @@
  * passthrough_ll, and every operation works from such a descriptor and one
  * name, so nothing a request says is resolved as a path and the daemon
  * never follows a symlink. ops.c hands an operation to this module when its
- * inode number belongs here (fs_ws_owns()), and the root's "workspace" entry.
+ * inode number belongs here (fs_ws_family, ws_ops.c), and the root's
+ * "workspace" entry.
  *
  * The operations below take the same arguments as their fuse_lowlevel_ops
  * counterparts, with the workspace first, and each sends exactly one reply
@@ -40,12 +41,8 @@ void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs);
 /* Close every descriptor the workspace holds. Accepts NULL. */
 void fs_ws_free(struct fs_ws *ws);
 
-/* Whether ino is one of the workspace's inodes (never FUSE_ROOT_ID). */
-static inline bool fs_ws_owns(const struct fs_ws *ws, fuse_ino_t ino)
-{
-	(void)ws;
-	return ino != FUSE_ROOT_ID && *(const uint32_t *)(uintptr_t)ino == FS_FAMILY_WORKSPACE;
-}
+/* The workspace's family of inodes (ws_ops.c), for fs->families. */
+extern const struct fs_family fs_ws_family;
 
 /* The root's "workspace" entry: the workspace directory itself. */
 void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req);
