@@ -42,7 +42,8 @@ static int collect_victim(const struct index_blob *blob, void *ctx)
 /* Remove one unpacked tree and its row. */
 static int drop_layer(struct sweep *sw, const struct index_layer *layer)
 {
-	int r = layer_remove(store_dir(sw->store), &layer->diffid);
+	/* renamed away now, deleted once the lock is released (a tree may be big) */
+	int r = layer_detach(store_dir(sw->store), &layer->diffid);
 
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -178,6 +179,8 @@ int gc_run(struct store *s, int64_t max_bytes, struct gc_result *ret)
 		}
 	}
 	store_unlock(lock);
+	if (res.removed_layers > 0)
+		layer_recover(store_dir(s), NULL); /* delete what was detached */
 	free(sw.victims);
 	*ret = res;
 	return r;

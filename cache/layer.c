@@ -601,15 +601,16 @@ out_remove:
 	return r;
 }
 
-int layer_remove(const char *store_dir, const struct digest *diffid)
+/* Rename the tree into a fresh dir name under tmp/, which *tmp gets. */
+static int detach(const char *store_dir, const struct digest *diffid, char *tmp, size_t size)
 {
-	char final[4096], tmp[4096];
+	char final[4096];
 	int r = layer_path(store_dir, diffid, final, sizeof(final));
 
 	if (r == 0)
 		r = ensure_dirs(store_dir);
 	if (r == 0)
-		r = path_in(store_dir, "tmp/gone.XXXXXX", tmp, sizeof(tmp));
+		r = path_in(store_dir, "tmp/gone.XXXXXX", tmp, size);
 	if (r < 0)
 		return r;
 	if (!mkdtemp(tmp))
@@ -620,7 +621,22 @@ int layer_remove(const char *store_dir, const struct digest *diffid)
 		rmdir(tmp);
 		return r;
 	}
-	return remove_tree(tmp);
+	return 0;
+}
+
+int layer_detach(const char *store_dir, const struct digest *diffid)
+{
+	char tmp[4096];
+
+	return detach(store_dir, diffid, tmp, sizeof(tmp));
+}
+
+int layer_remove(const char *store_dir, const struct digest *diffid)
+{
+	char tmp[4096];
+	int r = detach(store_dir, diffid, tmp, sizeof(tmp));
+
+	return r < 0 ? r : remove_tree(tmp);
 }
 
 int layer_foreach(const char *store_dir, layer_fn fn, void *ctx)

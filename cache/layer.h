@@ -72,6 +72,12 @@ int layer_unpack(const char *store_dir, int blob_fd, const struct digest *diffid
 
 /* Remove a tree: renamed away first (it vanishes at once), then deleted. -ENOENT if absent. */
 int layer_remove(const char *store_dir, const struct digest *diffid);
+/*
+ * Only the first half: rename the tree into layers/tmp/, where the next
+ * layer_recover() deletes it. For callers holding a lock that deleting a
+ * big tree would hold too long (GC).
+ */
+int layer_detach(const char *store_dir, const struct digest *diffid);
 
 /* Callback for layer_foreach; return non-zero to stop (it is returned). */
 typedef int (*layer_fn)(const struct digest *diffid, void *ctx);

@@ -297,6 +297,7 @@ START_TEST(test_gc_counts_and_removes_layers)
 {
 	struct gc_result res;
 	int64_t count, blob_bytes, layer_bytes;
+	char path[4096];
 
 	unpack_image();
 	ck_assert_int_eq(index_blob_totals(store_index(store), &count, &blob_bytes), 0);
@@ -314,6 +315,8 @@ START_TEST(test_gc_counts_and_removes_layers)
 	ck_assert_int_eq(res.remaining_bytes, 0);
 	ck_assert(!layer_present(dir, &img.diffid[0]));
 	ck_assert(!layer_present(dir, &img.diffid[1]));
+	snprintf(path, sizeof(path), "%s/layers/tmp", dir);
+	ck_assert_int_eq(test_count_entries(path), 0); /* detached under the lock, deleted after */
 	ck_assert_int_eq(index_layer_totals(store_index(store), &count, &layer_bytes), 0);
 	ck_assert_int_eq(count, 0);
 }
