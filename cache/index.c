@@ -11,6 +11,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,15 @@ int index_set_pinned(struct index *idx, const struct digest *d, bool pinned)
 	return change_blob(idx, "UPDATE blobs SET pinned = ?2 WHERE digest = ?1", d, pinned);
 }
 
+int index_set_image_pinned(struct index *idx, const struct digest *manifest, bool pinned)
+{
+	return change_blob(idx,
+			   "WITH RECURSIVE needs(d) AS (SELECT ?1"
+			   "  UNION SELECT e.child FROM edges e JOIN needs ON e.parent = needs.d)"
+			   " UPDATE blobs SET pinned = ?2 WHERE digest IN (SELECT d FROM needs)",
+			   manifest, pinned);
+}
+
 int index_remove_blob(struct index *idx, const struct digest *d)
 {
 	static const char *const statements[] = {
@@ -558,44 +568,27 @@ static int prepare_keyed(struct index *idx, const char *sql, const char *registr
 	return r;
 }
 
-int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
-		  const struct digest *manifest, int64_t fetched)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare_keyed(idx,
-			      "INSERT INTO tags (registry, repository, tag, manifest, fetched)"
-			      " VALUES (?1, ?2, ?3, ?4, ?5)"
-			      " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-			      "  manifest = excluded.manifest, fetched = excluded.fetched",
-			      registry, repository, tag, &stmt);
-
-	if (r < 0)
-		return r;
-	bind_digest(stmt, 4, manifest);
-	sqlite3_bind_int64(stmt, 5, fetched);
-	return run(stmt);
-}
-
 static int change_keyed(struct index *idx, sqlite3_stmt *stmt);
 
-int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
-			  const char *tag, const struct digest *manifest, int64_t fetched,
-			  int level, int64_t max_tags)
+/*
+ * Insert or update a tag, counted for level (-1: nobody's); a new tag is
+ * refused with -EDQUOT once level already has max_tags in registry.
+ */
+static int put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		   const struct digest *manifest, int64_t fetched, int level, int64_t max_tags)
 {
 	sqlite3_stmt *stmt;
-	int r;
+	int r = prepare_keyed(
+		idx,
+		"INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
+		" SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
+		"  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
+		"  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
+		"             AND tag = ?3)"
+		" ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+		"  manifest = excluded.manifest, fetched = excluded.fetched",
+		registry, repository, tag, &stmt);
 
-	if (level < 0)
-		return -EINVAL;
-	r = prepare_keyed(idx,
-			  "INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
-			  " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
-			  "  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
-			  "  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
-			  "             AND tag = ?3)"
-			  " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-			  "  manifest = excluded.manifest, fetched = excluded.fetched",
-			  registry, repository, tag, &stmt);
 	if (r < 0)
 		return r;
 	bind_digest(stmt, 4, manifest);
@@ -604,6 +597,21 @@ int index_put_counted_tag(struct index *idx, const char *registry, const char *r
 	sqlite3_bind_int64(stmt, 7, max_tags);
 	r = change_keyed(idx, stmt);
 	return r == -ENOENT ? -EDQUOT : r;
+}
+
+int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  const struct digest *manifest, int64_t fetched)
+{
+	return put_tag(idx, registry, repository, tag, manifest, fetched, -1, INT64_MAX);
+}
+
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags)
+{
+	if (level < 0)
+		return -EINVAL;
+	return put_tag(idx, registry, repository, tag, manifest, fetched, level, max_tags);
 }
 
 int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count)

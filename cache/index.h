@@ -83,6 +83,12 @@ int index_get_blob(struct index *idx, const struct digest *d, struct index_blob 
 int index_touch_blob(struct index *idx, const struct digest *d, int64_t now);
 int index_set_pinned(struct index *idx, const struct digest *d, bool pinned);
 /*
+ * Pin (or unpin) manifest and every blob it reaches through edges: for an
+ * image its config and layers, for an index its images too. -ENOENT when
+ * manifest is not in the index.
+ */
+int index_set_image_pinned(struct index *idx, const struct digest *manifest, bool pinned);
+/*
  * Forget a blob: its row, the tags that name it and the edges that start
  * from it. The file itself is the caller's business.
  */

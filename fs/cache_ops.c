@@ -17,10 +17,8 @@
 #include <unistd.h>
 
 #include "cache_ops.h"
+#include "mount_layout.h"
 #include "ref.h"
-
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
 
 /* Reply with the entry of node, counting the lookup the kernel now holds. */
 int fs_fill_entry(struct fs *fs, struct fs_node *node, double timeout, struct fuse_entry_param *e)
@@ -57,7 +55,7 @@ static void lookup_reply(struct fs *fs, fuse_req_t req, struct fs_node *parent, 
 		fs_node_forget(fs, node, 1);
 		return (void)fuse_reply_err(req, -r);
 	}
-	if (fuse_reply_entry(req, &e) == -ENOENT) /* the caller was interrupted */
+	if (!fs_reply_entry(req, &e)) /* the caller was interrupted */
 		fs_node_forget(fs, node, 1);
 }
 
@@ -81,11 +79,10 @@ static void upstream_lookup(struct fs *fs, fuse_req_t req, void *arg)
 void fs_cache_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
+	struct fs_node *parent = fs_node_of(fs, parent_ino);
 	struct upstream_lookup *l;
-	struct fs_node *parent;
 	int r;
 
-	parent = fs_node_of(fs, parent_ino);
 	if (!fs_lookup_needs_upstream(fs, parent, name))
 		return lookup_reply(fs, req, parent, name);
 	l = malloc(sizeof(*l) + strlen(name) + 1);
@@ -126,23 +123,23 @@ void fs_cache_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_cache_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct fs_node *node;
-	struct fs_handle *h;
+	struct fs_node *node = fs_node_of(fs, ino);
+	struct fs_file *f;
 	int r;
 
-	node = fs_node_of(fs, ino);
 	if (!fs_kind_is_dir(node->kind))
 		return (void)fuse_reply_err(req, ENOTDIR);
-	h = fs_handle_new(FS_HANDLE_DIR, node);
-	if (!h)
+	f = fs_file_new(FS_FILE_DIR, node);
+	if (!f)
 		return (void)fuse_reply_err(req, ENOMEM);
-	r = fs_list_dir(fs, node, &h->entries, &h->n_entries);
+	r = fs_list_dir(fs, node, &f->entries, &f->n_entries);
 	if (r < 0) {
-		fs_handle_free(fs, h);
+		fs_file_free(fs, f);
 		return (void)fuse_reply_err(req, -r);
 	}
-	fi->fh = (uintptr_t)h;
-	fuse_reply_open(req, fi);
+	fi->fh = (uintptr_t)f;
+	if (!fs_reply_open(req, fi)) /* the caller was interrupted: nobody lists it */
+		fs_file_free(fs, f);
 }
 
 static mode_t dirent_type(enum fs_kind kind)
@@ -157,17 +154,17 @@ static mode_t dirent_type(enum fs_kind kind)
 static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
 			   bool plus)
 {
-	struct fs_handle *h = fs_handle_of(fi);
+	struct fs_file *f = fs_file_of(fi);
 	char *buf = malloc(size);
 	size_t used = 0;
 	off_t i;
 
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	for (i = off; i >= 0 && (size_t)i < h->n_entries; i++) {
+	for (i = off; i >= 0 && (size_t)i < f->n_entries; i++) {
 		struct fuse_entry_param e = {.attr = {.st_ino = (ino_t)i + 2,
-						      .st_mode = dirent_type(h->entries[i].kind)}};
-		const char *name = h->entries[i].name;
+						      .st_mode = dirent_type(f->entries[i].kind)}};
+		const char *name = f->entries[i].name;
 		size_t n =
 			plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
 			     : fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
@@ -195,7 +192,7 @@ void fs_cache_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 
 void fs_cache_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fs_handle_free(fs_of(req), fs_handle_of(fi));
+	fs_file_free(fs_of(req), fs_file_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -244,9 +241,9 @@ void fs_cache_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 	if (node_digest(fs, fs_node_of(fs, ino), &d) < 0)
 		return (void)fuse_reply_err(req, ENODATA);
-	if (strcmp(name, XATTR_DIGEST) == 0) {
+	if (strcmp(name, FS_LAYOUT_XATTR_DIGEST) == 0) {
 		digest_format(&d, value);
-	} else if (strcmp(name, XATTR_MEDIA_TYPE) == 0) {
+	} else if (strcmp(name, FS_LAYOUT_XATTR_MEDIA_TYPE) == 0) {
 		if (index_get_blob(store_index(fs->store), &d, &row) < 0 || !*row.media_type)
 			return (void)fuse_reply_err(req, ENODATA);
 		snprintf(value, sizeof(value), "%s", row.media_type);
@@ -258,7 +255,7 @@ void fs_cache_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
 
 void fs_cache_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char names[] = XATTR_MEDIA_TYPE "\0" XATTR_DIGEST;
+	static const char names[] = FS_LAYOUT_XATTR_MEDIA_TYPE "\0" FS_LAYOUT_XATTR_DIGEST;
 	struct fs *fs = fs_of(req);
 	struct digest d;
 
@@ -371,22 +368,15 @@ static void cache_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 }
 
 static const struct fuse_lowlevel_ops cache_ops = {
+	/* cache_ops.c */
 	.lookup = fs_cache_lookup,
 	.getattr = fs_cache_getattr,
-	.setattr = fs_cache_setattr,
 	.opendir = fs_cache_opendir,
 	.readdir = fs_cache_readdir,
 	.readdirplus = fs_cache_readdirplus,
 	.releasedir = fs_cache_releasedir,
 	.fsyncdir = fs_cache_fsyncdir,
-	.open = fs_cache_open,
-	.create = fs_cache_create,
-	.read = fs_cache_read,
-	.write_buf = fs_cache_write_buf,
-	.flush = fs_cache_flush,
-	.release = fs_cache_release,
 	.fsync = fs_cache_fsync,
-	.unlink = fs_cache_unlink,
 	.getxattr = fs_cache_getxattr,
 	.listxattr = fs_cache_listxattr,
 	.statfs = fs_cache_statfs,
@@ -400,9 +390,19 @@ static const struct fuse_lowlevel_ops cache_ops = {
 	.setxattr = fs_cache_setxattr,
 	.removexattr = fs_cache_removexattr,
 	.fallocate = fs_cache_fallocate,
-	.lseek = fs_cache_lseek,
 	.copy_file_range = fs_cache_copy_file_range,
 	.flock = fs_cache_flock,
+	/* cache_io.c */
+	.open = fs_cache_open,
+	.read = fs_cache_read,
+	.lseek = fs_cache_lseek,
+	/* cache_write.c */
+	.create = fs_cache_create,
+	.setattr = fs_cache_setattr,
+	.write_buf = fs_cache_write_buf,
+	.flush = fs_cache_flush,
+	.release = fs_cache_release,
+	.unlink = fs_cache_unlink,
 };
 
 const struct fs_family fs_cache_family = {

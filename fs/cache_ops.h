@@ -1,6 +1,6 @@
 /*
  * cache_ops: the FUSE operations of the cache namespace (blobs/,
- * registry/, ingest/, .dindfs/), and the open-file handles they share.
+ * registry/, ingest/, .dindfs/), and the open files (struct fs_file) they share.
  * Its family's table (fs_cache_family) points at them.
  *
  * Each takes the arguments of its fuse_lowlevel_ops counterpart and sends
@@ -11,9 +11,9 @@
 
 #include "fs_internal.h"
 
-static inline struct fs_handle *fs_handle_of(struct fuse_file_info *fi)
+static inline struct fs_file *fs_file_of(struct fuse_file_info *fi)
 {
-	return (struct fs_handle *)(uintptr_t)fi->fh;
+	return (struct fs_file *)(uintptr_t)fi->fh;
 }
 
 /* ops.c: the table the session serves. */
@@ -21,13 +21,13 @@ extern const struct fuse_lowlevel_ops fs_ops;
 /* cache_ops.c: the cache namespace's family of inodes, for fs->families. */
 extern const struct fs_family fs_cache_family;
 
-/* cache_io.c: handles */
-struct fs_handle *fs_handle_new(enum fs_handle_kind kind, struct fs_node *node);
-/* Free h and what it holds: what it never committed is dropped. */
-void fs_handle_free(struct fs *fs, struct fs_handle *h);
-/* cache_write.c: a handle that writes, counted in level's budgets (-EMFILE: full). */
-int fs_handle_new_writable(struct fs *fs, int level, enum fs_handle_kind kind, struct fs_node *node,
-			   struct fs_handle **ret);
+/* cache_io.c: open files */
+struct fs_file *fs_file_new(enum fs_file_kind kind, struct fs_node *node);
+/* Free f and what it holds: what it never committed is dropped. */
+void fs_file_free(struct fs *fs, struct fs_file *f);
+/* cache_write.c: an open file that writes, counted in level's budgets (-EMFILE: full). */
+int fs_file_new_writable(struct fs *fs, int level, enum fs_file_kind kind, struct fs_node *node,
+			 struct fs_file **ret);
 /* cache_ops.c: fill e with node's entry (the caller holds a lookup on it). */
 int fs_fill_entry(struct fs *fs, struct fs_node *node, double timeout, struct fuse_entry_param *e);
 

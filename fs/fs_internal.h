@@ -1,11 +1,11 @@
 /*
  * fs_internal: what the files of fs/ share — the daemon's state, the inode
- * table, open-file handles — and nothing outside fs/ sees.
+ * table, open files (struct fs_file) — and nothing outside fs/ sees.
  *
  * Locking: the inode table has one mutex (fs->nodes_lock), held only while
  * a node is looked up, inserted, or its lookup count changes. The read path
- * takes no fs-wide lock: a handle holds what reading needs (an fd or a
- * fetch). Handles that are written (ingest, local manifests) have their own
+ * takes no fs-wide lock: an open file holds what reading needs (an fd or a
+ * fetch). Open files that are written (ingest, local manifests) have their own
  * mutex.
  */
 #ifndef DINDFS_FS_INTERNAL_H
@@ -23,6 +23,7 @@
 #include "digest.h"
 #include "fetch.h"
 #include "fs.h"
+#include "hash.h"
 #include "index.h"
 #include "registry.h"
 #include "store.h"
@@ -101,15 +102,15 @@ struct fs_node {
 	uint32_t family;  /* FS_FAMILY_CACHE: first, as in the workspace's inodes */
 	uint64_t nlookup; /* guarded by nodes_lock */
 	enum fs_kind kind;
-	bool pinned;   /* a static directory: never freed */
-	int8_t level;  /* whose budget it counts in (fs_level), or -1 */
-	uint32_t cost; /* bytes it counts there */
-	char *key;     /* identity in the table */
-	struct fs_node *hash_next;
+	bool permanent;		  /* a static directory: never freed */
+	int8_t level;		  /* whose budget it counts in (fs_level), or -1 */
+	uint32_t cost;		  /* bytes it counts there */
+	char *key;		  /* identity in the table */
+	struct fs_hash_link link; /* in fs->nodes */
 
 	/* FS_BLOB, FS_INGEST_FILE */
 	struct digest digest;
-	int64_t size;
+	int64_t size; /* -1 until known; guarded by nodes_lock (fs_node_size()) */
 	/*
 	 * Where a blob can be fetched from when it is not in the store:
 	 * "registry\0repository\0", or NULL. Guarded by nodes_lock.
@@ -131,12 +132,12 @@ struct fs_node {
 /* The size of a node that has no names (FS_BLOB, FS_INGEST_FILE). */
 #define FS_NODE_NAMELESS_SIZE offsetof(struct fs_node, registry)
 
-enum fs_handle_kind {
-	FS_HANDLE_FD,	  /* a committed blob: splice from its file */
-	FS_HANDLE_FETCH,  /* a blob downloading: wait for bytes */
-	FS_HANDLE_BUFFER, /* generated content (stats, whoami), or a local manifest being written */
-	FS_HANDLE_INGEST, /* a store writer */
-	FS_HANDLE_DIR,	  /* a directory listing taken at opendir */
+enum fs_file_kind {
+	FS_FILE_FD,	/* a committed blob: splice from its file */
+	FS_FILE_FETCH,	/* a blob downloading: wait for bytes */
+	FS_FILE_BUFFER, /* generated content (stats, whoami), or a local manifest being written */
+	FS_FILE_INGEST, /* a store writer */
+	FS_FILE_DIR,	/* a directory listing taken at opendir */
 };
 
 struct fs_dirent {
@@ -144,8 +145,8 @@ struct fs_dirent {
 	enum fs_kind kind;
 };
 
-struct fs_handle {
-	enum fs_handle_kind kind;
+struct fs_file {
+	enum fs_file_kind kind;
 	struct fs_node *node;
 	int fd;
 	uint64_t file_size; /* FD: the blob's size, read once at open */
@@ -203,9 +204,7 @@ struct fs {
 	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
 
 	pthread_mutex_t nodes_lock;
-	struct fs_node **buckets;
-	size_t n_buckets;
-	size_t n_nodes;
+	struct fs_hash nodes; /* the inode table (node.c) */
 	struct fs_node root;
 
 	pthread_mutex_t log_lock;
@@ -227,6 +226,29 @@ struct fs {
 static inline struct fs *fs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/*
+ * The replies that leave the kernel holding something: a lookup count
+ * (entry, create) or an open file. Every path sends them through these.
+ * False when the reply did not reach the kernel (the caller was
+ * interrupted): then it holds nothing, and the caller forgets the count,
+ * frees the file or the listing, as if the request had failed.
+ */
+static inline bool fs_reply_entry(fuse_req_t req, const struct fuse_entry_param *e)
+{
+	return fuse_reply_entry(req, e) == 0;
+}
+
+static inline bool fs_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+				   const struct fuse_file_info *fi)
+{
+	return fuse_reply_create(req, e, fi) == 0;
+}
+
+static inline bool fs_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	return fuse_reply_open(req, fi) == 0;
 }
 
 /*
@@ -276,6 +298,8 @@ fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node);
 int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node *proto,
 		struct fs_node **ret);
 void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n);
+/* A blob's size, -1 while it is not known (a lookup may learn it). */
+int64_t fs_node_size(struct fs *fs, const struct fs_node *node);
 /* Remember where a blob node can be fetched from. */
 void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
 			const char *repository);

@@ -25,6 +25,18 @@ static const struct fs_family *family_of(struct fs *fs, fuse_ino_t ino)
 			  tag);
 }
 
+/* The family of a and b, or NULL after replying EXDEV when they are of two. */
+static const struct fs_family *family_of_both(fuse_req_t req, fuse_ino_t a, fuse_ino_t b)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = family_of(fs, a);
+
+	if (f == family_of(fs, b))
+		return f;
+	fuse_reply_err(req, EXDEV);
+	return NULL;
+}
+
 /* Call op of family f, or answer EACCES when it has none (never ENOSYS). */
 #define CALL(f, op, req, ...)                                                                      \
 	((f)->ops->op ? (f)->ops->op(req, __VA_ARGS__) : (void)fuse_reply_err(req, EACCES))
@@ -164,12 +176,10 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct fs *fs = fs_of(req);
-	const struct fs_family *f = family_of(fs, ino);
+	const struct fs_family *f = family_of_both(req, ino, newparent);
 
-	if (f != family_of(fs, newparent))
-		return (void)fuse_reply_err(req, EXDEV);
-	CALL(f, link, req, ino, newparent, newname);
+	if (f)
+		CALL(f, link, req, ino, newparent, newname);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -180,12 +190,10 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	struct fs *fs = fs_of(req);
-	const struct fs_family *f = family_of(fs, parent);
+	const struct fs_family *f = family_of_both(req, parent, newparent);
 
-	if (f != family_of(fs, newparent))
-		return (void)fuse_reply_err(req, EXDEV);
-	CALL(f, rename, req, parent, name, newparent, newname, flags);
+	if (f)
+		CALL(f, rename, req, parent, name, newparent, newname, flags);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -214,12 +222,11 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct fs *fs = fs_of(req);
-	const struct fs_family *f = family_of(fs, ino_in);
+	const struct fs_family *f = family_of_both(req, ino_in, ino_out);
 
-	if (f != family_of(fs, ino_out))
-		return (void)fuse_reply_err(req, EXDEV);
-	CALL(f, copy_file_range, req, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len, flags);
+	if (f)
+		CALL(f, copy_file_range, req, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len,
+		     flags);
 }
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)

@@ -16,7 +16,7 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 {
 	uint64_t requests, bytes;
 	int64_t count = 0, store_bytes = 0;
-	uint64_t ws_lookups = 0, ws_getattrs = 0;
+	struct fs_ws_counters ws = {0};
 	struct fs_layers_stats ls;
 	int64_t layers = 0, layer_bytes = 0;
 	json_t *obj, *more;
@@ -25,19 +25,22 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	registry_counters(fs->registry, &requests, &bytes);
 	index_blob_totals(store_index(fs->store), &count, &store_bytes);
 	if (fs->ws)
-		fs_ws_counters(fs->ws, &ws_lookups, &ws_getattrs);
-	obj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I}",
-			"upstream_requests", (json_int_t)requests, "upstream_bytes",
-			(json_int_t)bytes, "bytes_served",
-			(json_int_t)atomic_load(&fs->stats.bytes_served), "blob_hits",
-			(json_int_t)atomic_load(&fs->stats.blob_hits), "blob_misses",
-			(json_int_t)atomic_load(&fs->stats.blob_misses), "fetches_in_flight",
-			(json_int_t)fetcher_in_flight(fs->fetcher), "store_blobs",
-			(json_int_t)count, "store_bytes", (json_int_t)store_bytes, "passthrough",
-			(int)atomic_load(&fs->passthrough), "passthrough_opens",
-			(json_int_t)atomic_load(&fs->stats.passthrough_opens), "workspace_lookups",
-			(json_int_t)ws_lookups, "workspace_getattrs", (json_int_t)ws_getattrs,
-			"pid", (json_int_t)getpid());
+		fs_ws_counters(fs->ws, &ws);
+	obj = json_pack(
+		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:I, s:I}",
+		"upstream_requests", (json_int_t)requests, "upstream_bytes", (json_int_t)bytes,
+		"bytes_served", (json_int_t)atomic_load(&fs->stats.bytes_served), "blob_hits",
+		(json_int_t)atomic_load(&fs->stats.blob_hits), "blob_misses",
+		(json_int_t)atomic_load(&fs->stats.blob_misses), "fetches_in_flight",
+		(json_int_t)fetcher_in_flight(fs->fetcher), "store_blobs", (json_int_t)count,
+		"store_bytes", (json_int_t)store_bytes, "passthrough",
+		(int)atomic_load(&fs->passthrough), "passthrough_opens",
+		(json_int_t)atomic_load(&fs->stats.passthrough_opens), "workspace_lookups",
+		(json_int_t)ws.lookups, "workspace_getattrs", (json_int_t)ws.getattrs,
+		"workspace_fds", (json_int_t)ws.fds, "workspace_fd_budget",
+		(json_int_t)ws.fd_budget, "workspace_fd_evictions", (json_int_t)ws.fd_evictions,
+		"workspace_fd_reopens", (json_int_t)ws.fd_reopens, "pid", (json_int_t)getpid());
 	if (!obj)
 		return -ENOMEM;
 	/* the unpacked layers (layers.h): in the store, and this daemon's worker */

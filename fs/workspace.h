@@ -19,8 +19,10 @@
 
 #include "fs_internal.h"
 
+#include "mount_layout.h"
+
 /* The name of the workspace in the mount's root. */
-#define FS_WS_NAME "workspace"
+#define FS_WS_NAME FS_LAYOUT_WORKSPACE
 
 struct fs_ws;
 
@@ -36,8 +38,15 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret);
  * before the session goes. Accepts NULL.
  */
 void fs_ws_stop_watching(struct fs_ws *ws);
-/* Lookups and getattrs the workspace has served. */
-void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs);
+/* What .dindfs/stats says of the workspace. */
+struct fs_ws_counters {
+	uint64_t lookups, getattrs; /* requests served */
+	uint64_t fds;		    /* inode descriptors open now */
+	uint64_t fd_budget;	    /* the most it keeps open */
+	uint64_t fd_evictions;	    /* closed to stay within the budget */
+	uint64_t fd_reopens;	    /* reopened by file handle when used again */
+};
+void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret);
 /* Close every descriptor the workspace holds. Accepts NULL. */
 void fs_ws_free(struct fs_ws *ws);
 
