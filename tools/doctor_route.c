@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mount_layout.h"
 #include "ref.h"
 
 #define NAMES_MAX     256
@@ -54,7 +55,7 @@ static void names_load(const struct doctor *d, struct names *ret)
 	FILE *f;
 
 	memset(ret, 0, sizeof(*ret));
-	snprintf(path, sizeof(path), "%s/.dindfs/registries", d->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRIES_PATH, d->root);
 	f = fopen(path, "re");
 	if (!f) {
 		for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)

@@ -29,15 +29,14 @@
 
 #include "digest.h"
 #include "mirror_guard.h"
+#include "mount_layout.h"
 #include "ref.h"
 
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
-#define BLOCK_SIZE	 (256 * 1024)
-#define RANGE_SPECS_MAX	 64 /* range-specs in one Range header before it is ignored */
-#define PART_HEADER_MAX	 192
-#define TOKEN_PATH	 "/dindfs/token"
-#define UNSERVED_PATH	 "/dindfs/unserved/"
+#define BLOCK_SIZE	(256 * 1024)
+#define RANGE_SPECS_MAX 64 /* range-specs in one Range header before it is ignored */
+#define PART_HEADER_MAX 192
+#define TOKEN_PATH	"/dindfs/token"
+#define UNSERVED_PATH	"/dindfs/unserved/"
 
 struct mirror {
 	char root[PATH_MAX];
@@ -433,8 +432,8 @@ static enum MHD_Result serve_file(struct mirror *m, struct MHD_Connection *conn,
 
 	bool blob = t->kind == TARGET_BLOB;
 
-	snprintf(path, sizeof(path), "%s/registry/%s/%s/%s/%s", m->root, t->registry, t->repository,
-		 blob ? "blobs" : "manifests", t->reference);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRY "/%s/%s/%s/%s", m->root, t->registry,
+		 t->repository, blob ? FS_LAYOUT_BLOBS : FS_LAYOUT_MANIFESTS, t->reference);
 	/* stat, not open: a HEAD must not start a download */
 	mirror_guard_enter(m->guard, conn, MIRROR_PHASE_UPSTREAM);
 	r = stat(path, &st) < 0 ? -errno : 0;
@@ -451,10 +450,10 @@ static enum MHD_Result serve_file(struct mirror *m, struct MHD_Connection *conn,
 		return reply_error(conn, MHD_HTTP_BAD_GATEWAY, "UNKNOWN",
 				   "the host daemon could not reach upstream (see its log)");
 	}
-	n = getxattr(path, XATTR_DIGEST, digest, sizeof(digest) - 1);
+	n = getxattr(path, FS_LAYOUT_XATTR_DIGEST, digest, sizeof(digest) - 1);
 	digest[n > 0 ? n : 0] = '\0';
 	if (!blob) {
-		n = getxattr(path, XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
+		n = getxattr(path, FS_LAYOUT_XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
 		media_type[n > 0 ? n : 0] = '\0';
 	} else {
 		range = parse_range(
@@ -529,8 +528,8 @@ static enum MHD_Result serve_tags(struct mirror *m, struct MHD_Connection *conn,
 	struct dirent *e;
 	DIR *dir;
 
-	snprintf(path, sizeof(path), "%s/registry/%s/%s/manifests", m->root, t->registry,
-		 t->repository);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRY "/%s/%s/" FS_LAYOUT_MANIFESTS,
+		 m->root, t->registry, t->repository);
 	dir = opendir(path);
 	while (dir && (e = readdir(dir)))
 		if (e->d_name[0] != '.' && strncmp(e->d_name, "sha256:", 7) != 0)
@@ -563,7 +562,7 @@ static bool registry_served(const struct mirror *m, const char *registry)
 	bool served = false;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/.dindfs/registries", m->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRIES_PATH, m->root);
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT;
