@@ -55,6 +55,7 @@ enum fs_kind {
  */
 #define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
 #define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
+#define FS_FAMILY_LAYERS    0x6c796164u /* "dayl": layers.c */
 
 struct fs;
 
@@ -194,6 +195,7 @@ struct fs {
 	const struct fs_config *cfg;
 	const struct fs_family *families[FS_SLOTS]; /* set before the session starts */
 	struct fs_ws *ws;			    /* the workspace, or NULL */
+	struct fs_layers *layers;		    /* layers/ and its unpacker (layers.h) */
 	struct store *store;
 	struct registry *registry;
 	struct fetcher *fetcher;

@@ -13,6 +13,7 @@
 
 #include "cache_ops.h"
 #include "resolve.h"
+#include "layers.h"
 #include "workspace.h"
 
 #define MAX_THREADS 64
@@ -107,6 +108,7 @@ static void close_cache(struct fs *fs)
 		registry_cancel_all(fs->registry); /* downloads stop; nothing partial is kept */
 	fs_upstream_free(fs->upstream);
 	fetcher_free(fs->fetcher);
+	fs_layers_free(fs->layers); /* no commits come any more: the unpacker stops */
 	fs_gc_stop(fs);
 	resolve_absent_free(fs->absent);
 	fs_nodes_release(fs);
@@ -166,6 +168,13 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 		fs.families[FS_SLOT_WORKSPACE] = &fs_ws_family;
 		fs_log(&fs, "serving workspace %s", cfg->workspace);
 	}
+	r = fs_layers_new(&fs, &fs.layers);
+	if (r < 0) {
+		say(ready_fd, "cannot open the layer trees of store '%s': %s", cfg->store_dir,
+		    strerror(-r));
+		goto out_cache;
+	}
+	fs.families[FS_SLOT_LAYERS] = &fs_layers_family;
 	fs.session = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
 	if (!fs.session) {
 		say(ready_fd, "cannot start a FUSE session");

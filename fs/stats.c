@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "fs_internal.h"
+#include "layers.h"
 #include "workspace.h"
 
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
@@ -16,7 +17,9 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	uint64_t requests, bytes;
 	int64_t count = 0, store_bytes = 0;
 	struct fs_ws_counters ws = {0};
-	json_t *obj;
+	struct fs_layers_stats ls;
+	int64_t layers = 0, layer_bytes = 0;
+	json_t *obj, *more;
 	char *text;
 
 	registry_counters(fs->registry, &requests, &bytes);
@@ -40,6 +43,20 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 		"workspace_fd_reopens", (json_int_t)ws.fd_reopens, "pid", (json_int_t)getpid());
 	if (!obj)
 		return -ENOMEM;
+	/* the unpacked layers (layers.h): in the store, and this daemon's worker */
+	index_layer_totals(store_index(fs->store), &layers, &layer_bytes);
+	fs_layers_stats(fs->layers, &ls);
+	more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "layers", (json_int_t)layers,
+			 "layer_bytes", (json_int_t)layer_bytes, "layers_pending",
+			 (json_int_t)ls.pending, "layers_unpacking", (json_int_t)ls.unpacking,
+			 "layers_unpacked", (json_int_t)ls.unpacked_now, "layers_failed",
+			 (json_int_t)ls.failed_now);
+	if (!more || json_object_update(obj, more) < 0) {
+		json_decref(more);
+		json_decref(obj);
+		return -ENOMEM;
+	}
+	json_decref(more);
 	text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(obj);
 	if (!text)

@@ -11,13 +11,11 @@
 
 STORE=$WORK/store
 MNT=$WORK/mnt
-export DOCKER_CONFIG=$WORK/docker-config # no credentials from ~
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config # no credentials from ~
 
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 blob_gets() { registry_log_count hub GET "/v2/$1/blobs/$2"; } # REPO DIGEST
 in_flight_is() { stat_is "$MNT" fetches_in_flight "$1"; }
-answers() { [[ $(fsop stat "$1/.dindfs/stats") == OK ]]; } # MNT
 file_is() { [[ $(cat "$1" 2>/dev/null) == "$2" ]]; }       # FILE CONTENT
 
 # pushed_file IMAGE_DIR DIGEST: the file push_test_image pushed as DIGEST.
@@ -371,7 +369,7 @@ on_exit "unmount_dindfs '$fg_mnt' '$WORK/fg.pid'"
 "$DINDFS" mount -f --store "$WORK/store-fg" --pidfile "$WORK/fg.pid" "$fg_mnt" >"$WORK/fg.out" 2>&1 &
 fg=$!
 check "with -f it mounts, in the foreground" wait_until 20 is_mounted "$fg_mnt"
-check "it answers" wait_until 10 answers "$fg_mnt"
+check "it answers" wait_until 10 mount_answers "$fg_mnt"
 check "the --pidfile names it" wait_until 5 file_is "$WORK/fg.pid" "$fg"
 kill -TERM "$fg"
 check "SIGTERM ends it" wait_until 20 pid_gone "$fg"

@@ -174,6 +174,9 @@ static int run_gc(const struct tool_command *cmd, int argc, char **argv)
 	printf("removed %" PRId64 " image%s and %" PRId64 " blob%s, %s freed; %s left\n",
 	       res.removed_tags, res.removed_tags == 1 ? "" : "s", res.removed_blobs,
 	       res.removed_blobs == 1 ? "" : "s", freed, left);
+	if (res.removed_layers > 0)
+		printf("removed %" PRId64 " unpacked layer%s with their blobs\n",
+		       res.removed_layers, res.removed_layers == 1 ? "" : "s");
 	if (r == -ENOSPC) {
 		tool_error("store '%s' stays at %s, over the %s limit: what is left is pinned "
 			   "or being ingested",
@@ -190,9 +193,16 @@ static void report_bad_blob(const struct digest *d, const char *problem, void *c
 	printf("bad blob sha256:%s: %s; moved to %s/quarantine/\n", d->hex, problem, store);
 }
 
+static void report_bad_layer(const struct digest *d, const char *problem, void *ctx)
+{
+	(void)ctx;
+	printf("layer sha256:%s: %s\n", d->hex, problem);
+}
+
 static int run_fsck(const struct tool_command *cmd, int argc, char **argv)
 {
 	struct store_options opts;
+	struct fsck_layer_result layers = {0};
 	struct fsck_result res;
 	struct store *s;
 	char bytes[32];
@@ -203,17 +213,29 @@ static int run_fsck(const struct tool_command *cmd, int argc, char **argv)
 	if (open_store(opts.store, &s) < 0)
 		return TOOL_EXIT_FAILED;
 	r = fsck_run(s, report_bad_blob, (void *)opts.store, &res);
+	if (r == 0)
+		r = fsck_run_layers(s, report_bad_layer, NULL, &layers);
 	store_close(s);
 	if (r < 0) {
 		tool_error("fsck of '%s' failed: %s", opts.store, tool_strerror(r));
 		return TOOL_EXIT_FAILED;
 	}
 	tool_format_size(res.bytes, bytes, sizeof(bytes));
-	printf("checked %" PRId64 " blob%s (%s)\n", res.checked, res.checked == 1 ? "" : "s",
-	       bytes);
+	printf("checked %" PRId64 " blob%s (%s) and %" PRId64 " unpacked layer%s\n", res.checked,
+	       res.checked == 1 ? "" : "s", bytes, layers.checked, layers.checked == 1 ? "" : "s");
+	if (layers.stray > 0)
+		printf("removed %" PRId64 " unfinished unpack%s from '%s/layers/tmp'\n",
+		       layers.stray, layers.stray == 1 ? "" : "s", opts.store);
 	if (res.bad > 0) {
 		tool_error("%" PRId64 " damaged blob%s quarantined in '%s/quarantine'", res.bad,
 			   res.bad == 1 ? "" : "s", opts.store);
+		return TOOL_EXIT_FAILED;
+	}
+	if (layers.missing + layers.unindexed > 0) {
+		tool_error("%" PRId64 " unpacked layer%s disagreed with the index in '%s/layers' "
+			   "(repaired)",
+			   layers.missing + layers.unindexed,
+			   layers.missing + layers.unindexed == 1 ? "" : "s", opts.store);
 		return TOOL_EXIT_FAILED;
 	}
 	return TOOL_EXIT_OK;
