@@ -82,7 +82,7 @@ struct fs_family {
 enum fs_family_slot {
 	FS_SLOT_CACHE,	   /* always there: fs_cache_family (cache_ops.c) */
 	FS_SLOT_WORKSPACE, /* with --workspace: fs_ws_family (ws_ops.c) */
-	FS_SLOT_LAYERS,	   /* free: the read-only layers/ tree */
+	FS_SLOT_LAYERS,	   /* the read-only layers/ tree: fs_layers_family (layers.c) */
 	FS_SLOTS,
 };
 

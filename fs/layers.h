@@ -7,9 +7,10 @@
 #define DINDFS_FS_LAYERS_H
 
 #include "fs_internal.h"
+#include "mount_layout.h"
 
 /* The name of the layer trees in the mount's root. */
-#define FS_LAYERS_NAME "layers"
+#define FS_LAYERS_NAME FS_LAYOUT_LAYERS
 
 struct fs_layers;
 

@@ -10,7 +10,7 @@
  *   ingest/sha256:<hex>                              write-only: a blob to add
  *   .dindfs/stats, .dindfs/whoami, .dindfs/registries
  *   workspace/                                       the --workspace directory
- *   layers/                                          (reserved: read-only layers)
+ *   layers/sha256:<diffid>/                          unpacked layers, read-only
  *
  * A blob or manifest file carries FS_LAYOUT_XATTR_DIGEST and, when known,
  * FS_LAYOUT_XATTR_MEDIA_TYPE.
