@@ -50,10 +50,6 @@ static int drop_layer(struct sweep *sw, const struct index_layer *layer)
 	r = index_remove_layer(store_index(sw->store), &layer->diffid);
 	if (r < 0 && r != -ENOENT)
 		return r;
-	if (layer->state == INDEX_LAYER_UNPACKED) {
-		sw->result->removed_bytes += layer->size;
-		sw->result->remaining_bytes -= layer->size;
-	}
 	sw->result->removed_layers++;
 	return 0;
 }
@@ -146,16 +142,13 @@ int gc_run(struct store *s, int64_t max_bytes, struct gc_result *ret)
 	struct gc_result res = {0};
 	struct sweep sw = {.store = s, .result = &res, .max_bytes = max_bytes};
 	struct index *idx = store_index(s);
-	int64_t count, layer_bytes = 0;
+	int64_t count;
 	int lock = -1, r;
 
 	r = store_lock(s, true, &lock);
 	if (r < 0)
 		return r;
 	r = index_blob_totals(idx, &count, &res.remaining_bytes);
-	if (r == 0)
-		r = index_layer_totals(idx, &count, &layer_bytes);
-	res.remaining_bytes += layer_bytes;
 	if (r == 0) /* trees whose blob is gone: nothing can need them */
 		r = drop_layers(&sw, NULL);
 	if (r == 0 && res.remaining_bytes > max_bytes)

@@ -6,9 +6,9 @@
  * no remaining image or pinned blob needs. Pinned blobs, everything a kept
  * image needs, and blobs being ingested stay.
  *
- * Unpacked layers (layer.h) count in the size: a blob's bytes plus the
- * unpacked bytes of the layers made from it. A layer tree goes with its
- * blob, and a tree whose blob is gone already goes first.
+ * The size is the blobs' (as before unpacked layers existed). An unpacked
+ * layer (layer.h) goes with the blob it was made from, and a tree whose
+ * blob is gone already goes at every run, whatever the size.
  */
 #ifndef DINDFS_GC_H
 #define DINDFS_GC_H
@@ -21,7 +21,7 @@ struct gc_result {
 	int64_t removed_blobs;
 	int64_t removed_bytes;
 	int64_t removed_tags;
-	int64_t removed_layers; /* unpacked trees (their bytes are in removed_bytes) */
+	int64_t removed_layers; /* unpacked trees, gone with their blobs (not in the bytes) */
 	int64_t remaining_bytes;
 };
 

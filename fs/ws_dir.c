@@ -361,11 +361,20 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 	struct ws_inode *dir = ws_inode_of(ws, ino);
 	struct ws_dir *d = dir_of(fi);
 	char *buf = malloc(size ? size : 1);
-	size_t used = 0;
+	/*
+	 * readdirplus counts a lookup for each entry: taken back if the reply
+	 * does not reach the kernel. An entry takes more than the 128 bytes of
+	 * a struct fuse_entry_out of the buffer.
+	 */
+	size_t used = 0, n_counted = 0, max_counted = plus ? size / 128 + 1 : 0;
+	fuse_ino_t *counted = plus ? malloc(max_counted * sizeof(*counted)) : NULL;
 	int r = 0;
 
-	if (!buf)
+	if (!buf || (plus && !counted)) {
+		free(buf);
+		free(counted);
 		return (void)fuse_reply_err(req, ENOMEM);
+	}
 	if (off != d->offset) {
 		seekdir(d->dp, off);
 		d->entry = NULL;
@@ -392,6 +401,8 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 			n = fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
 					      d->entry->d_off);
 		} else {
+			if (n_counted == max_counted)
+				break;
 			if (!is_dot_or_dotdot(name)) {
 				r = do_lookup(ws, dir, dirfd(d->dp), name, &e);
 				if (r == -ENOENT) { /* gone since: a name without attributes */
@@ -412,13 +423,17 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 			break;
 		}
 		used += n;
+		if (e.ino)
+			counted[n_counted++] = e.ino;
 		d->offset = d->entry->d_off;
 		d->entry = NULL;
 	}
 	if (r < 0 && used == 0)
 		fuse_reply_err(req, -r);
-	else
-		fuse_reply_buf(req, buf, used);
+	else if (fuse_reply_buf(req, buf, used) != 0) /* the caller was interrupted */
+		while (n_counted > 0)
+			fs_ws_forget(ws, counted[--n_counted], 1);
+	free(counted);
 	free(buf);
 }
 

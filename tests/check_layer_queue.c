@@ -293,7 +293,7 @@ static void unpack_image(void)
 	assert_unpacked();
 }
 
-START_TEST(test_gc_counts_and_removes_layers)
+START_TEST(test_gc_removes_layers_with_their_blobs)
 {
 	struct gc_result res;
 	int64_t count, blob_bytes, layer_bytes;
@@ -305,13 +305,16 @@ START_TEST(test_gc_counts_and_removes_layers)
 	ck_assert_int_eq(count, 2);
 	ck_assert_int_eq(layer_bytes, (int64_t)(img.tar_len[0] + img.tar_len[1]));
 	ck_assert_int_eq(gc_run(store, INT64_MAX, &res), 0);
-	ck_assert_int_eq(res.remaining_bytes, blob_bytes + layer_bytes);
+	ck_assert_int_eq(res.remaining_bytes, blob_bytes); /* the size is the blobs' */
 	ck_assert_int_eq(res.removed_layers, 0);
+	ck_assert_int_eq(gc_run(store, blob_bytes, &res), 0); /* the trees do not push it over */
+	ck_assert_int_eq(res.removed_tags, 0);
+	ck_assert(layer_present(dir, &img.diffid[0]));
 	/* just under: the one image goes, its trees with it */
-	ck_assert_int_eq(gc_run(store, blob_bytes + layer_bytes - 1, &res), 0);
+	ck_assert_int_eq(gc_run(store, blob_bytes - 1, &res), 0);
 	ck_assert_int_eq(res.removed_tags, 1);
 	ck_assert_int_eq(res.removed_layers, 2);
-	ck_assert_int_eq(res.removed_bytes, blob_bytes + layer_bytes);
+	ck_assert_int_eq(res.removed_bytes, blob_bytes);
 	ck_assert_int_eq(res.remaining_bytes, 0);
 	ck_assert(!layer_present(dir, &img.diffid[0]));
 	ck_assert(!layer_present(dir, &img.diffid[1]));
@@ -419,7 +422,7 @@ static Suite *layer_queue_suite(void)
 	tcase_add_test(tc, test_push_order_manifest_last);
 	tcase_add_test(tc, test_start_rescans_and_resumes);
 	tcase_add_test(tc, test_wrong_diffid_fails_for_good);
-	tcase_add_test(tc, test_gc_counts_and_removes_layers);
+	tcase_add_test(tc, test_gc_removes_layers_with_their_blobs);
 	tcase_add_test(tc, test_gc_drops_trees_whose_blob_is_gone);
 	tcase_add_test(tc, test_fsck_repairs_layers);
 	tcase_add_test(tc, test_config_diffids);

@@ -128,9 +128,24 @@ expect_http 200 "more than 16 parts: the whole blob" -H "Range: bytes=${spec%,}"
 check "every byte" cmp -s "$WORK/body" "$layer"
 
 # Errors, as OCI error bodies.
-expect_http 403 "a registry the host does not serve" "$M/v2/x/manifests/v1?ns=unlisted.example"
-expect_match "$WORK/body" '"code":"DENIED","message":"registry unlisted.example is not served by the host.s dindfs cache: add it there with dindfs mount --registry unlisted.example"' \
-	"DENIED, naming the registry and --registry"
+unserved="registry unlisted.example is not served by the host's dindfs cache: add it there with dindfs mount --registry unlisted.example"
+expect_http 401 "a registry the host does not serve" "$M/v2/x/manifests/v1?ns=unlisted.example"
+check "DENIED, naming the registry and --registry" \
+	test "$(cat "$WORK/body")" = "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"$unserved\"}]}"
+check "and the same in a Bearer challenge's error, with the mirror's token realm" \
+	test "$(tr -d '\r' <"$WORK/headers" | sed -n 's/^WWW-Authenticate: //p')" = \
+	"Bearer realm=\"http://127.0.0.1:$port/dindfs/token\",service=\"dindfs\",error=\"$unserved\""
+expect_http 401 "a HEAD of it: the same challenge (what containerd shows)" -I "$M/v2/x/manifests/v1?ns=unlisted.example"
+expect_match "$WORK/headers" "^WWW-Authenticate: Bearer .*error=\"registry unlisted.example is not served" "with the reason"
+expect_http 200 "the realm gives a token (that opens nothing: the challenge comes again)" "$M/dindfs/token?service=dindfs"
+expect_match "$WORK/body" '^\{"token":"dindfs-unserved","access_token":"dindfs-unserved"\}$' "the token"
+expect_http 401 "with it, the same 401" -H 'Authorization: Bearer dindfs-unserved' "$M/v2/x/manifests/v1?ns=unlisted.example"
+expect_http 401 "asked as the registry (the Host header), a HEAD of it" -I -H 'Host: unlisted.example' "$M/v2/x/manifests/v1"
+realm=http://127.0.0.1:$port/dindfs/unserved/unlisted.example/add-it-with/dindfs-mount--registry-unlisted.example
+check "its realm's URL names the registry and --registry" \
+	test "$(tr -d '\r' <"$WORK/headers" | sed -n 's/^WWW-Authenticate: //p')" = \
+	"Bearer realm=\"$realm\",service=\"dindfs\",error=\"$unserved\""
+expect_http 403 "and that realm refuses a token (what dockerd's containerd image store shows)" "$realm?scope=repository:x:pull&service=dindfs"
 expect_http 404 "an unknown tag" "$M/v2/library/app/manifests/nope"
 expect_match "$WORK/body" '"code":"MANIFEST_UNKNOWN"' "MANIFEST_UNKNOWN"
 expect_http 404 "an unknown blob" "$M/v2/library/app/blobs/sha256:$(printf 0%.0s {1..64})"
