@@ -204,24 +204,38 @@ static int credentials_from_entry(json_t *entry, struct auth_credentials *ret)
 	return r;
 }
 
-int auth_credentials_from_config(const char *json, size_t len, const char *registry,
-				 struct auth_credentials *ret)
+/* Parse a config.json: a JSON object of at most AUTH_CONFIG_MAX bytes, into *ret. */
+static int load_config(const char *json, size_t len, json_t **ret)
 {
-	const char *helper = NULL;
 	json_error_t err;
-	json_t *root, *v;
-	int r;
+	json_t *root;
 
-	if (!registry_name_valid(registry))
-		return -EINVAL;
 	if (len > AUTH_CONFIG_MAX)
 		return -E2BIG;
 	root = json_loadb(json, len, 0, &err);
 	if (!root)
 		return auth_json_errno(&err);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	*ret = root;
+	return 0;
+}
+
+int auth_credentials_from_config(const char *json, size_t len, const char *registry,
+				 struct auth_credentials *ret)
+{
+	const char *helper = NULL;
+	json_t *root, *v;
+	int r;
+
+	if (!registry_name_valid(registry))
+		return -EINVAL;
+	r = load_config(json, len, &root);
+	if (r < 0)
+		return r;
 	r = -EINVAL;
-	if (!json_is_object(root))
-		goto out;
 
 	/*
 	 * As docker's GetCredentialsStore: a credHelpers entry for the
@@ -390,21 +404,14 @@ static int walk_key_hosts(json_t *root, const char *name, auth_host_fn fn, void 
 
 int auth_config_hosts(const char *json, size_t len, auth_host_fn fn, void *ctx)
 {
-	json_error_t err;
 	json_t *root;
-	int r;
+	int r = load_config(json, len, &root);
 
-	if (len > AUTH_CONFIG_MAX)
-		return -E2BIG;
-	root = json_loadb(json, len, 0, &err);
-	if (!root)
-		return auth_json_errno(&err);
-	r = -EINVAL;
-	if (json_is_object(root)) {
-		r = walk_key_hosts(root, "auths", fn, ctx);
-		if (r == 0)
-			r = walk_key_hosts(root, "credHelpers", fn, ctx);
-	}
+	if (r < 0)
+		return r;
+	r = walk_key_hosts(root, "auths", fn, ctx);
+	if (r == 0)
+		r = walk_key_hosts(root, "credHelpers", fn, ctx);
 	json_decref(root);
 	return r;
 }

@@ -68,11 +68,29 @@ void registry_request_error(struct request *req, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The connection broke mid-way (a transfer cut short, a reset, nothing back). */
+static bool broke_mid_way(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The one place where curl's codes become errno values. */
 static int curl_errno(CURL *curl, CURLcode rc)
 {
 	long os_errno = 0;
 
+	if (broke_mid_way(rc))
+		return -ECONNRESET;
 	switch (rc) {
 	case CURLE_OK:
 		return 0;
@@ -86,13 +104,6 @@ static int curl_errno(CURL *curl, CURLcode rc)
 		return -ECONNREFUSED;
 	case CURLE_OPERATION_TIMEDOUT:
 		return -ETIMEDOUT;
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return -ECONNRESET;
 	case CURLE_TOO_MANY_REDIRECTS:
 		return -ELOOP;
 	case CURLE_ABORTED_BY_CALLBACK:
@@ -112,22 +123,11 @@ static int curl_errno(CURL *curl, CURLcode rc)
 	}
 }
 
-/* Transport errors worth another try: the connection broke mid-way. */
+/* Transport errors worth another try: the connection broke mid-way, or timed out. */
 static bool transport_retryable(CURLcode rc)
 {
-	switch (rc) {
-	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_OPERATION_TIMEDOUT:
-		return true;
-	default:
-		/* refused or unresolvable fails fast: the mount serves stale data then */
-		return false;
-	}
+	/* refused or unresolvable fails fast: the mount serves stale data then */
+	return broke_mid_way(rc) || rc == CURLE_OPERATION_TIMEDOUT;
 }
 
 static bool status_retryable(long status)
