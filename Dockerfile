@@ -64,13 +64,21 @@ ENTRYPOINT ["dindfs-entrypoint"]
 CMD []
 
 # ---- the Docker-in-Docker image (the last stage: `docker build .` builds it) --
-FROM runtime AS dind
+# Its packages are a stage of their own, dind-packages, which depends on
+# nothing of dindfs's sources: images that add packages to the DinD image
+# (tests/dind_lib.sh's level with podman and skopeo) start from it, and keep
+# their own packages cached while dindfs changes.
+FROM runtime AS dind-packages
 # From trixie on, the docker command is a package of its own (docker-cli).
+# dnsmasq: in a level without a network, dindfs-route resolves every name
+# the host does not serve to the mirror, which refuses it in one line.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      docker.io iptables fuse3 jq pigz xz-utils procps \
+      docker.io iptables fuse3 jq pigz xz-utils procps dnsmasq-base \
       $(apt-cache show docker-cli >/dev/null 2>&1 && echo docker-cli) \
  && rm -rf /var/lib/apt/lists/*
+
+FROM dind-packages AS dind
 COPY tools/dind-entrypoint.sh /usr/local/bin/dind-entrypoint
 COPY tools/dindfs-route.sh /usr/local/bin/dindfs-route
 COPY --from=build /build/dindfs /usr/local/bin/dindfs

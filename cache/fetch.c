@@ -276,11 +276,6 @@ ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int ti
 	}
 }
 
-int64_t fetch_size(const struct fetch *fx)
-{
-	return fx->size;
-}
-
 const char *fetch_registry(const struct fetch *fx)
 {
 	return fx->registry;

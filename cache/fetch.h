@@ -62,8 +62,6 @@ int fetch_start(struct fetcher *f, const char *registry, const char *repository,
  */
 ssize_t fetch_read(struct fetch *fx, void *buf, size_t len, off_t offset, int timeout_ms);
 
-/* The blob's size, as announced. */
-int64_t fetch_size(const struct fetch *fx);
 /* The registry it downloads from. */
 const char *fetch_registry(const struct fetch *fx);
 

@@ -7,6 +7,8 @@
  */
 #include "fsck.h"
 
+#include "layer.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <sys/stat.h>
@@ -81,5 +83,65 @@ int fsck_run(struct store *s, fsck_report_fn report, void *ctx, struct fsck_resu
 	}
 	digest_list_free(&all);
 	*ret = res;
+	return r;
+}
+
+struct layer_check {
+	struct store *store;
+	fsck_report_fn report;
+	void *ctx;
+	struct fsck_layer_result res;
+	struct digest_list missing;
+};
+
+static int check_layer_row(const struct index_layer *layer, void *ctx)
+{
+	struct layer_check *c = ctx;
+
+	if (layer->state != INDEX_LAYER_UNPACKED)
+		return 0;
+	c->res.checked++;
+	if (layer_present(store_dir(c->store), &layer->diffid))
+		return 0;
+	return digest_list_append(&c->missing, &layer->diffid);
+}
+
+static int check_layer_tree(const struct digest *diffid, void *ctx)
+{
+	struct layer_check *c = ctx;
+	struct index_layer row;
+	int r = index_get_layer(store_index(c->store), diffid, &row);
+
+	if (r != -ENOENT)
+		return r; /* a row (or a failure to read it) */
+	r = layer_remove(store_dir(c->store), diffid);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	c->res.unindexed++;
+	c->report(diffid, "layer tree without an index row; removed", c->ctx);
+	return 0;
+}
+
+int fsck_run_layers(struct store *s, fsck_report_fn report, void *ctx,
+		    struct fsck_layer_result *ret)
+{
+	struct layer_check c = {.store = s, .report = report, .ctx = ctx};
+	size_t i;
+	int r = layer_recover(store_dir(s), &c.res.stray);
+
+	if (r == 0)
+		r = index_foreach_layer(store_index(s), NULL, check_layer_row, &c);
+	for (i = 0; r == 0 && i < c.missing.len; i++) {
+		r = index_remove_layer(store_index(s), &c.missing.items[i]);
+		if (r == -ENOENT)
+			r = 0;
+		c.res.missing++;
+		report(&c.missing.items[i], "unpacked layer tree is missing; its row dropped", ctx);
+	}
+	/* a tree always gets its row before it appears (layer_queue.c) */
+	if (r == 0)
+		r = layer_foreach(store_dir(s), check_layer_tree, &c);
+	digest_list_free(&c.missing);
+	*ret = c.res;
 	return r;
 }

@@ -6,6 +6,8 @@
  */
 #include "gc.h"
 
+#include "layer.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,6 +39,58 @@ static int collect_victim(const struct index_blob *blob, void *ctx)
 	return 0;
 }
 
+/* Remove one unpacked tree and its row. */
+static int drop_layer(struct sweep *sw, const struct index_layer *layer)
+{
+	/* renamed away now, deleted once the lock is released (a tree may be big) */
+	int r = layer_detach(store_dir(sw->store), &layer->diffid);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = index_remove_layer(store_index(sw->store), &layer->diffid);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	sw->result->removed_layers++;
+	return 0;
+}
+
+struct layer_rows {
+	struct index_layer *rows;
+	size_t len, cap;
+};
+
+static int collect_layer(const struct index_layer *layer, void *ctx)
+{
+	struct layer_rows *l = ctx;
+
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct index_layer *rows = reallocarray(l->rows, cap, sizeof(*rows));
+
+		if (!rows)
+			return -ENOMEM;
+		l->rows = rows;
+		l->cap = cap;
+	}
+	l->rows[l->len++] = *layer;
+	return 0;
+}
+
+/* Remove the trees unpacked from blob, or (blob NULL) those whose blob is gone. */
+static int drop_layers(struct sweep *sw, const struct digest *blob)
+{
+	struct index *idx = store_index(sw->store);
+	struct layer_rows l = {0};
+	size_t i;
+	int r = blob ? index_foreach_layer(idx, blob, collect_layer, &l)
+		     : index_foreach_orphan_layer(idx, collect_layer, &l);
+
+	for (i = 0; r == 0 && i < l.len; i++)
+		r = drop_layer(sw, &l.rows[i]);
+	free(l.rows);
+	return r;
+}
+
 /* Delete unreferenced blobs, least recently used first. */
 static int sweep_unreferenced(struct sweep *sw)
 {
@@ -60,6 +114,7 @@ static int sweep_unreferenced(struct sweep *sw)
 			res->removed_blobs++;
 			res->removed_bytes += blob->size;
 			res->remaining_bytes -= blob->size;
+			r = drop_layers(sw, &blob->digest);
 		}
 	}
 	return r;
@@ -94,6 +149,8 @@ int gc_run(struct store *s, int64_t max_bytes, struct gc_result *ret)
 	if (r < 0)
 		return r;
 	r = index_blob_totals(idx, &count, &res.remaining_bytes);
+	if (r == 0) /* trees whose blob is gone: nothing can need them */
+		r = drop_layers(&sw, NULL);
 	if (r == 0 && res.remaining_bytes > max_bytes)
 		r = sweep_unreferenced(&sw);
 
@@ -115,6 +172,8 @@ int gc_run(struct store *s, int64_t max_bytes, struct gc_result *ret)
 		}
 	}
 	store_unlock(lock);
+	if (res.removed_layers > 0)
+		layer_recover(store_dir(s), NULL); /* delete what was detached */
 	free(sw.victims);
 	*ret = res;
 	return r;

@@ -113,40 +113,71 @@ static void lower(char *s)
 }
 
 /* The origin of url; with base_only, url must also have no path beyond "/" nor query. */
-static int origin_of(const char *url, bool base_only, char *buf, size_t size)
+int hosts_parse_url(const char *url, struct hosts_url *ret)
 {
-	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *path = NULL, *query = NULL;
-	CURLU *u = curl_url();
-	int r = -EINVAL, n;
+	char *user = NULL, *path = NULL, *query = NULL, *fragment = NULL;
+	struct hosts_url u = {0};
+	CURLU *h = curl_url();
+	int r = -EINVAL;
 
-	if (!u)
+	*ret = u;
+	if (!h)
 		return -ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+	if (curl_url_set(h, CURLUPART_URL, url, 0) != CURLUE_OK)
 		goto out;
-	curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-	curl_url_get(u, CURLUPART_HOST, &host, 0);
-	curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	if (!scheme || !host || !port || !*host || user)
+	curl_url_get(h, CURLUPART_SCHEME, &u.scheme, 0);
+	curl_url_get(h, CURLUPART_HOST, &u.host, 0);
+	curl_url_get(h, CURLUPART_PORT, &u.port, CURLU_DEFAULT_PORT);
+	curl_url_get(h, CURLUPART_USER, &user, 0);
+	curl_url_get(h, CURLUPART_PATH, &path, 0);
+	curl_url_get(h, CURLUPART_QUERY, &query, 0);
+	curl_url_get(h, CURLUPART_FRAGMENT, &fragment, 0);
+	if (!u.scheme || !u.host || !u.port || !*u.host)
 		goto out;
-	lower(scheme);
-	lower(host);
-	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+	lower(u.scheme);
+	lower(u.host);
+	if (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0)
 		goto out;
-	if (base_only && ((path && strcmp(path, "/") != 0) || query))
-		goto out;
-	n = snprintf(buf, size, "%s://%s:%s", scheme, host, port);
-	r = n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	u.has_user = user != NULL;
+	u.has_fragment = fragment != NULL;
+	u.is_base = (!path || strcmp(path, "/") == 0) && !query;
+	*ret = u;
+	r = 0;
 out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
+	if (r < 0)
+		hosts_url_release(&u);
 	curl_free(user);
 	curl_free(path);
 	curl_free(query);
-	curl_url_cleanup(u);
+	curl_free(fragment);
+	curl_url_cleanup(h);
+	return r;
+}
+
+void hosts_url_release(struct hosts_url *u)
+{
+	curl_free(u->scheme);
+	curl_free(u->host);
+	curl_free(u->port);
+	u->scheme = u->host = u->port = NULL;
+}
+
+static int origin_of(const char *url, bool base_only, char *buf, size_t size)
+{
+	struct hosts_url u;
+	int r, n;
+
+	r = hosts_parse_url(url, &u);
+	if (r < 0)
+		return r;
+	if (u.has_user || (base_only && !u.is_base)) {
+		r = -EINVAL;
+		goto out;
+	}
+	n = snprintf(buf, size, "%s://%s:%s", u.scheme, u.host, u.port);
+	r = n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+out:
+	hosts_url_release(&u);
 	return r;
 }
 

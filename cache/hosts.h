@@ -56,6 +56,23 @@ bool hosts_serves(struct hosts *h, const char *name);
  */
 int hosts_foreach_served(struct hosts *h, int (*fn)(const char *name, void *ctx), void *ctx);
 
+/* The parts of an absolute http(s) URL that the checks here look at. */
+struct hosts_url {
+	char *scheme; /* "http" or "https", lower case */
+	char *host;   /* lower case, never empty */
+	char *port;   /* the scheme's default when the URL names none */
+	bool has_user, has_fragment;
+	bool is_base; /* no path beyond "/", no query */
+};
+
+/*
+ * Parse url with curl's URL parser into *ret (release it with
+ * hosts_url_release). -EINVAL when url is not an absolute http(s) URL with
+ * a host, -ENOMEM; *ret is then empty (and safe to release).
+ */
+int hosts_parse_url(const char *url, struct hosts_url *ret);
+void hosts_url_release(struct hosts_url *u);
+
 /*
  * The origin of an absolute http(s) URL, into buf. -EINVAL when url is not
  * one (another scheme, no host, user info), -ENAMETOOLONG when it does not

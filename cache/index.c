@@ -11,6 +11,7 @@
 #include "index.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,15 @@ static const char *const migrations[] = {
 	/* 3 -> 4: whose budget a saved tag counts in (-1: nobody's, as upstream tags). */
 	"ALTER TABLE tags ADD COLUMN level INTEGER NOT NULL DEFAULT -1;"
 	"CREATE INDEX tags_by_level ON tags(registry, level);",
+	/* 4 -> 5: layers unpacked under layers/ (cache/layer.h), by diff-id. */
+	"CREATE TABLE layers ("
+	"  diffid TEXT PRIMARY KEY,"
+	"  blob TEXT NOT NULL,"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  state INTEGER NOT NULL,"
+	"  error INTEGER NOT NULL DEFAULT 0,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE INDEX layers_by_blob ON layers(blob);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSION,
@@ -375,6 +385,15 @@ int index_set_pinned(struct index *idx, const struct digest *d, bool pinned)
 	return change_blob(idx, "UPDATE blobs SET pinned = ?2 WHERE digest = ?1", d, pinned);
 }
 
+int index_set_image_pinned(struct index *idx, const struct digest *manifest, bool pinned)
+{
+	return change_blob(idx,
+			   "WITH RECURSIVE needs(d) AS (SELECT ?1"
+			   "  UNION SELECT e.child FROM edges e JOIN needs ON e.parent = needs.d)"
+			   " UPDATE blobs SET pinned = ?2 WHERE digest IN (SELECT d FROM needs)",
+			   manifest, pinned);
+}
+
 int index_remove_blob(struct index *idx, const struct digest *d)
 {
 	static const char *const statements[] = {
@@ -549,44 +568,27 @@ static int prepare_keyed(struct index *idx, const char *sql, const char *registr
 	return r;
 }
 
-int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
-		  const struct digest *manifest, int64_t fetched)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare_keyed(idx,
-			      "INSERT INTO tags (registry, repository, tag, manifest, fetched)"
-			      " VALUES (?1, ?2, ?3, ?4, ?5)"
-			      " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-			      "  manifest = excluded.manifest, fetched = excluded.fetched",
-			      registry, repository, tag, &stmt);
-
-	if (r < 0)
-		return r;
-	bind_digest(stmt, 4, manifest);
-	sqlite3_bind_int64(stmt, 5, fetched);
-	return run(stmt);
-}
-
 static int change_keyed(struct index *idx, sqlite3_stmt *stmt);
 
-int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
-			  const char *tag, const struct digest *manifest, int64_t fetched,
-			  int level, int64_t max_tags)
+/*
+ * Insert or update a tag, counted for level (-1: nobody's); a new tag is
+ * refused with -EDQUOT once level already has max_tags in registry.
+ */
+static int put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		   const struct digest *manifest, int64_t fetched, int level, int64_t max_tags)
 {
 	sqlite3_stmt *stmt;
-	int r;
+	int r = prepare_keyed(
+		idx,
+		"INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
+		" SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
+		"  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
+		"  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
+		"             AND tag = ?3)"
+		" ON CONFLICT (registry, repository, tag) DO UPDATE SET"
+		"  manifest = excluded.manifest, fetched = excluded.fetched",
+		registry, repository, tag, &stmt);
 
-	if (level < 0)
-		return -EINVAL;
-	r = prepare_keyed(idx,
-			  "INSERT INTO tags (registry, repository, tag, manifest, fetched, level)"
-			  " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE"
-			  "  (SELECT count(*) FROM tags WHERE registry = ?1 AND level = ?6) < ?7"
-			  "  OR EXISTS (SELECT 1 FROM tags WHERE registry = ?1 AND repository = ?2"
-			  "             AND tag = ?3)"
-			  " ON CONFLICT (registry, repository, tag) DO UPDATE SET"
-			  "  manifest = excluded.manifest, fetched = excluded.fetched",
-			  registry, repository, tag, &stmt);
 	if (r < 0)
 		return r;
 	bind_digest(stmt, 4, manifest);
@@ -595,6 +597,21 @@ int index_put_counted_tag(struct index *idx, const char *registry, const char *r
 	sqlite3_bind_int64(stmt, 7, max_tags);
 	r = change_keyed(idx, stmt);
 	return r == -ENOENT ? -EDQUOT : r;
+}
+
+int index_put_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
+		  const struct digest *manifest, int64_t fetched)
+{
+	return put_tag(idx, registry, repository, tag, manifest, fetched, -1, INT64_MAX);
+}
+
+int index_put_counted_tag(struct index *idx, const char *registry, const char *repository,
+			  const char *tag, const struct digest *manifest, int64_t fetched,
+			  int level, int64_t max_tags)
+{
+	if (level < 0)
+		return -EINVAL;
+	return put_tag(idx, registry, repository, tag, manifest, fetched, level, max_tags);
 }
 
 int index_count_tags(struct index *idx, const char *registry, int level, int64_t *ret_count)
@@ -756,4 +773,140 @@ int index_add_edges(struct index *idx, const struct digest *parent, const struct
 	}
 	sqlite3_finalize(stmt);
 	return r;
+}
+
+/* Layers: one row per diff-id (index.h). */
+
+#define LAYER_COLUMNS "diffid, blob, size, state, error, updated"
+
+static int row_to_layer(sqlite3_stmt *stmt, struct index_layer *ret)
+{
+	int r = column_digest(stmt, 0, &ret->diffid);
+
+	if (r == 0)
+		r = column_digest(stmt, 1, &ret->blob);
+	if (r < 0)
+		return r;
+	ret->size = sqlite3_column_int64(stmt, 2);
+	ret->state = (enum index_layer_state)sqlite3_column_int(stmt, 3);
+	ret->error = sqlite3_column_int(stmt, 4);
+	ret->updated = sqlite3_column_int64(stmt, 5);
+	return 0;
+}
+
+int index_put_layer(struct index *idx, const struct index_layer *layer)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"INSERT OR REPLACE INTO layers (" LAYER_COLUMNS ")"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, &layer->diffid);
+	bind_digest(stmt, 2, &layer->blob);
+	sqlite3_bind_int64(stmt, 3, layer->size);
+	sqlite3_bind_int(stmt, 4, (int)layer->state);
+	sqlite3_bind_int(stmt, 5, layer->error);
+	sqlite3_bind_int64(stmt, 6, layer->updated);
+	return run(stmt);
+}
+
+int index_get_layer(struct index *idx, const struct digest *diffid, struct index_layer *ret)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT " LAYER_COLUMNS " FROM layers WHERE diffid = ?1", &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, diffid);
+	r = sqlite3_step(stmt);
+	if (r == SQLITE_ROW)
+		r = row_to_layer(stmt, ret);
+	else
+		r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_remove_layer(struct index *idx, const struct digest *diffid)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "DELETE FROM layers WHERE diffid = ?1", &stmt);
+
+	if (r < 0)
+		return r;
+	bind_digest(stmt, 1, diffid);
+	return change_keyed(idx, stmt);
+}
+
+static int walk_layers(sqlite3_stmt *stmt, index_layer_fn fn, void *ctx)
+{
+	struct index_layer layer;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		r = row_to_layer(stmt, &layer);
+		if (r == 0)
+			r = fn(&layer, ctx);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = index_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
+int index_foreach_layer(struct index *idx, const struct digest *blob, index_layer_fn fn, void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			blob ? "SELECT " LAYER_COLUMNS
+			       " FROM layers WHERE blob = ?1 ORDER BY diffid"
+			     : "SELECT " LAYER_COLUMNS " FROM layers ORDER BY diffid",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	if (blob)
+		bind_digest(stmt, 1, blob);
+	return walk_layers(stmt, fn, ctx);
+}
+
+int index_foreach_orphan_layer(struct index *idx, index_layer_fn fn, void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			"SELECT " LAYER_COLUMNS " FROM layers"
+			" WHERE blob NOT IN (SELECT digest FROM blobs) ORDER BY diffid",
+			&stmt);
+
+	return r < 0 ? r : walk_layers(stmt, fn, ctx);
+}
+
+int index_layer_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx, "SELECT count(*), coalesce(sum(size), 0) FROM layers WHERE state = 1",
+			&stmt);
+
+	return r < 0 ? r : select_integers(stmt, ret_count, ret_bytes);
+}
+
+int index_foreach_parent(struct index *idx, const struct digest *child, index_digest_fn fn,
+			 void *ctx)
+{
+	sqlite3_stmt *stmt;
+	int r = prepare(idx,
+			child ? "SELECT parent FROM edges WHERE child = ?1 ORDER BY parent"
+			      : "SELECT DISTINCT parent FROM edges ORDER BY parent",
+			&stmt);
+
+	if (r < 0)
+		return r;
+	if (child)
+		bind_digest(stmt, 1, child);
+	return walk_digests(stmt, fn, ctx);
 }

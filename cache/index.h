@@ -26,7 +26,7 @@
 
 #include "digest.h"
 
-#define INDEX_SCHEMA_VERSION 4
+#define INDEX_SCHEMA_VERSION 5
 /* Longest media type, registry, repository or tag the index stores. */
 #define INDEX_NAME_MAX 255
 
@@ -82,6 +82,12 @@ int index_put_blob(struct index *idx, const struct digest *d, int64_t size, cons
 int index_get_blob(struct index *idx, const struct digest *d, struct index_blob *ret);
 int index_touch_blob(struct index *idx, const struct digest *d, int64_t now);
 int index_set_pinned(struct index *idx, const struct digest *d, bool pinned);
+/*
+ * Pin (or unpin) manifest and every blob it reaches through edges: for an
+ * image its config and layers, for an index its images too. -ENOENT when
+ * manifest is not in the index.
+ */
+int index_set_image_pinned(struct index *idx, const struct digest *manifest, bool pinned);
 /*
  * Forget a blob: its row, the tags that name it and the edges that start
  * from it. The file itself is the caller's business.
@@ -145,5 +151,42 @@ int index_foreach_unreferenced(struct index *idx, index_blob_fn fn, void *ctx);
 int index_is_referenced(struct index *idx, const struct digest *d, bool *ret);
 /* Sum of the sizes of the blobs reachable from manifest (itself included). */
 int index_image_size(struct index *idx, const struct digest *manifest, int64_t *ret_bytes);
+/* Every manifest with an edge to child (NULL: every manifest with edges), in digest order. */
+int index_foreach_parent(struct index *idx, const struct digest *child, index_digest_fn fn,
+			 void *ctx);
+
+/*
+ * Layers unpacked under layers/ (cache/layer.h), one row per diff-id:
+ * which blob it came from, its unpacked size, and how far it got. A row
+ * is QUEUED before the unpack starts, so a crash leaves a row to redo.
+ */
+enum index_layer_state {
+	INDEX_LAYER_QUEUED = 0,
+	INDEX_LAYER_UNPACKED = 1,
+	INDEX_LAYER_FAILED = 2, /* error holds the negative errno; not retried */
+};
+
+struct index_layer {
+	struct digest diffid;
+	struct digest blob; /* the compressed blob it is unpacked from */
+	int64_t size;	    /* uncompressed bytes, once unpacked */
+	enum index_layer_state state;
+	int error;
+	int64_t updated; /* seconds since the epoch */
+};
+
+typedef int (*index_layer_fn)(const struct index_layer *layer, void *ctx);
+
+/* Insert or replace the row of layer->diffid. */
+int index_put_layer(struct index *idx, const struct index_layer *layer);
+/* -ENOENT when there is no row. */
+int index_get_layer(struct index *idx, const struct digest *diffid, struct index_layer *ret);
+int index_remove_layer(struct index *idx, const struct digest *diffid);
+/* Every row, or (blob not NULL) those unpacked from blob; in diff-id order. */
+int index_foreach_layer(struct index *idx, const struct digest *blob, index_layer_fn fn, void *ctx);
+/* Rows whose blob is no longer in the store. */
+int index_foreach_orphan_layer(struct index *idx, index_layer_fn fn, void *ctx);
+/* Unpacked layers: how many, and their bytes. */
+int index_layer_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes);
 
 #endif

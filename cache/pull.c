@@ -17,20 +17,21 @@ struct pull {
 	struct registry *reg;
 	struct store *store;
 	const struct ref *ref;
-	struct pull_result *result;
 	struct registry_error *err;
 };
 
-static void fail(struct pull *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct registry_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-static void fail(struct pull *p, const char *fmt, ...)
+/* Say why the pull failed in err, if there is one. */
+static void fail(struct registry_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!p->err)
+	if (!err)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 }
 
@@ -42,28 +43,39 @@ static int load(struct pull *p, const struct resolved *res, struct manifest **re
 
 	if (r < 0) {
 		digest_format(&res->digest, name);
-		fail(p, "cannot read manifest %s from the store: %s", name, strerror(-r));
+		fail(p->err, "cannot read manifest %s from the store: %s", name, strerror(-r));
 	}
-	if (res->fetched)
-		p->result->manifests_fetched++;
 	return r;
 }
 
-/* The root manifest of the reference: by digest, or by tag (a HEAD when cached). */
-static int resolve_root(struct pull *p, struct digest *ret_digest, struct manifest **ret)
+/*
+ * A pull_source's manifest(): the root by digest, or by tag (a HEAD when
+ * cached); a child of an index by digest.
+ */
+static int resolve_manifest(void *ctx, const struct ref *ref, const struct digest *d,
+			    struct manifest **ret, struct digest *ret_digest, bool *ret_fetched,
+			    struct registry_error *err)
 {
+	struct pull *p = ctx;
 	struct resolved res;
 	int r;
 
-	if (p->ref->has_digest)
-		r = resolve_digest(p->reg, p->store, p->ref->registry, p->ref->repository,
-				   &p->ref->digest, &res, p->err);
+	if (d || ref->has_digest)
+		r = resolve_digest(p->reg, p->store, ref->registry, ref->repository,
+				   d ? d : &ref->digest, &res, err);
 	else
-		r = resolve_tag(p->reg, p->store, p->ref->registry, p->ref->repository, p->ref->tag,
-				0, false, &res, p->err);
+		r = resolve_tag(p->reg, p->store, ref->registry, ref->repository, ref->tag, 0,
+				false, &res, err);
+	if (r == -ENOENT && !d && err && err->http_status == 404) {
+		char name[REF_STRING_SIZE];
+
+		ref_format(ref, name, sizeof(name));
+		fail(p->err, "'%s': not found upstream", name);
+	}
 	if (r < 0)
 		return r;
 	*ret_digest = res.digest;
+	*ret_fetched = res.fetched;
 	return load(p, &res, ret);
 }
 
@@ -114,30 +126,25 @@ static int fetch_blob(struct pull_set *set, size_t i, void *ctx, struct registry
 	return r;
 }
 
-int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
-	       const struct pull_options *opts, struct pull_result *ret, struct registry_error *err)
+int pull_from(const struct pull_source *src, void *ctx, const struct ref *ref,
+	      const struct pull_options *opts, struct pull_result *ret, struct manifest **ret_image,
+	      struct registry_error *err)
 {
 	static const struct pull_options defaults;
-	struct pull p = {.reg = reg, .store = s, .ref = ref, .result = ret, .err = err};
 	struct pull_set set = {0};
-	struct manifest *root = NULL, *image = NULL;
+	struct manifest *root = NULL, *image = NULL, **kept;
 	const struct manifest_descriptor *child;
 	char reference[DIGEST_STRING_SIZE], platform[MANIFEST_PLATFORM_STRING_SIZE];
-	struct resolved child_res;
 	struct manifest_platform host;
+	bool fetched = false;
 	int r;
 
 	if (!opts)
 		opts = &defaults;
 	memset(ret, 0, sizeof(*ret));
 
-	r = resolve_root(&p, &ret->manifest, &root);
-	if (r == -ENOENT && err && err->http_status == 404) {
-		char name[REF_STRING_SIZE];
-
-		ref_format(ref, name, sizeof(name));
-		fail(&p, "'%s': not found upstream", name);
-	}
+	r = src->manifest(ctx, ref, NULL, &root, &ret->manifest, &fetched, err);
+	ret->manifests_fetched += fetched;
 	if (r < 0)
 		goto out;
 	ret->image = ret->manifest;
@@ -147,35 +154,48 @@ int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
 			if (!opts->platform)
 				manifest_platform_host(&host);
 			manifest_platform_format(opts->platform ? opts->platform : &host, platform);
-			fail(&p, "%s: no image for platform %s in '%s'", ref->registry, platform,
+			fail(err, "%s: no image for platform %s in '%s'", ref->registry, platform,
 			     ref->repository);
 			goto out;
 		}
-		r = resolve_digest(reg, s, ref->registry, ref->repository, &child->digest,
-				   &child_res, err);
-		if (r == 0)
-			r = load(&p, &child_res, &image);
+		fetched = false;
+		r = src->manifest(ctx, ref, &child->digest, &image, &ret->image, &fetched, err);
+		ret->manifests_fetched += fetched;
 		if (r < 0)
 			goto out;
-		ret->image = child_res.digest;
 		if (image->kind != MANIFEST_IMAGE) {
 			digest_format(&child->digest, reference);
-			fail(&p, "%s: index '%s' nests another index", ref->registry, reference);
+			fail(err, "%s: index '%s' nests another index", ref->registry, reference);
 			r = -EPROTONOSUPPORT;
 			goto out;
 		}
 	}
-	r = pull_set_init(&set, image ? image : root, s, opts->observer);
+	r = pull_set_init(&set, image ? image : root, src->store, opts->observer);
 	if (r < 0)
 		goto out;
-	r = pull_set_run(&set, &ret->image, opts->concurrency, fetch_blob, &p);
+	r = pull_set_run(&set, &ret->image, opts->concurrency, src->blob, ctx);
 	ret->blobs_fetched = set.gotten;
 	ret->bytes_fetched = set.bytes_gotten;
 	if (r < 0 && err)
 		*err = set.err;
+	if (r == 0 && ret_image) {
+		kept = image ? &image : &root;
+		*ret_image = *kept;
+		*kept = NULL;
+	}
 out:
 	pull_set_release(&set);
 	manifest_free(root);
 	manifest_free(image);
 	return r;
+}
+
+int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
+	       const struct pull_options *opts, struct pull_result *ret, struct registry_error *err)
+{
+	const struct pull_source src = {
+		.manifest = resolve_manifest, .blob = fetch_blob, .store = s};
+	struct pull p = {.reg = reg, .store = s, .ref = ref, .err = err};
+
+	return pull_from(&src, &p, ref, opts, ret, NULL, err);
 }

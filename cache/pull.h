@@ -44,4 +44,31 @@ int pull_image(struct registry *reg, struct store *s, const struct ref *ref,
 	       const struct pull_options *opts, struct pull_result *ret,
 	       struct registry_error *err);
 
+/*
+ * Where a pull gets its manifests and blobs: the registry (pull_image), or
+ * the files of a dindfs mount (tools/pull_mount.c). Both run the same steps
+ * in pull_from(): the root manifest, one platform's image of an index, then
+ * its config and layers through a pull_set.
+ */
+struct pull_source {
+	/*
+	 * The manifest ref names (d NULL), or the image manifest d of ref's
+	 * repository: parsed into *ret, with the digest it has. *ret_fetched
+	 * says it took a manifest GET. -errno with err->message set on failure.
+	 */
+	int (*manifest)(void *ctx, const struct ref *ref, const struct digest *d,
+			struct manifest **ret, struct digest *ret_digest, bool *ret_fetched,
+			struct registry_error *err);
+	pull_get_fn blob;    /* one config or layer */
+	struct store *store; /* blobs already here count as cached; NULL: none */
+};
+
+/*
+ * Pull ref from src, as pull_image describes. With ret_image, the image
+ * manifest is handed to the caller (manifest_free it) on success.
+ */
+int pull_from(const struct pull_source *src, void *ctx, const struct ref *ref,
+	      const struct pull_options *opts, struct pull_result *ret, struct manifest **ret_image,
+	      struct registry_error *err);
+
 #endif

@@ -149,11 +149,20 @@ int resolve_tag(struct registry *reg, struct store *s, const char *registry, con
 		const char *tag, int64_t ttl, bool allow_stale, struct resolved *ret,
 		struct registry_error *err)
 {
+	const struct resolve_tag_options o = {.ttl = ttl, .allow_stale = allow_stale};
+
+	return resolve_tag_with(reg, s, registry, repository, tag, &o, ret, err);
+}
+
+int resolve_tag_with(struct registry *reg, struct store *s, const char *registry,
+		     const char *repository, const char *tag, const struct resolve_tag_options *o,
+		     struct resolved *ret, struct registry_error *err)
+{
 	struct index *idx = store_index(s);
 	struct index_tag known;
 	struct digest current;
-	int64_t now = time(NULL);
-	bool cached;
+	int64_t now = o->clock ? o->clock() : time(NULL), ttl = o->ttl;
+	bool allow_stale = o->allow_stale, cached;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));

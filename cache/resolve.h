@@ -37,6 +37,19 @@ int resolve_tag(struct registry *reg, struct store *s, const char *registry, con
 		const char *tag, int64_t ttl, bool allow_stale, struct resolved *ret,
 		struct registry_error *err);
 
+/* How resolve_tag_with() treats a tag. */
+struct resolve_tag_options {
+	int64_t ttl;	  /* seconds a confirmed tag is answered from the index alone */
+	bool allow_stale; /* serve the cached tag when upstream is down */
+	/* the wall clock in seconds, for the age of a tag; NULL: time(NULL) */
+	int64_t (*clock)(void);
+};
+
+/* resolve_tag, with its options in o (the unit tests set the clock). */
+int resolve_tag_with(struct registry *reg, struct store *s, const char *registry,
+		     const char *repository, const char *tag, const struct resolve_tag_options *o,
+		     struct resolved *ret, struct registry_error *err);
+
 /*
  * Resolve a manifest by digest: from the store when the repository is known
  * to hold it, else from upstream (a HEAD when the store has the bytes, a

@@ -29,9 +29,11 @@ struct store {
 	int tmp_fd;	   /* tmp */
 	int quarantine_fd; /* quarantine */
 	struct index *index;
-	uint64_t max_writer_bytes;  /* one writer's cap (EFBIG past it) */
-	uint64_t max_tmp_bytes;	    /* all writers' cap together (ENOSPC past it) */
-	_Atomic uint64_t tmp_bytes; /* what this process's writers hold in tmp/ */
+	uint64_t max_writer_bytes;   /* one writer's cap (EFBIG past it) */
+	uint64_t max_tmp_bytes;	     /* all writers' cap together (ENOSPC past it) */
+	_Atomic uint64_t tmp_bytes;  /* what this process's writers hold in tmp/ */
+	store_commit_fn commit_hook; /* set before threads start */
+	void *commit_ctx;
 };
 
 struct store_writer {
@@ -452,11 +454,19 @@ int store_writer_commit(struct store_writer *w, const char *media_type, struct d
 	if (r == 0 && ret_digest)
 		*ret_digest = actual;
 	writer_free(w);
+	if (r == 0 && s->commit_hook)
+		s->commit_hook(&actual, s->commit_ctx);
 	return r;
 out_abort:
 	store_unlock(lock);
 	store_writer_abort(w);
 	return r;
+}
+
+void store_set_commit_hook(struct store *s, store_commit_fn fn, void *ctx)
+{
+	s->commit_hook = fn;
+	s->commit_ctx = ctx;
 }
 
 int store_put(struct store *s, const void *data, size_t len, const struct digest *expected,

@@ -115,6 +115,14 @@ int store_remove_blob(struct store *s, const struct digest *d);
 /* Move a blob to quarantine/ and drop its row. The caller holds the exclusive lock. */
 int store_quarantine_blob(struct store *s, const struct digest *d);
 
+/*
+ * Called after each commit (store_writer_commit, store_put) with the
+ * committed digest, in the committing thread, outside the store's locks:
+ * it must not block. Set it before other threads use the store; NULL to unset.
+ */
+typedef void (*store_commit_fn)(const struct digest *d, void *ctx);
+void store_set_commit_hook(struct store *s, store_commit_fn fn, void *ctx);
+
 /* For crash tests: called at each step of a commit. NULL in normal use. */
 enum store_stage {
 	STORE_STAGE_SYNCED,  /* temp file verified and fsync()ed */

@@ -1,10 +1,11 @@
 /*
  * fs: the dindfs FUSE filesystem (libfuse3 low-level API).
  *
- * One daemon on the host serves the namespace of design.md over the cache:
+ * One daemon on the host serves the tree of mount_layout.h over the cache:
  * blobs/, registry/, ingest/ and .dindfs/, and the --workspace directory at
- * workspace/ (workspace.c). fs_run() mounts, serves until unmounted or signalled, and cleans
- * up: downloads stop and nothing partial is committed.
+ * workspace/ (workspace.c). fs_run() mounts, serves until unmounted or
+ * signalled, and cleans up: downloads stop and nothing partial is
+ * committed. docs/architecture.md maps the modules, threads and locks.
  */
 #ifndef DINDFS_FS_H
 #define DINDFS_FS_H

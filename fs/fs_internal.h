@@ -1,11 +1,11 @@
 /*
  * fs_internal: what the files of fs/ share — the daemon's state, the inode
- * table, open-file handles — and nothing outside fs/ sees.
+ * table, open files (struct fs_file) — and nothing outside fs/ sees.
  *
  * Locking: the inode table has one mutex (fs->nodes_lock), held only while
  * a node is looked up, inserted, or its lookup count changes. The read path
- * takes no fs-wide lock: a handle holds what reading needs (an fd or a
- * fetch). Handles that are written (ingest, local manifests) have their own
+ * takes no fs-wide lock: an open file holds what reading needs (an fd or a
+ * fetch). Open files that are written (ingest, local manifests) have their own
  * mutex.
  */
 #ifndef DINDFS_FS_INTERNAL_H
@@ -23,6 +23,7 @@
 #include "digest.h"
 #include "fetch.h"
 #include "fs.h"
+#include "hash.h"
 #include "index.h"
 #include "registry.h"
 #include "store.h"
@@ -47,13 +48,43 @@ enum fs_kind {
 };
 
 /*
- * Inode numbers are the addresses of inode structs of two families: the
- * cache namespace's struct fs_node below and the workspace's (workspace.c).
- * Both start with one of these tags, so an operation tells from the number
- * alone which family it is about.
+ * Inode numbers are the addresses of inode structs of several families: the
+ * cache namespace's struct fs_node below, the workspace's (ws_internal.h).
+ * Each starts with one of these tags, so ops.c tells from the number alone
+ * which family an operation is about (FUSE_ROOT_ID is the cache's root).
  */
 #define FS_FAMILY_CACHE	    0x68636164u /* "dach" */
 #define FS_FAMILY_WORKSPACE 0x73776164u /* "daws" */
+#define FS_FAMILY_LAYERS    0x6c796164u /* "dayl": layers.c */
+
+struct fs;
+
+/*
+ * A family of inodes: its operations, and its place in the mount's root.
+ * ops.c finds the family of an inode once and calls its table; an
+ * operation on two inodes of different families is EXDEV. Each operation
+ * of ops has the arguments of libfuse's and sends exactly one reply; one a
+ * family leaves NULL answers EACCES (never ENOSYS: the kernel would take
+ * that as "never again" for the whole mount). To add a family: a tag, a
+ * struct fs_family, a slot in enum fs_family_slot, filled in fs_run().
+ */
+struct fs_family {
+	uint32_t tag;	       /* FS_FAMILY_*: the first field of each of its inodes */
+	const char *root_name; /* its directory in the mount's root; NULL: it is the root */
+	/* The root's root_name entry: reply with the family's top inode. */
+	void (*lookup_root)(struct fs *fs, fuse_req_t req);
+	/* Count n fewer lookups on ino; no reply (ops.c replies once for a batch). */
+	void (*forget)(struct fs *fs, fuse_ino_t ino, uint64_t n);
+	const struct fuse_lowlevel_ops *ops; /* every operation but init and the forgets */
+};
+
+/* Where fs->families holds each family; an unused slot is NULL. */
+enum fs_family_slot {
+	FS_SLOT_CACHE,	   /* always there: fs_cache_family (cache_ops.c) */
+	FS_SLOT_WORKSPACE, /* with --workspace: fs_ws_family (ws_ops.c) */
+	FS_SLOT_LAYERS,	   /* free: the read-only layers/ tree */
+	FS_SLOTS,
+};
 
 /*
  * The kernel's passthrough id that an inode's open files share
@@ -71,15 +102,15 @@ struct fs_node {
 	uint32_t family;  /* FS_FAMILY_CACHE: first, as in the workspace's inodes */
 	uint64_t nlookup; /* guarded by nodes_lock */
 	enum fs_kind kind;
-	bool pinned;   /* a static directory: never freed */
-	int8_t level;  /* whose budget it counts in (fs_level), or -1 */
-	uint32_t cost; /* bytes it counts there */
-	char *key;     /* identity in the table */
-	struct fs_node *hash_next;
+	bool permanent;		  /* a static directory: never freed */
+	int8_t level;		  /* whose budget it counts in (fs_level), or -1 */
+	uint32_t cost;		  /* bytes it counts there */
+	char *key;		  /* identity in the table */
+	struct fs_hash_link link; /* in fs->nodes */
 
 	/* FS_BLOB, FS_INGEST_FILE */
 	struct digest digest;
-	int64_t size;
+	int64_t size; /* -1 until known; guarded by nodes_lock (fs_node_size()) */
 	/*
 	 * Where a blob can be fetched from when it is not in the store:
 	 * "registry\0repository\0", or NULL. Guarded by nodes_lock.
@@ -101,12 +132,12 @@ struct fs_node {
 /* The size of a node that has no names (FS_BLOB, FS_INGEST_FILE). */
 #define FS_NODE_NAMELESS_SIZE offsetof(struct fs_node, registry)
 
-enum fs_handle_kind {
-	FS_HANDLE_FD,	  /* a committed blob: splice from its file */
-	FS_HANDLE_FETCH,  /* a blob downloading: wait for bytes */
-	FS_HANDLE_BUFFER, /* generated content (stats, whoami), or a local manifest being written */
-	FS_HANDLE_INGEST, /* a store writer */
-	FS_HANDLE_DIR,	  /* a directory listing taken at opendir */
+enum fs_file_kind {
+	FS_FILE_FD,	/* a committed blob: splice from its file */
+	FS_FILE_FETCH,	/* a blob downloading: wait for bytes */
+	FS_FILE_BUFFER, /* generated content (stats, whoami), or a local manifest being written */
+	FS_FILE_INGEST, /* a store writer */
+	FS_FILE_DIR,	/* a directory listing taken at opendir */
 };
 
 struct fs_dirent {
@@ -114,8 +145,8 @@ struct fs_dirent {
 	enum fs_kind kind;
 };
 
-struct fs_handle {
-	enum fs_handle_kind kind;
+struct fs_file {
+	enum fs_file_kind kind;
 	struct fs_node *node;
 	int fd;
 	uint64_t file_size; /* FD: the blob's size, read once at open */
@@ -162,7 +193,9 @@ struct fs_level {
 
 struct fs {
 	const struct fs_config *cfg;
-	struct fs_ws *ws; /* the workspace, or NULL */
+	const struct fs_family *families[FS_SLOTS]; /* set before the session starts */
+	struct fs_ws *ws;			    /* the workspace, or NULL */
+	struct fs_layers *layers;		    /* layers/ and its unpacker (layers.h) */
 	struct store *store;
 	struct registry *registry;
 	struct fetcher *fetcher;
@@ -171,9 +204,7 @@ struct fs {
 	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
 
 	pthread_mutex_t nodes_lock;
-	struct fs_node **buckets;
-	size_t n_buckets;
-	size_t n_nodes;
+	struct fs_hash nodes; /* the inode table (node.c) */
 	struct fs_node root;
 
 	pthread_mutex_t log_lock;
@@ -191,6 +222,49 @@ struct fs {
 	struct fs_upstream *upstream;  /* the threads upstream work runs on */
 	struct resolve_absent *absent; /* what upstream said is not there */
 };
+
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/*
+ * The replies that leave the kernel holding something: a lookup count
+ * (entry, create) or an open file. Every path sends them through these.
+ * False when the reply did not reach the kernel (the caller was
+ * interrupted): then it holds nothing, and the caller forgets the count,
+ * frees the file or the listing, as if the request had failed.
+ */
+static inline bool fs_reply_entry(fuse_req_t req, const struct fuse_entry_param *e)
+{
+	return fuse_reply_entry(req, e) == 0;
+}
+
+static inline bool fs_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+				   const struct fuse_file_info *fi)
+{
+	return fuse_reply_create(req, e, fi) == 0;
+}
+
+static inline bool fs_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	return fuse_reply_open(req, fi) == 0;
+}
+
+/*
+ * A broken invariant that memory safety rests on (a lookup count below
+ * zero, an inode of no family): say so on stderr and abort,
+ * in every build.
+ */
+#define fs_internal_error(...) fs_internal_error_at(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void fs_internal_error_at(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Abort with "INTERNAL ERROR: ..." unless cond holds; on in every build, unlike assert(). */
+#define fs_check(cond, ...)                                                                        \
+	do {                                                                                       \
+		if (__builtin_expect(!(cond), 0))                                                  \
+			fs_internal_error(__VA_ARGS__);                                            \
+	} while (0)
 
 /* Most nodes the table holds; past it, lookups fail with ENFILE. */
 #define FS_MAX_NODES (1u << 20)
@@ -224,6 +298,8 @@ fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node);
 int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node *proto,
 		struct fs_node **ret);
 void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n);
+/* A blob's size, -1 while it is not known (a lookup may learn it). */
+int64_t fs_node_size(struct fs *fs, const struct fs_node *node);
 /* Remember where a blob node can be fetched from. */
 void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,
 			const char *repository);

@@ -3,6 +3,7 @@
  * --log FILE in the background), one write each so lines never interleave.
  */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -52,4 +53,16 @@ void fs_log_upstream(struct fs *fs, const char *message)
 	pthread_mutex_unlock(&fs->log_lock);
 	if (!repeat)
 		fs_log(fs, "upstream: %s", message);
+}
+
+_Noreturn void fs_internal_error_at(const char *file, int line, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "dindfs: INTERNAL ERROR: %s (%s:%d)\n", what, file, line);
+	abort();
 }

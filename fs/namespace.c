@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "fs_internal.h"
+#include "mount_layout.h"
 #include "ref.h"
 #include "resolve.h"
 #include "workspace.h"
@@ -128,10 +129,10 @@ static int lookup_in_repo(const struct fs_node *dir, const char *name, struct fs
 	enum fs_kind kind = FS_REPO_DIR;
 	int n;
 
-	if (*dir->repository && strcmp(name, "manifests") == 0) {
+	if (*dir->repository && strcmp(name, FS_LAYOUT_MANIFESTS) == 0) {
 		kind = FS_MANIFESTS_DIR;
 		snprintf(repository, sizeof(repository), "%s", dir->repository);
-	} else if (*dir->repository && strcmp(name, "blobs") == 0) {
+	} else if (*dir->repository && strcmp(name, FS_LAYOUT_BLOBS) == 0) {
 		kind = FS_REPO_BLOBS_DIR;
 		snprintf(repository, sizeof(repository), "%s", dir->repository);
 	} else {
@@ -304,7 +305,7 @@ static int static_dir(enum fs_kind kind, const char *path, struct fs_node *proto
 {
 	memset(proto, 0, sizeof(*proto));
 	proto->kind = kind;
-	proto->pinned = true;
+	proto->permanent = true;
 	proto->size = -1;
 	return snprintf(key, key_size, "/%s", path) < (int)key_size ? 0 : -ENAMETOOLONG;
 }
@@ -317,33 +318,33 @@ int fs_lookup_child(struct fs *fs, const struct fs_node *parent, const char *nam
 	*ret_timeout = TIMEOUT_FOREVER;
 	switch (parent->kind) {
 	case FS_ROOT:
-		if (strcmp(name, "blobs") == 0)
+		if (strcmp(name, FS_LAYOUT_BLOBS) == 0)
 			return static_dir(FS_BLOBS_DIR, name, proto, key, key_size);
-		if (strcmp(name, "registry") == 0)
+		if (strcmp(name, FS_LAYOUT_REGISTRY) == 0)
 			return static_dir(FS_REGISTRY_DIR, name, proto, key, key_size);
-		if (strcmp(name, "ingest") == 0)
+		if (strcmp(name, FS_LAYOUT_INGEST) == 0)
 			return static_dir(FS_INGEST_DIR, name, proto, key, key_size);
-		if (strcmp(name, ".dindfs") == 0)
+		if (strcmp(name, FS_LAYOUT_META) == 0)
 			return static_dir(FS_META_DIR, name, proto, key, key_size);
 		return -ENOENT;
 	case FS_BLOBS_DIR:
-		if (strcmp(name, "sha256") == 0)
-			return static_dir(FS_BLOBS_SHA256_DIR, "blobs/sha256", proto, key,
+		if (strcmp(name, FS_LAYOUT_SHA256) == 0)
+			return static_dir(FS_BLOBS_SHA256_DIR, FS_LAYOUT_BLOBS_SHA256, proto, key,
 					  key_size);
 		return -ENOENT;
 	case FS_META_DIR:
-		if (strcmp(name, "stats") == 0) {
-			r = static_dir(FS_STATS, ".dindfs/stats", proto, key, key_size);
+		if (strcmp(name, FS_LAYOUT_STATS) == 0) {
+			r = static_dir(FS_STATS, FS_LAYOUT_STATS_PATH, proto, key, key_size);
 			*ret_timeout = 0;
 			return r;
 		}
-		if (strcmp(name, "whoami") == 0) {
-			r = static_dir(FS_WHOAMI, ".dindfs/whoami", proto, key, key_size);
+		if (strcmp(name, FS_LAYOUT_WHOAMI) == 0) {
+			r = static_dir(FS_WHOAMI, FS_LAYOUT_WHOAMI_PATH, proto, key, key_size);
 			*ret_timeout = 0;
 			return r;
 		}
-		if (strcmp(name, "registries") == 0)
-			return static_dir(FS_REGISTRIES, ".dindfs/registries", proto, key,
+		if (strcmp(name, FS_LAYOUT_REGISTRIES) == 0)
+			return static_dir(FS_REGISTRIES, FS_LAYOUT_REGISTRIES_PATH, proto, key,
 					  key_size);
 		return -ENOENT;
 	case FS_BLOBS_SHA256_DIR:
@@ -506,26 +507,28 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 	struct index *idx = store_index(fs->store);
 	struct listing l = {0};
 	struct tag_walk walk = {&l, dir};
+	size_t i;
 	int r = 0;
 
 	add(&l, ".", dir->kind);
 	add(&l, "..", FS_ROOT);
 	switch (dir->kind) {
 	case FS_ROOT:
-		add(&l, "blobs", FS_BLOBS_DIR);
-		add(&l, "registry", FS_REGISTRY_DIR);
-		add(&l, "ingest", FS_INGEST_DIR);
-		add(&l, ".dindfs", FS_META_DIR);
-		if (fs->ws)
-			add(&l, FS_WS_NAME, FS_META_DIR); /* a directory; workspace.c serves it */
+		add(&l, FS_LAYOUT_BLOBS, FS_BLOBS_DIR);
+		add(&l, FS_LAYOUT_REGISTRY, FS_REGISTRY_DIR);
+		add(&l, FS_LAYOUT_INGEST, FS_INGEST_DIR);
+		add(&l, FS_LAYOUT_META, FS_META_DIR);
+		for (i = 0; i < FS_SLOTS; i++) /* directories other families serve */
+			if (fs->families[i] && fs->families[i]->root_name)
+				add(&l, fs->families[i]->root_name, FS_META_DIR);
 		break;
 	case FS_BLOBS_DIR:
-		add(&l, "sha256", FS_BLOBS_SHA256_DIR);
+		add(&l, FS_LAYOUT_SHA256, FS_BLOBS_SHA256_DIR);
 		break;
 	case FS_META_DIR:
-		add(&l, "stats", FS_STATS);
-		add(&l, "whoami", FS_WHOAMI);
-		add(&l, "registries", FS_REGISTRIES);
+		add(&l, FS_LAYOUT_STATS, FS_STATS);
+		add(&l, FS_LAYOUT_WHOAMI, FS_WHOAMI);
+		add(&l, FS_LAYOUT_REGISTRIES, FS_REGISTRIES);
 		break;
 	case FS_BLOBS_SHA256_DIR:
 		r = index_foreach_digest(idx, add_store_blob, &l);
@@ -537,8 +540,8 @@ int fs_list_dir(struct fs *fs, const struct fs_node *dir, struct fs_dirent **ret
 	case FS_REPO_DIR:
 	case FS_MANIFESTS_DIR:
 		if (dir->kind == FS_REPO_DIR && *dir->repository) {
-			add(&l, "manifests", FS_MANIFESTS_DIR);
-			add(&l, "blobs", FS_REPO_BLOBS_DIR);
+			add(&l, FS_LAYOUT_MANIFESTS, FS_MANIFESTS_DIR);
+			add(&l, FS_LAYOUT_BLOBS, FS_REPO_BLOBS_DIR);
 		}
 		r = index_foreach_tag(idx, add_from_tag, &walk);
 		unique(&l);
@@ -601,7 +604,7 @@ int fs_node_stat(struct fs *fs, const struct fs_node *node, struct stat *st)
 	switch (node->kind) {
 	case FS_BLOB:
 		st->st_mode = S_IFREG | 0444;
-		st->st_size = node->size;
+		st->st_size = fs_node_size(fs, node);
 		if (index_get_blob(store_index(fs->store), &node->digest, &row) == 0) {
 			st->st_size = row.size;
 			st->st_mtime = st->st_ctime = row.created;

@@ -2,37 +2,27 @@
  * node: the inode table. Inode numbers are node addresses (as in libfuse's
  * passthrough_ll); the root is FUSE_ROOT_ID. A node lives while the kernel
  * holds lookups on it: each entry reply counts one, forget takes them away,
- * and the last forget frees it. Static directories are pinned.
+ * and the last forget frees it. Static directories are permanent: never freed.
  */
-#include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fs_internal.h"
+#include "hash.h"
 
 #define INITIAL_BUCKETS 4096
-
-static size_t hash_key(const char *key)
-{
-	size_t h = 1469598103934665603u; /* FNV-1a */
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211u;
-	return h;
-}
 
 int fs_nodes_init(struct fs *fs)
 {
 	pthread_mutex_init(&fs->nodes_lock, NULL);
-	fs->n_buckets = INITIAL_BUCKETS;
-	fs->buckets = calloc(fs->n_buckets, sizeof(*fs->buckets));
-	if (!fs->buckets)
+	if (fs_hash_init(&fs->nodes, INITIAL_BUCKETS) < 0)
 		return -ENOMEM;
 	fs->root.family = FS_FAMILY_CACHE;
 	fs->root.kind = FS_ROOT;
-	fs->root.pinned = true;
+	fs->root.permanent = true;
 	fs->root.nlookup = 1;
 	fs->root.level = -1;
 	return 0;
@@ -59,22 +49,16 @@ static size_t node_size(enum fs_kind kind)
 							 : sizeof(struct fs_node);
 }
 
+static void drain_one(struct fs_hash_link *link, void *ctx)
+{
+	node_free(fs_hash_entry(link, struct fs_node, link));
+}
+
 void fs_nodes_release(struct fs *fs)
 {
-	size_t i;
-
-	for (i = 0; i < fs->n_buckets; i++) {
-		struct fs_node *node = fs->buckets ? fs->buckets[i] : NULL;
-
-		while (node) {
-			struct fs_node *next = node->hash_next;
-
-			node_free(node);
-			node = next;
-		}
-	}
-	free(fs->buckets);
-	fs->buckets = NULL;
+	if (fs->nodes.buckets)
+		fs_hash_drain(&fs->nodes, drain_one, NULL);
+	fs_hash_release(&fs->nodes);
 	pthread_mutex_destroy(&fs->nodes_lock);
 }
 
@@ -82,7 +66,8 @@ struct fs_node *fs_node_of(struct fs *fs, fuse_ino_t ino)
 {
 	struct fs_node *node = ino == FUSE_ROOT_ID ? &fs->root : (struct fs_node *)(uintptr_t)ino;
 
-	assert(node->family == FS_FAMILY_CACHE);
+	fs_check(node->family == FS_FAMILY_CACHE, "inode %#" PRIx64 " is not the cache's",
+		 (uint64_t)ino);
 	return node;
 }
 
@@ -91,44 +76,18 @@ fuse_ino_t fs_node_ino(struct fs *fs, const struct fs_node *node)
 	return node == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)node;
 }
 
-/* Double the buckets when the table gets crowded. Called with nodes_lock held. */
-static void maybe_grow(struct fs *fs)
+/* The node under key (whose hash is hash), or NULL. Called with nodes_lock held. */
+static struct fs_node *node_find(struct fs *fs, const char *key, size_t hash)
 {
-	struct fs_node **buckets;
-	size_t i, n = fs->n_buckets * 2;
+	struct fs_hash_link *link;
 
-	if (fs->n_nodes < fs->n_buckets * 2)
-		return;
-	buckets = calloc(n, sizeof(*buckets));
-	if (!buckets)
-		return; /* a longer chain is slower, not wrong */
-	for (i = 0; i < fs->n_buckets; i++) {
-		struct fs_node *node = fs->buckets[i];
+	for (link = fs_hash_chain(&fs->nodes, hash); link; link = link->next) {
+		struct fs_node *node = fs_hash_entry(link, struct fs_node, link);
 
-		while (node) {
-			struct fs_node *next = node->hash_next;
-			size_t b = hash_key(node->key) % n;
-
-			node->hash_next = buckets[b];
-			buckets[b] = node;
-			node = next;
-		}
+		if (link->hash == hash && strcmp(node->key, key) == 0)
+			return node;
 	}
-	free(fs->buckets);
-	fs->buckets = buckets;
-	fs->n_buckets = n;
-}
-
-/* The node under key, or NULL. Called with nodes_lock held. */
-static struct fs_node *node_find(struct fs *fs, const char *key, size_t *ret_bucket)
-{
-	struct fs_node *node;
-
-	*ret_bucket = hash_key(key) % fs->n_buckets;
-	for (node = fs->buckets[*ret_bucket]; node; node = node->hash_next)
-		if (strcmp(node->key, key) == 0)
-			break;
-	return node;
+	return NULL;
 }
 
 /* A found node: a blob's size may have been learnt since (from a manifest, or the store). */
@@ -144,11 +103,11 @@ int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node 
 {
 	struct fs_level *budget;
 	struct fs_node *node;
-	size_t b, cost = node_size(proto->kind) + strlen(key) + 1;
+	size_t hash = fs_hash_string(key), cost = node_size(proto->kind) + strlen(key) + 1;
 	int level, r = 0;
 
 	pthread_mutex_lock(&fs->nodes_lock);
-	node = node_find(fs, key, &b);
+	node = node_find(fs, key, hash);
 	if (node)
 		node_found(node, proto);
 	pthread_mutex_unlock(&fs->nodes_lock);
@@ -157,7 +116,7 @@ int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node 
 		return 0;
 	}
 	/* a new node: charge it to its maker, found outside the lock (a /proc read) */
-	level = pid > 0 && !proto->pinned ? fs_level_of(pid) : -1;
+	level = pid > 0 && !proto->permanent ? fs_level_of(pid) : -1;
 	budget = level >= 0 ? &fs->levels[level] : NULL;
 	if (budget && atomic_fetch_add(&budget->node_bytes, (int_fast64_t)cost) + (int64_t)cost >
 			      fs->limits.level_node_bytes) {
@@ -165,12 +124,12 @@ int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node 
 		return -ENFILE;
 	}
 	pthread_mutex_lock(&fs->nodes_lock);
-	node = node_find(fs, key, &b); /* made by another thread meanwhile? */
+	node = node_find(fs, key, hash); /* made by another thread meanwhile? */
 	if (node) {
 		node_found(node, proto);
 		if (budget)
 			atomic_fetch_sub(&budget->node_bytes, (int_fast64_t)cost);
-	} else if (fs->n_nodes >= FS_MAX_NODES) {
+	} else if (fs->nodes.n >= FS_MAX_NODES) {
 		r = -ENFILE;
 	} else {
 		node = malloc(node_size(proto->kind));
@@ -188,10 +147,7 @@ int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node 
 			node = NULL;
 			r = -ENOMEM;
 		} else {
-			node->hash_next = fs->buckets[b];
-			fs->buckets[b] = node;
-			fs->n_nodes++;
-			maybe_grow(fs);
+			fs_hash_add(&fs->nodes, &node->link, hash);
 		}
 	}
 	pthread_mutex_unlock(&fs->nodes_lock);
@@ -206,26 +162,28 @@ int fs_node_get(struct fs *fs, pid_t pid, const char *key, const struct fs_node 
 
 void fs_node_forget(struct fs *fs, struct fs_node *node, uint64_t n)
 {
-	struct fs_node **p;
-
 	if (node == &fs->root)
 		return;
 	pthread_mutex_lock(&fs->nodes_lock);
-	assert(node->nlookup >= n);
+	fs_check(node->nlookup >= n, "negative lookup count on %s (%" PRIu64 " - %" PRIu64 ")",
+		 node->key, node->nlookup, n);
 	node->nlookup -= n;
-	if (node->nlookup == 0 && !node->pinned) {
-		for (p = &fs->buckets[hash_key(node->key) % fs->n_buckets]; *p;
-		     p = &(*p)->hash_next) {
-			if (*p == node) {
-				*p = node->hash_next;
-				fs->n_nodes--;
-				break;
-			}
-		}
+	if (node->nlookup == 0 && !node->permanent) {
+		fs_hash_remove(&fs->nodes, &node->link);
 		node_uncount(fs, node);
 		node_free(node);
 	}
 	pthread_mutex_unlock(&fs->nodes_lock);
+}
+
+int64_t fs_node_size(struct fs *fs, const struct fs_node *node)
+{
+	int64_t size;
+
+	pthread_mutex_lock(&fs->nodes_lock);
+	size = node->size;
+	pthread_mutex_unlock(&fs->nodes_lock);
+	return size;
 }
 
 void fs_node_set_origin(struct fs *fs, struct fs_node *node, const char *registry,

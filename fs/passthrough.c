@@ -21,7 +21,7 @@
  * does not offer it, nothing here does anything and opens are served by the
  * daemon as before. FUSE over io_uring (kernel 6.14+, libfuse 3.18's
  * FUSE_CAP_OVER_IO_URING, not in Debian yet) would plug in beside this, at
- * op_init and the session loop of fs_run() (ops.c), not per open.
+ * op_init (ops.c) and the session loop of fs_run() (session.c), not per open.
  */
 #include <errno.h>
 #include <stdlib.h>

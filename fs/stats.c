@@ -9,34 +9,54 @@
 #include <jansson.h>
 
 #include "fs_internal.h"
+#include "layers.h"
 #include "workspace.h"
 
 int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 {
 	uint64_t requests, bytes;
 	int64_t count = 0, store_bytes = 0;
-	uint64_t ws_lookups = 0, ws_getattrs = 0;
-	json_t *obj;
+	struct fs_ws_counters ws = {0};
+	struct fs_layers_stats ls;
+	int64_t layers = 0, layer_bytes = 0;
+	json_t *obj, *more;
 	char *text;
 
 	registry_counters(fs->registry, &requests, &bytes);
 	index_blob_totals(store_index(fs->store), &count, &store_bytes);
 	if (fs->ws)
-		fs_ws_counters(fs->ws, &ws_lookups, &ws_getattrs);
-	obj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I}",
-			"upstream_requests", (json_int_t)requests, "upstream_bytes",
-			(json_int_t)bytes, "bytes_served",
-			(json_int_t)atomic_load(&fs->stats.bytes_served), "blob_hits",
-			(json_int_t)atomic_load(&fs->stats.blob_hits), "blob_misses",
-			(json_int_t)atomic_load(&fs->stats.blob_misses), "fetches_in_flight",
-			(json_int_t)fetcher_in_flight(fs->fetcher), "store_blobs",
-			(json_int_t)count, "store_bytes", (json_int_t)store_bytes, "passthrough",
-			(int)atomic_load(&fs->passthrough), "passthrough_opens",
-			(json_int_t)atomic_load(&fs->stats.passthrough_opens), "workspace_lookups",
-			(json_int_t)ws_lookups, "workspace_getattrs", (json_int_t)ws_getattrs,
-			"pid", (json_int_t)getpid());
+		fs_ws_counters(fs->ws, &ws);
+	obj = json_pack(
+		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:I, s:I}",
+		"upstream_requests", (json_int_t)requests, "upstream_bytes", (json_int_t)bytes,
+		"bytes_served", (json_int_t)atomic_load(&fs->stats.bytes_served), "blob_hits",
+		(json_int_t)atomic_load(&fs->stats.blob_hits), "blob_misses",
+		(json_int_t)atomic_load(&fs->stats.blob_misses), "fetches_in_flight",
+		(json_int_t)fetcher_in_flight(fs->fetcher), "store_blobs", (json_int_t)count,
+		"store_bytes", (json_int_t)store_bytes, "passthrough",
+		(int)atomic_load(&fs->passthrough), "passthrough_opens",
+		(json_int_t)atomic_load(&fs->stats.passthrough_opens), "workspace_lookups",
+		(json_int_t)ws.lookups, "workspace_getattrs", (json_int_t)ws.getattrs,
+		"workspace_fds", (json_int_t)ws.fds, "workspace_fd_budget",
+		(json_int_t)ws.fd_budget, "workspace_fd_evictions", (json_int_t)ws.fd_evictions,
+		"workspace_fd_reopens", (json_int_t)ws.fd_reopens, "pid", (json_int_t)getpid());
 	if (!obj)
 		return -ENOMEM;
+	/* the unpacked layers (layers.h): in the store, and this daemon's worker */
+	index_layer_totals(store_index(fs->store), &layers, &layer_bytes);
+	fs_layers_stats(fs->layers, &ls);
+	more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "layers", (json_int_t)layers,
+			 "layer_bytes", (json_int_t)layer_bytes, "layers_pending",
+			 (json_int_t)ls.pending, "layers_unpacking", (json_int_t)ls.unpacking,
+			 "layers_unpacked", (json_int_t)ls.unpacked_now, "layers_failed",
+			 (json_int_t)ls.failed_now);
+	if (!more || json_object_update(obj, more) < 0) {
+		json_decref(more);
+		json_decref(obj);
+		return -ENOMEM;
+	}
+	json_decref(more);
 	text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(obj);
 	if (!text)

@@ -201,9 +201,7 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret)
 	ws->max_fds = limit > 2 * reserve ? limit - reserve : limit / 2;
 	ws->lru.lru_next = ws->lru.lru_prev = &ws->lru;
 	pthread_mutex_init(&ws->lock, NULL);
-	ws->n_buckets = INITIAL_BUCKETS;
-	ws->buckets = calloc(ws->n_buckets, sizeof(*ws->buckets));
-	if (!ws->buckets) {
+	if (fs_hash_init(&ws->inodes, INITIAL_BUCKETS) < 0) {
 		ws_watch_free(ws);
 		pthread_mutex_destroy(&ws->lock);
 		if (ws->mount_fd >= 0)
@@ -220,35 +218,37 @@ out_close:
 	return r;
 }
 
-void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs)
+void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret)
 {
-	*lookups = atomic_load(&ws->lookups);
-	*getattrs = atomic_load(&ws->getattrs);
+	ret->lookups = atomic_load(&ws->lookups);
+	ret->getattrs = atomic_load(&ws->getattrs);
+	pthread_mutex_lock(&ws->lock);
+	ret->fds = ws->n_fds;
+	ret->fd_budget = ws->max_fds;
+	ret->fd_evictions = ws->fd_evictions;
+	ret->fd_reopens = ws->fd_reopens;
+	pthread_mutex_unlock(&ws->lock);
+}
+
+static void free_inode(struct fs_hash_link *link, void *ctx)
+{
+	struct ws_inode *inode = fs_hash_entry(link, struct ws_inode, link);
+
+	if (inode->fd >= 0)
+		close(inode->fd);
+	free(inode->handle);
+	free(inode);
 }
 
 void fs_ws_free(struct fs_ws *ws)
 {
-	size_t i;
-
 	if (!ws)
 		return;
 	ws_watch_free(ws);
 	if (ws_watch_stuck(ws))
 		return; /* the process is ending: leave it all to exit */
-	for (i = 0; i < ws->n_buckets; i++) {
-		struct ws_inode *inode = ws->buckets[i];
-
-		while (inode) {
-			struct ws_inode *next = inode->hash_next;
-
-			if (inode->fd >= 0)
-				close(inode->fd);
-			free(inode->handle);
-			free(inode);
-			inode = next;
-		}
-	}
-	free(ws->buckets);
+	fs_hash_drain(&ws->inodes, free_inode, NULL);
+	fs_hash_release(&ws->inodes);
 	close(ws->root.fd);
 	if (ws->mount_fd >= 0)
 		close(ws->mount_fd);
@@ -323,9 +323,9 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 			mode_t mode =
 				ws_setid_strip((st.st_mode & S_IFMT) | (attr->st_mode & 07777));
 
-			r = file_fd >= 0 ? fchmod(file_fd, mode & 07777)
-					 : chmod(path, mode & 07777);
-			r = r < 0 ? -errno : 0;
+			if ((file_fd >= 0 ? fchmod(file_fd, mode & 07777)
+					  : chmod(path, mode & 07777)) < 0)
+				r = -errno;
 		}
 	}
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
@@ -336,9 +336,9 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 			r = -errno;
 	}
 	if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
-		r = file_fd >= 0 ? ftruncate(file_fd, attr->st_size)
-				 : truncate(path, attr->st_size);
-		r = r < 0 ? -errno : 0;
+		if ((file_fd >= 0 ? ftruncate(file_fd, attr->st_size)
+				  : truncate(path, attr->st_size)) < 0)
+			r = -errno;
 	}
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))

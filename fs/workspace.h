@@ -7,7 +7,8 @@
  * passthrough_ll, and every operation works from such a descriptor and one
  * name, so nothing a request says is resolved as a path and the daemon
  * never follows a symlink. ops.c hands an operation to this module when its
- * inode number belongs here (fs_ws_owns()), and the root's "workspace" entry.
+ * inode number belongs here (fs_ws_family, ws_ops.c), and the root's
+ * "workspace" entry.
  *
  * The operations below take the same arguments as their fuse_lowlevel_ops
  * counterparts, with the workspace first, and each sends exactly one reply
@@ -18,8 +19,10 @@
 
 #include "fs_internal.h"
 
+#include "mount_layout.h"
+
 /* The name of the workspace in the mount's root. */
-#define FS_WS_NAME "workspace"
+#define FS_WS_NAME FS_LAYOUT_WORKSPACE
 
 struct fs_ws;
 
@@ -35,17 +38,20 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret);
  * before the session goes. Accepts NULL.
  */
 void fs_ws_stop_watching(struct fs_ws *ws);
-/* Lookups and getattrs the workspace has served. */
-void fs_ws_counters(struct fs_ws *ws, uint64_t *lookups, uint64_t *getattrs);
+/* What .dindfs/stats says of the workspace. */
+struct fs_ws_counters {
+	uint64_t lookups, getattrs; /* requests served */
+	uint64_t fds;		    /* inode descriptors open now */
+	uint64_t fd_budget;	    /* the most it keeps open */
+	uint64_t fd_evictions;	    /* closed to stay within the budget */
+	uint64_t fd_reopens;	    /* reopened by file handle when used again */
+};
+void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret);
 /* Close every descriptor the workspace holds. Accepts NULL. */
 void fs_ws_free(struct fs_ws *ws);
 
-/* Whether ino is one of the workspace's inodes (never FUSE_ROOT_ID). */
-static inline bool fs_ws_owns(const struct fs_ws *ws, fuse_ino_t ino)
-{
-	(void)ws;
-	return ino != FUSE_ROOT_ID && *(const uint32_t *)(uintptr_t)ino == FS_FAMILY_WORKSPACE;
-}
+/* The workspace's family of inodes (ws_ops.c), for fs->families. */
+extern const struct fs_family fs_ws_family;
 
 /* The root's "workspace" entry: the workspace directory itself. */
 void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req);

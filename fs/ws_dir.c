@@ -89,7 +89,7 @@ static int do_lookup(struct fs_ws *ws, struct ws_inode *parent, int dirfd, const
 
 static void reply_entry(struct fs_ws *ws, fuse_req_t req, struct fuse_entry_param *e)
 {
-	if (fuse_reply_entry(req, e) == -ENOENT) /* the caller went away: nobody holds it */
+	if (!fs_reply_entry(req, e)) /* the caller went away: nobody holds it */
 		fs_ws_forget(ws, e->ino, 1);
 }
 
@@ -122,7 +122,7 @@ void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (r == -ENOENT) {
 		/* absent, and the kernel may remember that as long as it trusts names */
 		ws_entry_init(ws, &e);
-		return (void)fuse_reply_entry(req, &e);
+		return (void)fs_reply_entry(req, &e); /* ino 0: nothing to take back */
 	}
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -252,12 +252,12 @@ static void remove_name(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino,
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);
 	known = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	r = unlinkat(dirfd, name, flags) < 0 ? errno : 0;
+	r = unlinkat(dirfd, name, flags) < 0 ? -errno : 0;
 	ws_fd_put(ws, parent);
 	/* its last name: it cannot be reopened by handle anyway */
 	if (r == 0 && known && (S_ISDIR(st.st_mode) || st.st_nlink <= 1))
 		ws_inode_drop_removed(ws, &st);
-	fuse_reply_err(req, r);
+	fuse_reply_err(req, -r);
 }
 
 void fs_ws_unlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -319,29 +319,29 @@ void fs_ws_opendir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 		return (void)fuse_reply_err(req, ENOMEM);
 	pfd = ws_fd_get(ws, inode);
 	if (pfd < 0) {
-		r = -pfd;
+		r = pfd;
 		goto out_free;
 	}
 	fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = errno;
+	r = fd < 0 ? -errno : 0;
 	ws_fd_put(ws, inode);
-	if (fd < 0)
+	if (r < 0)
 		goto out_free;
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
-		r = errno;
+		r = -errno;
 		close(fd);
 		goto out_free;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
+	if (!fs_reply_open(req, fi)) {
 		closedir(d->dp);
 		free(d);
 	}
 	return;
 out_free:
 	free(d);
-	fuse_reply_err(req, r);
+	fuse_reply_err(req, -r);
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -361,11 +361,20 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 	struct ws_inode *dir = ws_inode_of(ws, ino);
 	struct ws_dir *d = dir_of(fi);
 	char *buf = malloc(size ? size : 1);
-	size_t used = 0;
+	/*
+	 * readdirplus counts a lookup for each entry: taken back if the reply
+	 * does not reach the kernel. An entry takes more than the 128 bytes of
+	 * a struct fuse_entry_out of the buffer.
+	 */
+	size_t used = 0, n_counted = 0, max_counted = plus ? size / 128 + 1 : 0;
+	fuse_ino_t *counted = plus ? malloc(max_counted * sizeof(*counted)) : NULL;
 	int r = 0;
 
-	if (!buf)
+	if (!buf || (plus && !counted)) {
+		free(buf);
+		free(counted);
 		return (void)fuse_reply_err(req, ENOMEM);
+	}
 	if (off != d->offset) {
 		seekdir(d->dp, off);
 		d->entry = NULL;
@@ -392,6 +401,8 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 			n = fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
 					      d->entry->d_off);
 		} else {
+			if (n_counted == max_counted)
+				break;
 			if (!is_dot_or_dotdot(name)) {
 				r = do_lookup(ws, dir, dirfd(d->dp), name, &e);
 				if (r == -ENOENT) { /* gone since: a name without attributes */
@@ -412,13 +423,17 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 			break;
 		}
 		used += n;
+		if (e.ino)
+			counted[n_counted++] = e.ino;
 		d->offset = d->entry->d_off;
 		d->entry = NULL;
 	}
 	if (r < 0 && used == 0)
 		fuse_reply_err(req, -r);
-	else
-		fuse_reply_buf(req, buf, used);
+	else if (fuse_reply_buf(req, buf, used) != 0) /* the caller was interrupted */
+		while (n_counted > 0)
+			fs_ws_forget(ws, counted[--n_counted], 1);
+	free(counted);
 	free(buf);
 }
 
@@ -453,10 +468,10 @@ void fs_ws_statfs(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)
 
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
-	r = fstatvfs(fd, &st) < 0 ? errno : 0;
+	r = fstatvfs(fd, &st) < 0 ? -errno : 0;
 	ws_fd_put(ws, inode);
-	if (r)
-		return (void)fuse_reply_err(req, r);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
 	fuse_reply_statfs(req, &st);
 }
 

@@ -75,7 +75,8 @@ static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 	if (f->backed)
 		fs_backing_put(ws->fs, req, &ws->lock, &f->inode->backing);
 	pthread_mutex_lock(&ws->lock);
-	assert(f->inode->opens > 0);
+	fs_check(f->inode->opens > 0, "negative open count on workspace inode %" PRIu64,
+		 (uint64_t)f->inode->ino);
 	f->inode->opens--;
 	pthread_mutex_unlock(&ws->lock);
 	close(f->fd);
@@ -121,7 +122,7 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 			close(fd);
 		return (void)fuse_reply_err(req, -r);
 	}
-	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
+	if (!fs_reply_open(req, fi)) /* the opener was interrupted */
 		file_free(ws, NULL, ws_file_of(fi));
 }
 
@@ -174,7 +175,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+	if (!fs_reply_create(req, &e, fi)) {
 		file_free(ws, NULL, ws_file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
 	}
@@ -363,18 +364,18 @@ void fs_ws_flock(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 
 	(void)ino;
 	while (flock(fd, op | LOCK_NB) < 0) {
-		r = errno;
-		if (r != EWOULDBLOCK || (op & LOCK_NB))
+		r = -errno;
+		if (r != -EWOULDBLOCK || (op & LOCK_NB))
 			break;
 		if (!waiting) {
 			waiting = true;
 			if (atomic_fetch_add(&ws->flock_waiters, 1) >= FLOCK_WAITERS_MAX) {
-				r = ENOLCK;
+				r = -ENOLCK;
 				break;
 			}
 		}
 		if (fuse_req_interrupted(req) || fuse_session_exited(ws->fs->session)) {
-			r = EINTR;
+			r = -EINTR;
 			break;
 		}
 		nanosleep(&nap, NULL);
@@ -384,5 +385,5 @@ void fs_ws_flock(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_f
 	}
 	if (waiting)
 		atomic_fetch_sub(&ws->flock_waiters, 1);
-	fuse_reply_err(req, r);
+	fuse_reply_err(req, -r);
 }

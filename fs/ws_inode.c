@@ -29,34 +29,6 @@ static size_t hash_id(dev_t dev, ino_t ino)
 	return (size_t)(h ^ h >> 29);
 }
 
-/* Double the buckets when chains get long. Called with ws->lock held. */
-static void table_grow(struct fs_ws *ws)
-{
-	struct ws_inode **buckets;
-	size_t i, n = ws->n_buckets * 2;
-
-	if (ws->n_inodes < ws->n_buckets * 2)
-		return;
-	buckets = calloc(n, sizeof(*buckets));
-	if (!buckets)
-		return; /* a longer chain is slower, not wrong */
-	for (i = 0; i < ws->n_buckets; i++) {
-		struct ws_inode *inode = ws->buckets[i];
-
-		while (inode) {
-			struct ws_inode *next = inode->hash_next;
-			size_t b = hash_id(inode->dev, inode->ino) % n;
-
-			inode->hash_next = buckets[b];
-			buckets[b] = inode;
-			inode = next;
-		}
-	}
-	free(ws->buckets);
-	ws->buckets = buckets;
-	ws->n_buckets = n;
-}
-
 /* What every inode starts with: the file it stands for, held by fd. */
 void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st)
 {
@@ -69,12 +41,15 @@ void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st)
 
 static struct ws_inode *table_find(struct fs_ws *ws, dev_t dev, ino_t ino)
 {
-	struct ws_inode *inode;
+	size_t hash = hash_id(dev, ino);
+	struct fs_hash_link *link;
 
-	for (inode = ws->buckets[hash_id(dev, ino) % ws->n_buckets]; inode;
-	     inode = inode->hash_next)
+	for (link = fs_hash_chain(&ws->inodes, hash); link; link = link->next) {
+		struct ws_inode *inode = fs_hash_entry(link, struct ws_inode, link);
+
 		if (inode->dev == dev && inode->ino == ino)
 			return inode;
+	}
 	return NULL;
 }
 
@@ -121,6 +96,7 @@ static size_t evict(struct fs_ws *ws, int *fds, size_t max)
 		lru_unlink(inode);
 		ws->n_fds--;
 	}
+	ws->fd_evictions += n;
 	return n;
 }
 
@@ -181,7 +157,7 @@ int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inod
 	inode = table_find(ws, st->st_dev, st->st_ino);
 	if (inode)
 		goto out_found;
-	if (ws->n_inodes >= MAX_INODES || (!handle && ws->n_fds >= ws->max_fds)) {
+	if (ws->inodes.n >= MAX_INODES || (!handle && ws->n_fds >= ws->max_fds)) {
 		r = -ENFILE;
 		goto out_unlock;
 	}
@@ -194,14 +170,11 @@ int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inod
 	inode->handle = handle;
 	handle = NULL;
 	fd = -1;
-	inode->hash_next = ws->buckets[hash_id(st->st_dev, st->st_ino) % ws->n_buckets];
-	ws->buckets[hash_id(st->st_dev, st->st_ino) % ws->n_buckets] = inode;
-	ws->n_inodes++;
+	fs_hash_add(&ws->inodes, &inode->link, hash_id(st->st_dev, st->st_ino));
 	ws->n_fds++;
 	lru_push(ws, inode);
 	if (S_ISDIR(st->st_mode))
 		ws_watch_add(ws, inode);
-	table_grow(ws);
 	n_evicted = evict(ws, evicted, EVICT_BATCH);
 out_found:
 	if (inode->fd < 0 && fd >= 0) { /* its descriptor was closed: take this one */
@@ -223,7 +196,7 @@ out_unlock:
 		fs_log(ws->fs,
 		       "workspace: %zu inodes held, %zu descriptors of them open, the most we may;"
 		       " lookups fail with ENFILE until the kernel forgets some",
-		       ws->n_inodes, ws->n_fds);
+		       ws->inodes.n, ws->n_fds);
 	return r;
 }
 
@@ -249,26 +222,20 @@ void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode)
 
 static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 {
-	struct ws_inode **p;
 	int fd, wd;
 
 	pthread_mutex_lock(&ws->lock);
-	assert(inode->nlookup >= n);
+	fs_check(inode->nlookup >= n, "negative lookup count on workspace inode %" PRIu64,
+		 (uint64_t)inode->ino);
 	inode->nlookup -= n;
 	if (inode->nlookup > 0 || inode == &ws->root) {
 		pthread_mutex_unlock(&ws->lock);
 		return;
 	}
 	/* nlookup 0: the kernel has no way left to name it, so nobody uses it */
-	assert(inode->users == 0 && inode->opens == 0);
-	for (p = &ws->buckets[hash_id(inode->dev, inode->ino) % ws->n_buckets]; *p;
-	     p = &(*p)->hash_next) {
-		if (*p == inode) {
-			*p = inode->hash_next;
-			ws->n_inodes--;
-			break;
-		}
-	}
+	fs_check(inode->users == 0 && inode->opens == 0,
+		 "forgotten workspace inode %" PRIu64 " in use", (uint64_t)inode->ino);
+	fs_hash_remove(&ws->inodes, &inode->link);
 	fd = inode->fd;
 	if (fd >= 0) {
 		lru_unlink(inode);
@@ -318,6 +285,7 @@ int ws_fd_get(struct fs_ws *ws, struct ws_inode *inode)
 	} else {
 		inode->fd = fd;
 		ws->n_fds++;
+		ws->fd_reopens++;
 		lru_push(ws, inode);
 		n_evicted = evict(ws, evicted, EVICT_BATCH);
 	}
@@ -333,7 +301,8 @@ void ws_fd_put(struct fs_ws *ws, struct ws_inode *inode)
 	if (inode == &ws->root)
 		return;
 	pthread_mutex_lock(&ws->lock);
-	assert(inode->users > 0);
+	fs_check(inode->users > 0, "negative use count on workspace inode %" PRIu64,
+		 (uint64_t)inode->ino);
 	inode->users--;
 	pthread_mutex_unlock(&ws->lock);
 }

@@ -9,9 +9,10 @@
 #ifndef DINDFS_WS_INTERNAL_H
 #define DINDFS_WS_INTERNAL_H
 
+#include "hash.h"
 #include "workspace.h"
 
-#include <assert.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -38,8 +39,8 @@ struct ws_inode {
 	int fd;		/* O_PATH|O_NOFOLLOW, or -1 while closed (handle set) */
 	unsigned users; /* operations using fd now: it stays open */
 	unsigned opens; /* files open on it: it stays open (an unlinked file has no handle) */
-	struct fs_backing backing; /* the passthrough id its open files share */
-	struct ws_inode *hash_next;
+	struct fs_backing backing;	      /* the passthrough id its open files share */
+	struct fs_hash_link link;	      /* in ws->inodes */
 	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
 	int wd; /* the inotify watch of a directory, or -1 (ws_watch.c) */
 };
@@ -61,10 +62,8 @@ struct fs_ws {
 
 	int mount_fd; /* of the workspace's file system, for open_by_handle_at() */
 
-	pthread_mutex_t lock; /* the table, and each inode's fields it says */
-	struct ws_inode **buckets;
-	size_t n_buckets;
-	size_t n_inodes;
+	pthread_mutex_t lock;	 /* the table, and each inode's fields it says */
+	struct fs_hash inodes;	 /* the inode table (ws_inode.c), root not in it */
 	struct ws_inode lru;	 /* list head: inodes whose fd is open, newest first */
 	size_t n_fds;		 /* inode descriptors open */
 	size_t max_fds;		 /* the budget: the rest is for open files and the cache */
@@ -75,13 +74,15 @@ struct fs_ws {
 	struct ws_watch *watch;			/* host changes (ws_watch.c), or NULL */
 	atomic_bool watching;			/* every directory the kernel holds is watched */
 	atomic_uint_fast64_t lookups, getattrs; /* requests served: .dindfs/stats */
+	uint64_t fd_evictions, fd_reopens;	/* under lock: .dindfs/stats */
 };
 
 static inline struct ws_inode *ws_inode_of(struct fs_ws *ws, fuse_ino_t ino)
 {
 	struct ws_inode *inode = (struct ws_inode *)(uintptr_t)ino;
 
-	assert(inode->family == FS_FAMILY_WORKSPACE);
+	fs_check(inode->family == FS_FAMILY_WORKSPACE, "inode %#" PRIx64 " is not the workspace's",
+		 (uint64_t)ino);
 	(void)ws;
 	return inode;
 }

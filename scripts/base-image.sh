@@ -8,12 +8,16 @@
 # The root file system is kept as a tarball in $DINDFS_CACHE (default
 # /var/cache/dindfs), so only the first run debootstraps; an image the
 # dockerd already has is left as it is. Prints each image's tag. Needs root
-# and debootstrap; $DEBIAN_MIRROR (default http://deb.debian.org/debian)
-# names the archive.
+# and debootstrap. The archive is the one this machine's apt uses
+# (debian_archive in scripts/deps.sh), or $DEBIAN_MIRROR, and its security
+# archive likewise, or $DEBIAN_SECURITY_MIRROR; they are only looked up
+# when a suite is debootstrapped.
 set -euo pipefail
 
 CACHE=${DINDFS_CACHE:-/var/cache/dindfs}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${DEBIAN_MIRROR:-}
+SECURITY=${DEBIAN_SECURITY_MIRROR:-}
+. "$(dirname "$0")/deps.sh"
 host=${DOCKER_HOST:-}
 
 usage() {
@@ -64,6 +68,7 @@ rootfs() {
 			echo "base-image.sh: debootstrap is not installed (apt-get install debootstrap)" >&2
 			return 1
 		}
+		archives || return 1
 		root=$(mktemp -d "$CACHE/.root-$suite.XXXXXX")
 		echo "base-image.sh: debootstrap --variant=minbase $suite (once; kept in $tarball)" >&2
 		if ! debootstrap --variant=minbase "$suite" "$root" "$MIRROR" >"$root.log" 2>&1; then
@@ -79,6 +84,18 @@ rootfs() {
 	fi
 	exec 9>&-
 	echo "$tarball"
+}
+
+# archives: MIRROR and SECURITY, from apt's sources unless given.
+archives() {
+	[[ -n $MIRROR ]] || MIRROR=$(debian_archive 2>&1) || {
+		echo "base-image.sh: $MIRROR: set DEBIAN_MIRROR to a Debian archive" >&2
+		return 1
+	}
+	[[ -n $SECURITY ]] || SECURITY=$(debian_archive security 2>&1) || {
+		echo "base-image.sh: $SECURITY: set DEBIAN_SECURITY_MIRROR to Debian's security archive" >&2
+		return 1
+	}
 }
 
 # slim SUITE ROOT: what Debian's -slim images leave out, and apt's sources.
@@ -105,7 +122,7 @@ slim() {
 	cat >"$root/etc/apt/sources.list" <<-EOF
 		deb $MIRROR $suite main
 		deb $MIRROR $suite-updates main
-		deb http://deb.debian.org/debian-security $suite-security main
+		deb $SECURITY $suite-security main
 	EOF
 	tag_of "$suite" >"$root/etc/dindfs-base-image"
 }

@@ -205,10 +205,11 @@ up0=$(stat_of upstream_bytes)
 show docker run --rm --hostname level1 "${LEVEL[@]}" "$IMAGE" bash -c '
 	set -e
 	echo "[L1] ./hello.sh"; ./hello.sh
-	echo "[L1] docker pull debian:12-slim"; docker pull -q debian:12-slim
+	echo "[L1] docker pull debian:12-slim"; t0=$EPOCHREALTIME; docker pull -q debian:12-slim
+	awk -v s="$t0" -v e="$EPOCHREALTIME" "BEGIN { printf \"[L1] pull-time %.1f s\\n\", e - s }"
 	echo "[L1] docker run debian:12-slim ./hello.sh   (L2)"
 	docker run --rm --network none --hostname level2 -v /dindfs:/dindfs -w /dindfs/workspace \
-		debian:12-slim ./hello.sh'
+		debian:12-slim ./hello.sh' | tee "$RUN/first.out"
 up1=$(stat_of upstream_bytes)
 if ((up1 == up0)); then
 	note "upstream bytes of this pull: 0 (the store, $STORE, kept the image from an earlier run)"
@@ -222,10 +223,11 @@ show docker run --rm --hostname level1-again "${LEVEL[@]}" "$IMAGE" bash -c '
 	set -e
 	echo "[L1] dindfs doctor"; dindfs doctor
 	echo "[L1] ./hello.sh"; ./hello.sh
-	echo "[L1] docker pull debian:12-slim"; docker pull -q debian:12-slim
+	echo "[L1] docker pull debian:12-slim"; t0=$EPOCHREALTIME; docker pull -q debian:12-slim
+	awk -v s="$t0" -v e="$EPOCHREALTIME" "BEGIN { printf \"[L1] pull-time %.1f s\\n\", e - s }"
 	echo "[L1] docker run debian:12-slim ./hello.sh   (L2)"
 	docker run --rm --network none --hostname level2-again -v /dindfs:/dindfs -w /dindfs/workspace \
-		debian:12-slim ./hello.sh'
+		debian:12-slim ./hello.sh' | tee "$RUN/second.out"
 up2=$(stat_of upstream_bytes)
 note "upstream bytes of the second pull: $((up2 - up1))"
 
@@ -235,6 +237,12 @@ note "on disk: $WS/log.txt, owned by $(stat -c %U "$WS/log.txt")"
 
 level_step "The cache's counters ($MNT/.dindfs/stats)"
 show "$DINDFS" stats --root "$MNT"
-note "upstream bytes: first pull $((up1 - up0)), second pull $((up2 - up1))"
+
+pull_time() { sed -n 's/^\[L1\] pull-time \(.*\)$/\1/p' "$1"; } # OUTPUT FILE
+say "What it shows"
+note "first pull of debian:12-slim (L1):  $(pull_time "$RUN/first.out"), $((up1 - up0)) bytes fetched upstream"
+note "second pull (another L1):          $(pull_time "$RUN/second.out"), $((up2 - up1)) bytes fetched upstream"
+note "(bytes: upstream_bytes in $MNT/.dindfs/stats, before and after each pull)"
+note "log.txt: $WS/log.txt on the host, $MNT/workspace/log.txt at every level"
 cd /
 [[ -z ${keep_note-} ]] || note "$MNT is $keep_note"

@@ -44,3 +44,35 @@ install_packages() {
 	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null
 }
+
+# debian_archive [security]: the URI of the Debian archive this machine's apt
+# uses (its entry for this release's suite, or with "security" for
+# SUITE-security), from the deb822 files in /etc/apt/sources.list.d, else
+# /etc/apt/sources.list. One line on stderr and status 1 when there is none.
+# The release is VERSION_CODENAME in /etc/os-release (bookworm when unset).
+debian_archive() {
+	local kind=${1:-main} codename suite uri
+	codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+	suite=${codename:-bookworm}
+	[[ $kind != security ]] || suite+=-security
+	uri=$(awk -v want="$suite" 'BEGIN { RS = ""; FS = "\n" }
+		{
+			deb = 0; found = 0; uri = ""
+			for (i = 1; i <= NF; i++) {
+				if ($i ~ /^Types:/) deb = $i ~ /[ \t]deb([ \t]|$)/
+				else if ($i ~ /^Suites:/) { n = split($i, s, /[ \t]+/); for (j = 2; j <= n; j++) found = found || s[j] == want }
+				else if ($i ~ /^URIs:/) { split($i, u, /[ \t]+/); uri = u[2] }
+			}
+			if (deb && found && uri ~ /^[a-z]+:\/\//) { print uri; exit }
+		}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+	if [[ -z $uri ]]; then
+		uri=$(awk -v want="$suite" '$1 == "deb" {
+				for (i = 2; i < NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($(i + 1) == want) { print $i; exit } break }
+			}' /etc/apt/sources.list 2>/dev/null)
+	fi
+	if [[ -z $uri ]]; then
+		echo "no deb entry for $suite in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list" >&2
+		return 1
+	fi
+	echo "${uri%/}"
+}

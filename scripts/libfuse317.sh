@@ -5,7 +5,7 @@
 # as it is. CMake runs this for -DDINDFS_LIBFUSE317=ON.
 #
 # The source comes through apt, from the archive this machine already uses
-# (the URIs of its bookworm entry), with a deb-src line for trixie in
+# (debian_archive in scripts/deps.sh), with a deb-src line for trixie in
 # /etc/apt/sources.list.d/dindfs-trixie-src.sources: source only, so no
 # trixie binary can be installed by it. meson and ninja are Debian's.
 #
@@ -25,16 +25,8 @@ sudo=()
 [[ $(id -u) == 0 ]] || sudo=(sudo)
 list=/etc/apt/sources.list.d/dindfs-trixie-src.sources
 if [[ ! -f $list ]]; then
-	# The machine's own Debian archive: the URIs of the entry that serves bookworm.
-	uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
-		/Suites:[^\n]*bookworm/ && /URIs:/ {
-			for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", $i); split($i, u, " "); print u[1]; exit }
-		}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
-	if [[ -z $uri ]]; then
-		uri=$(awk '$1 == "deb" && $0 ~ / bookworm / { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
-			/etc/apt/sources.list 2>/dev/null)
-	fi
-	[[ -n $uri ]] || { echo "scripts/libfuse317.sh: no bookworm archive in /etc/apt to take trixie's source from" >&2; exit 1; }
+	# The machine's own Debian archive (scripts/deps.sh).
+	uri=$(debian_archive 2>&1) || { echo "scripts/libfuse317.sh: $uri: no archive to take trixie's source from" >&2; exit 1; }
 	printf 'Types: deb-src\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
 		"$uri" | "${sudo[@]}" tee "$list" >/dev/null
 fi

@@ -17,11 +17,11 @@ git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 jobs=$(nproc)
 echo "== build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 
 echo "== build with ASan and UBSan"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDINDFS_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDINDFS_SANITIZE=ON -DDINDFS_TESTS=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 
 echo "== unit suites under ASan and UBSan"
@@ -31,7 +31,7 @@ echo "== all tests (libfuse 3.14: no passthrough)"
 (cd build && ctest --output-on-failure)
 
 echo "== build with libfuse 3.17 (FUSE passthrough)"
-cmake -S . -B build-fuse317 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_LIBFUSE317=ON >/dev/null
+cmake -S . -B build-fuse317 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_LIBFUSE317=ON -DDINDFS_TESTS=ON >/dev/null
 cmake --build build-fuse317 -j"$jobs"
 
 echo "== the mount and workspace tests with passthrough"

@@ -1,22 +1,25 @@
 /*
  * Unit tests for cache/fetch's table: downloads keyed by registry and
  * digest, the share of one registry (FETCH_MAX_PER_HOST, then -EBUSY) and
- * the global bound (FETCH_MAX_IN_FLIGHT, then -EAGAIN). The registries
+ * the global bound (FETCH_MAX_IN_FLIGHT, then -EAGAIN). Those registries
  * are a tarpit: a loopback socket that listens and never accepts, so every
  * download stays in flight until the test cancels it (a fault no real
- * registry makes on demand). Streaming and verification are tested against
- * a real registry by tests/mount*.sh.
+ * registry makes on demand). Streaming, single flight, resume and
+ * verification run against a scripted registry (tests/fake_registry.c);
+ * through a real mount and registry: tests/mount*.sh.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <check.h>
 
+#include "fake_registry.h"
 #include "fetch.h"
 #include "testutil.h"
 
@@ -156,6 +159,156 @@ START_TEST(test_a_stalled_read_times_out_and_cancel_ends_it)
 }
 END_TEST
 
+/* ---- downloads from a scripted registry --------------------------------- */
+
+#define BLOB_SIZE 300000
+#define BLOB_CUT  120000
+
+static struct fake_registry *fake;
+static unsigned char *blob;
+static struct digest blob_digest;
+static char blob_path[128];
+static int done_calls, done_result;
+static char done_message[sizeof(((struct registry_error *)0)->message)];
+
+static void on_done(const struct digest *d, int result, const struct registry_error *err, void *ctx)
+{
+	(void)d, (void)ctx;
+	done_calls++;
+	done_result = result;
+	snprintf(done_message, sizeof(done_message), "%s", err->message);
+}
+
+static void fake_setup(void)
+{
+	struct registry_options ro = {.backoff_ms = 10};
+	char spec[96];
+
+	dir = test_mkdtemp();
+	ck_assert_int_eq(store_open(dir, &store), 0);
+	fake = fake_registry_start();
+	ck_assert_ptr_nonnull(fake);
+	ck_assert_int_eq(registry_new(&ro, &reg), 0);
+	snprintf(spec, sizeof(spec), "fake.test=%s", fake_registry_url(fake));
+	ck_assert_int_eq(registry_add_upstream_spec(reg, spec), 0);
+	ck_assert_int_eq(fetcher_new(reg, store, on_done, NULL, &fetcher), 0);
+	blob = test_random_bytes(BLOB_SIZE, 11);
+	blob_digest = test_digest_of(blob, BLOB_SIZE);
+	snprintf(blob_path, sizeof(blob_path), "/v2/x/blobs/sha256:%s", blob_digest.hex);
+	done_calls = 0;
+}
+
+static void fake_teardown(void)
+{
+	fetcher_free(fetcher);
+	registry_free(reg);
+	fake_registry_stop(fake);
+	store_close(store);
+	test_rmdir(dir);
+	free(blob);
+}
+
+static void serve(const void *body, size_t cut, int times)
+{
+	ck_assert_int_eq(fake_registry_add(fake, &(struct fake_answer){.path = blob_path,
+								       .status = 200,
+								       .body = body,
+								       .len = BLOB_SIZE,
+								       .cut = cut,
+								       .times = times}),
+			 0);
+}
+
+/* Read the whole blob through fx in chunks of 64 KiB; the byte count, or -errno. */
+static ssize_t read_all(struct fetch *fx, unsigned char *out)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = fetch_read(fx, out + got, 65536, (off_t)got, 10000)) > 0)
+		got += (size_t)n;
+	return n < 0 ? n : (ssize_t)got;
+}
+
+START_TEST(test_two_readers_one_download)
+{
+	unsigned char *a = malloc(BLOB_SIZE), *b = malloc(BLOB_SIZE);
+	struct fetch *fa, *fb;
+
+	serve(blob, 0, 0);
+	ck_assert_int_eq(fetch_start(fetcher, "fake.test", "x", &blob_digest, BLOB_SIZE, &fa), 0);
+	ck_assert_int_eq(fetch_start(fetcher, "fake.test", "x", &blob_digest, BLOB_SIZE, &fb), 0);
+	ck_assert_int_eq(read_all(fa, a), BLOB_SIZE);
+	ck_assert_int_eq(read_all(fb, b), BLOB_SIZE);
+	ck_assert_mem_eq(a, blob, BLOB_SIZE);
+	ck_assert_mem_eq(b, blob, BLOB_SIZE);
+	fetch_release(fa);
+	fetch_release(fb);
+	ck_assert_int_eq(fake_registry_count(fake, blob_path), 1);
+	ck_assert(store_has_blob(store, &blob_digest));
+	ck_assert_int_eq(done_calls, 1);
+	ck_assert_int_eq(done_result, 0);
+	/* now it is in the store: no download */
+	ck_assert_int_eq(fetch_start(fetcher, "fake.test", "x", &blob_digest, BLOB_SIZE, &fa),
+			 -EEXIST);
+	ck_assert_int_eq(fake_registry_count(fake, blob_path), 1);
+	free(a);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_a_cut_download_resumes_under_its_reader)
+{
+	static char content_range[64];
+	unsigned char *out = malloc(BLOB_SIZE);
+	struct fake_request rq;
+	struct fetch *fx;
+
+	snprintf(content_range, sizeof(content_range), "Content-Range: bytes %d-%d/%d", BLOB_CUT,
+		 BLOB_SIZE - 1, BLOB_SIZE);
+	serve(blob, BLOB_CUT, 1);
+	ck_assert_int_eq(
+		fake_registry_add(fake, &(struct fake_answer){.path = blob_path,
+							      .status = 206,
+							      .headers = {content_range},
+							      .body = blob + BLOB_CUT,
+							      .len = BLOB_SIZE - BLOB_CUT}),
+		0);
+	ck_assert_int_eq(fetch_start(fetcher, "fake.test", "x", &blob_digest, BLOB_SIZE, &fx), 0);
+	ck_assert_int_eq(read_all(fx, out), BLOB_SIZE);
+	ck_assert_mem_eq(out, blob, BLOB_SIZE);
+	fetch_release(fx);
+	ck_assert_int_eq(fake_registry_count(fake, blob_path), 2);
+	ck_assert_int_eq(fake_registry_request(fake, 1, &rq), 0);
+	ck_assert_str_eq(rq.range, "bytes=120000-");
+	ck_assert_int_eq(done_result, 0);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_bytes_that_do_not_verify_are_eio_and_not_kept)
+{
+	unsigned char *wrong = test_random_bytes(BLOB_SIZE, 12);
+	unsigned char *out = malloc(BLOB_SIZE);
+	char want[256];
+	struct fetch *fx;
+
+	serve(wrong, 0, 0);
+	ck_assert_int_eq(fetch_start(fetcher, "fake.test", "x", &blob_digest, BLOB_SIZE, &fx), 0);
+	ck_assert_int_eq(read_all(fx, out), -EIO);
+	fetch_release(fx);
+	ck_assert(!store_has_blob(store, &blob_digest));
+	ck_assert_int_eq(done_calls, 1);
+	ck_assert_int_eq(done_result, -EBADMSG);
+	snprintf(want, sizeof(want),
+		 "fake.test: blob sha256:%s does not match its digest; nothing was kept",
+		 blob_digest.hex);
+	ck_assert_str_eq(done_message, want);
+	free(wrong);
+	free(out);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
 	Suite *s = suite_create("fetch");
@@ -167,6 +320,14 @@ static Suite *fetch_suite(void)
 	tcase_add_test(tc, test_one_registrys_share);
 	tcase_add_test(tc, test_the_global_bound);
 	tcase_add_test(tc, test_a_stalled_read_times_out_and_cancel_ends_it);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("downloads");
+	tcase_add_checked_fixture(tc, fake_setup, fake_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_two_readers_one_download);
+	tcase_add_test(tc, test_a_cut_download_resumes_under_its_reader);
+	tcase_add_test(tc, test_bytes_that_do_not_verify_are_eio_and_not_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }

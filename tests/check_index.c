@@ -103,6 +103,44 @@ START_TEST(test_blob_rows)
 }
 END_TEST
 
+START_TEST(test_an_image_is_pinned_whole)
+{
+	struct digest idx_m = digest_of_string("index"), m = digest_of_string("manifest"), l[2];
+	struct digest other = digest_of_string("other");
+	struct index_blob row;
+	struct index *idx;
+	int i;
+
+	l[0] = digest_of_string("layer");
+	l[1] = digest_of_string("config");
+	ck_assert_int_eq(index_open(db_path, &idx), 0);
+	ck_assert_int_eq(index_put_blob(idx, &idx_m, 10, NULL, 1), 0);
+	ck_assert_int_eq(index_put_blob(idx, &m, 100, NULL, 1), 0);
+	ck_assert_int_eq(index_put_blob(idx, &l[0], 1000, NULL, 1), 0);
+	ck_assert_int_eq(index_put_blob(idx, &l[1], 10, NULL, 1), 0);
+	ck_assert_int_eq(index_put_blob(idx, &other, 5, NULL, 1), 0);
+	ck_assert_int_eq(index_add_edges(idx, &idx_m, &m, 1), 0);
+	ck_assert_int_eq(index_add_edges(idx, &m, l, 2), 0);
+
+	/* an index pins its image, and the image its config and layers */
+	ck_assert_int_eq(index_set_image_pinned(idx, &idx_m, true), 0);
+	const struct digest *pinned[] = {&idx_m, &m, &l[0], &l[1]};
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(index_get_blob(idx, pinned[i], &row), 0);
+		ck_assert(row.pinned);
+	}
+	ck_assert_int_eq(index_get_blob(idx, &other, &row), 0);
+	ck_assert(!row.pinned);
+	ck_assert_int_eq(index_set_image_pinned(idx, &idx_m, false), 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(index_get_blob(idx, pinned[i], &row), 0);
+		ck_assert(!row.pinned);
+	}
+	ck_assert_int_eq(index_set_image_pinned(idx, &(struct digest){0}, true), -ENOENT);
+	index_close(idx);
+}
+END_TEST
+
 START_TEST(test_tags_and_edges)
 {
 	struct digest m = digest_of_string("manifest"), l[3], other = digest_of_string("x");
@@ -424,6 +462,7 @@ static Suite *index_suite(void)
 	tcase_add_test(tc, test_create_fresh);
 	tcase_add_test(tc, test_blob_rows);
 	tcase_add_test(tc, test_tags_and_edges);
+	tcase_add_test(tc, test_an_image_is_pinned_whole);
 	tcase_add_test(tc, test_links);
 	tcase_add_test(tc, test_transaction_is_its_threads);
 	tcase_add_test(tc, test_counted_tags);

@@ -1,8 +1,11 @@
 /*
- * Unit tests for cache/resolve's record of absent names (resolve_absent_*):
- * what the mount asks before it sends a lookup upstream. Resolving tags and
- * digests against a registry is tested by the integration scripts
- * (tests/mount.sh, tests/hostile_upstream.sh).
+ * Unit tests for cache/resolve: the record of absent names
+ * (resolve_absent_*) that the mount asks before it sends a lookup upstream,
+ * and the tag TTL of resolve_tag_with() against a scripted registry
+ * (tests/fake_registry.c) on an injected clock: answered from the index
+ * within the TTL, a HEAD after it, a GET only when the digest moved, the
+ * cached tag when upstream is down. Through a real mount and registry:
+ * tests/mount.sh, tests/hostile_upstream.sh.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +13,8 @@
 
 #include <check.h>
 
+#include "fake_registry.h"
+#include "index.h"
 #include "resolve.h"
 #include "testutil.h"
 
@@ -90,6 +95,235 @@ START_TEST(test_bounded)
 }
 END_TEST
 
+/* ---- the tag TTL, on an injected clock ---------------------------------- */
+
+#define OCI_MANIFEST  "application/vnd.oci.image.manifest.v1+json"
+#define MANIFEST_PATH "/v2/x/manifests/t"
+#define TTL	      30
+
+/* Two versions of one tag. */
+static const char v1[] =
+	"{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST "\",\"config\":{\"mediaType\":"
+	"\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:"
+	"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a\",\"size\":2},"
+	"\"layers\":[],\"annotations\":{\"v\":\"1\"}}";
+static const char v2[] =
+	"{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST "\",\"config\":{\"mediaType\":"
+	"\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:"
+	"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a\",\"size\":2},"
+	"\"layers\":[],\"annotations\":{\"v\":\"2\"}}";
+
+static struct fake_registry *fake;
+static struct registry *reg;
+static struct store *store;
+static char *dir;
+static int64_t clock_now = 1000000;
+static char head_digest[2][96];
+
+static int64_t test_clock(void)
+{
+	return clock_now;
+}
+
+static void tag_setup(void)
+{
+	struct registry_options ro = {.backoff_ms = 10, .max_attempts = 2};
+	char spec[96];
+
+	fake = fake_registry_start();
+	ck_assert_ptr_nonnull(fake);
+	ck_assert_int_eq(registry_new(&ro, &reg), 0);
+	snprintf(spec, sizeof(spec), "fake.test=%s", fake_registry_url(fake));
+	ck_assert_int_eq(registry_add_upstream_spec(reg, spec), 0);
+	dir = test_mkdtemp();
+	ck_assert_int_eq(store_open(dir, &store), 0);
+	clock_now = 1000000;
+}
+
+static void tag_teardown(void)
+{
+	store_close(store);
+	test_rmdir(dir);
+	registry_free(reg);
+	fake_registry_stop(fake);
+}
+
+static void add_head(const char *body, int slot)
+{
+	struct digest d = test_digest_of(body, strlen(body));
+
+	snprintf(head_digest[slot], sizeof(head_digest[slot]), "Docker-Content-Digest: sha256:%s",
+		 d.hex);
+	ck_assert_int_eq(fake_registry_add(fake,
+					   &(struct fake_answer){
+						   .method = "HEAD",
+						   .path = MANIFEST_PATH,
+						   .status = 200,
+						   .headers = {"Content-Type: " OCI_MANIFEST,
+							       head_digest[slot]},
+						   .body = body,
+					   }),
+			 0);
+}
+
+/* The next `times` GETs of the tag answer body (0: every one). */
+static void add_get(const char *body, int times)
+{
+	ck_assert_int_eq(fake_registry_add(fake,
+					   &(struct fake_answer){
+						   .method = "GET",
+						   .path = MANIFEST_PATH,
+						   .status = 200,
+						   .headers = {"Content-Type: " OCI_MANIFEST},
+						   .body = body,
+						   .times = times,
+					   }),
+			 0);
+}
+
+/* Upstream's tag is body, from now on (HEAD and GET; slot: 0 or 1). */
+static void tag_is(const char *body, int slot)
+{
+	add_head(body, slot);
+	add_get(body, 0);
+}
+
+static int resolve(bool allow_stale, struct resolved *ret, struct registry_error *err)
+{
+	const struct resolve_tag_options o = {
+		.ttl = TTL, .allow_stale = allow_stale, .clock = test_clock};
+
+	return resolve_tag_with(reg, store, "fake.test", "x", "t", &o, ret, err);
+}
+
+static int requests(const char *method)
+{
+	struct fake_request rq;
+	int i, n = 0;
+
+	for (i = 0; fake_registry_request(fake, i, &rq) == 0; i++)
+		n += strcmp(rq.method, method) == 0;
+	return n;
+}
+
+static void expect_digest(const struct resolved *res, const char *body)
+{
+	struct digest want = test_digest_of(body, strlen(body));
+
+	ck_assert_str_eq(res->digest.hex, want.hex);
+}
+
+static int64_t tag_fetched(void)
+{
+	struct index_tag t;
+
+	ck_assert_int_eq(index_get_tag(store_index(store), "fake.test", "x", "t", &t), 0);
+	return t.fetched;
+}
+
+START_TEST(test_a_new_tag_is_fetched_and_dated)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	tag_is(v1, 0);
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	expect_digest(&res, v1);
+	ck_assert(res.fetched);
+	ck_assert(!res.stale);
+	ck_assert_int_eq(requests("GET"), 1);
+	ck_assert_int_eq(requests("HEAD"), 0);
+	ck_assert_int_eq(tag_fetched(), 1000000);
+}
+END_TEST
+
+START_TEST(test_within_the_ttl_upstream_is_not_asked)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	add_get(v1, 1);
+	tag_is(v2, 1); /* the tag moves upstream at once */
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	clock_now += TTL - 1;
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	expect_digest(&res, v1);
+	ck_assert(!res.fetched);
+	ck_assert_int_eq(fake_registry_count(fake, NULL), 1);
+}
+END_TEST
+
+START_TEST(test_after_the_ttl_a_head_confirms_it)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	tag_is(v1, 0);
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	clock_now += TTL;
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	expect_digest(&res, v1);
+	ck_assert(!res.fetched);
+	ck_assert_int_eq(requests("HEAD"), 1);
+	ck_assert_int_eq(requests("GET"), 1); /* the first one only */
+	ck_assert_int_eq(tag_fetched(), 1000000 + TTL);
+	/* confirmed: another TTL from now */
+	clock_now += TTL - 1;
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	ck_assert_int_eq(fake_registry_count(fake, NULL), 2);
+}
+END_TEST
+
+START_TEST(test_after_the_ttl_a_moved_tag_is_fetched)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	add_get(v1, 1);
+	tag_is(v2, 1);
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	clock_now += TTL;
+	ck_assert_int_eq(resolve(false, &res, &err), 0);
+	expect_digest(&res, v2);
+	ck_assert(res.fetched);
+	ck_assert_int_eq(requests("HEAD"), 1);
+	ck_assert_int_eq(requests("GET"), 2);
+	ck_assert_int_eq(tag_fetched(), 1000000 + TTL);
+}
+END_TEST
+
+START_TEST(test_upstream_down_the_cached_tag_is_stale)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	add_get(v1, 1);
+	ck_assert_int_eq(fake_registry_add(fake, &(struct fake_answer){.status = 503}), 0);
+	ck_assert_int_eq(resolve(true, &res, &err), 0);
+	clock_now += TTL;
+	ck_assert_int_eq(resolve(false, &res, &err), -EIO);
+	ck_assert_int_eq(err.http_status, 503);
+	ck_assert_int_eq(resolve(true, &res, &err), 0);
+	expect_digest(&res, v1);
+	ck_assert(res.stale);
+	ck_assert_int_eq(err.http_status, 503);
+	ck_assert_int_eq(tag_fetched(), 1000000); /* not confirmed */
+}
+END_TEST
+
+START_TEST(test_a_tag_upstream_lacks_is_enoent)
+{
+	struct registry_error err;
+	struct resolved res;
+
+	ck_assert_int_eq(resolve(true, &res, &err), -ENOENT);
+	ck_assert_int_eq(err.http_status, 404);
+	ck_assert_int_eq(
+		index_get_tag(store_index(store), "fake.test", "x", "t", &(struct index_tag){0}),
+		-ENOENT);
+}
+END_TEST
+
 static Suite *resolve_suite(void)
 {
 	Suite *s = suite_create("resolve");
@@ -101,6 +335,16 @@ static Suite *resolve_suite(void)
 	tcase_add_test(tc, test_ttl_zero_remembers_nothing);
 	tcase_add_test(tc, test_too_long_is_never_absent);
 	tcase_add_test(tc, test_bounded);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tag ttl");
+	tcase_add_checked_fixture(tc, tag_setup, tag_teardown);
+	tcase_add_test(tc, test_a_new_tag_is_fetched_and_dated);
+	tcase_add_test(tc, test_within_the_ttl_upstream_is_not_asked);
+	tcase_add_test(tc, test_after_the_ttl_a_head_confirms_it);
+	tcase_add_test(tc, test_after_the_ttl_a_moved_tag_is_fetched);
+	tcase_add_test(tc, test_upstream_down_the_cached_tag_is_stale);
+	tcase_add_test(tc, test_a_tag_upstream_lacks_is_enoent);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# dindfs ls, gc and fsck on a real store, as a user runs them: what they
+# dindfs ls, gc, fsck, pin and unpin on a real store, as a user runs them: what they
 # print, what they change, and their exit codes (0 done, 1 failed, 2 usage).
 . "$(dirname "$0")/lib.sh"
 : "${MAKE_STORE:?}"
@@ -48,6 +48,37 @@ expect_match "$WORK/out" '^removed 0 images and 0 blobs' "nothing to do under th
 expect_exit 0 "gc to zero" "$DINDFS" gc --store "$STORE" --max-size 0
 check "the store is empty" test "$(blob_bytes)" = 0
 
+# A pinned image stays through any gc, with its config and layers, until it is unpinned.
+"$MAKE_STORE" "$STORE" library/kept:1:2:102400:4000000000 library/gone:1:2:102400:4000000100 \
+	>"$WORK/manifests"
+kept=$(sed -n 1p "$WORK/manifests")
+expect_exit 0 "pin an image by its short name" "$DINDFS" pin --store "$STORE" kept:1
+expect_match "$WORK/out" "^pinned docker.io/library/kept:1 \(sha256:${kept:7:12}\) with its config and layers\$" \
+	"pin names the image and its digest"
+"$DINDFS" ls --store "$STORE" >"$WORK/ls"
+expect_match "$WORK/ls" "^docker.io/library/kept:1 .* yes\$" "ls shows the pin"
+expect_match "$WORK/ls" "^docker.io/library/gone:1 .* -\$" "and no pin on the other image"
+expect_exit 1 "gc to zero cannot remove a pinned image" "$DINDFS" gc --store "$STORE" --max-size 0
+expect_match "$WORK/out" '^removed 1 image and 4 blobs' "it removes the unpinned image"
+expect_match "$WORK/err" "what is left is pinned" "and says what is left is pinned"
+check "the pinned image's 4 blobs stay (3 x 100 KiB and its manifest)" \
+	test "$(find "$STORE/blobs" -type f | wc -l)" = 4
+"$DINDFS" ls --store "$STORE" >"$WORK/ls"
+expect_match "$WORK/ls" '^docker.io/library/kept:1 ' "ls still lists it"
+expect_no_match "$WORK/ls" '^docker.io/library/gone:1 ' "and not the other"
+expect_exit 0 "fsck agrees" "$DINDFS" fsck --store "$STORE"
+expect_exit 0 "unpin it by digest" "$DINDFS" unpin --store "$STORE" "kept@$kept"
+expect_match "$WORK/out" "^unpinned docker.io/library/kept@$kept " "unpin names it"
+expect_exit 0 "gc to zero once it is unpinned" "$DINDFS" gc --store "$STORE" --max-size 0
+expect_match "$WORK/out" '^removed 1 image and 4 blobs' "it goes"
+check "the store is empty again" test "$(blob_bytes)" = 0
+expect_exit 1 "pin of an image the store lacks" "$DINDFS" pin --store "$STORE" kept:1
+expect_lines "$WORK/err" 1 "one line on stderr"
+expect_match "$WORK/err" "^dindfs: 'docker.io/library/kept:1' is not in store '$STORE'\$" "it names the image and the store"
+expect_exit 2 "pin without a reference" "$DINDFS" pin --store "$STORE"
+expect_exit 1 "pin of an invalid reference" "$DINDFS" pin --store "$STORE" 'UPPER:1'
+expect_match "$WORK/err" "^dindfs: invalid reference 'UPPER:1'" "the bad reference is quoted"
+
 # Usage mistakes: usage on stderr, exit 2.
 expect_exit 2 "no command" "$DINDFS"
 expect_exit 2 "unknown command" "$DINDFS" frobnicate
@@ -60,7 +91,7 @@ expect_exit 2 "a bad size" "$DINDFS" gc --store "$STORE" --max-size 12Q
 expect_match "$WORK/err" "bad size '12Q'" "the bad size is quoted"
 expect_exit 2 "a missing value" "$DINDFS" gc --store
 expect_exit 2 "a stray argument" "$DINDFS" fsck --store "$STORE" extra
-for cmd in ls gc fsck; do
+for cmd in ls gc fsck pin unpin; do
 	expect_exit 0 "$cmd --help" "$DINDFS" $cmd --help
 	expect_match "$WORK/out" "^usage: dindfs $cmd" "$cmd --help prints usage on stdout"
 done

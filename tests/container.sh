@@ -24,8 +24,7 @@
 . "$(dirname "$0")/docker_lib.sh"
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-export DOCKER_CONFIG=$WORK/docker-config
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config
 HOSTDIR=$WORK/host # the Docker host's /var/lib/dindfs
 MNT=$HOSTDIR/mnt
 . "$(dirname "$0")/dind_lib.sh"

@@ -23,8 +23,7 @@
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 FEATURE=$SRC/devcontainer/features/dindfs
-export DOCKER_CONFIG=$WORK/docker-config
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config
 MNT=$WORK/mnt
 . "$(dirname "$0")/dind_lib.sh"
 LISTEN=127.0.0.1:5055 # the option, not its default: options must reach install.sh

@@ -17,6 +17,11 @@
 #   blob_gets NAME          blob GETs of library/debian registry NAME answered
 #   dind_build VERSION      (a test) base images by debootstrap (cached), then the DinD
 #                           image dindfs-dind:VERSION on debian:VERSION-slim (12, 13)
+#   dind_podman_build VERSION
+#                           (a test, after dind_build) dindfs-dind-podman:VERSION: the
+#                           DinD image with podman and skopeo, whose packages stay
+#                           cached (on the Dockerfile's dind-packages stage) while
+#                           dindfs changes
 #   level_run NAME RUN_ARG...
 #                           docker run -d --name NAME --hostname NAME RUN_ARG...
 #                           (options, the image, its arguments); removed at exit
@@ -68,6 +73,31 @@ dind_build() {
 	expect_exit 0 "the DinD image builds on debian:$version-slim" \
 		dk build --network host --build-arg "BASE_IMAGE=debian:$version-slim" \
 		-t "dindfs-dind:$version" "$DIND_SRC"
+	[[ $FAILED == "$failed" ]] || tail -30 "$WORK/out" "$WORK/err"
+	[[ $FAILED == "$failed" ]]
+}
+
+dind_podman_build() {
+	local version=$1 failed=$FAILED
+	expect_exit 0 "the DinD image's packages on debian:$version-slim (cached)" \
+		dk build --network host --build-arg "BASE_IMAGE=debian:$version-slim" --target dind-packages \
+		-t "dindfs-dind-packages:$version" "$DIND_SRC"
+	# podman and skopeo on the DinD image's packages, then the DinD image's own
+	# files: podman keeps its images with the vfs driver (this level's /var/lib
+	# is on the engine's overlayfs)
+	expect_exit 0 "the DinD image with podman and skopeo builds (cached)" \
+		dk build --network host -t "dindfs-dind-podman:$version" - <<-EOF
+			FROM dindfs-dind-packages:$version
+			RUN apt-get update \\
+			 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman skopeo \\
+			 && rm -rf /var/lib/apt/lists/* \\
+			 && printf '[storage]\\ndriver = "vfs"\\nrunroot = "/run/containers/storage"\\ngraphroot = "/var/lib/containers/storage"\\n' \\
+			  >/etc/containers/storage.conf
+			COPY --from=dindfs-dind:$version /usr/local/bin/dind-entrypoint /usr/local/bin/dindfs-route /usr/local/bin/dindfs /usr/local/bin/
+			ENV DINDFS_ROOT=/dindfs PODMAN_IGNORE_CGROUPSV1_WARNING=1
+			ENTRYPOINT ["dind-entrypoint"]
+			CMD []
+		EOF
 	[[ $FAILED == "$failed" ]] || tail -30 "$WORK/out" "$WORK/err"
 	[[ $FAILED == "$failed" ]]
 }

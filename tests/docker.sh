@@ -8,8 +8,7 @@
 . "$(dirname "$0")/mount_lib.sh"
 . "$(dirname "$0")/docker_lib.sh"
 
-export DOCKER_CONFIG=$WORK/docker-config
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config
 MNT=$WORK/mnt
 
 registry_start hub

@@ -12,11 +12,13 @@
 # each at once to one file; an image saved in one L1 runs in another; every
 # registry goes through the cache on each engine (a second registry served
 # as ghcr.io, a third private one whose credentials only the host has:
-# docker pull, docker build FROM, ctr), and one the host does not serve
-# fails at once.
+# docker pull, docker build FROM, ctr, skopeo and podman), and one the host
+# does not serve fails at once.
 #
 # The first L1 is built on trixie (docker.io 26.1), the second on the
-# Dockerfile's default, bookworm (docker.io 20.10). The host dockerd has no
+# Dockerfile's default, bookworm (docker.io 20.10); the level "first" is the
+# trixie one with podman and skopeo added (tests/dind_lib.sh,
+# dind_podman_build). The host dockerd has no
 # bridge and touches no iptables rule: `docker build --network host` reaches
 # Debian's archive, and the L1 containers run with --network none (a level
 # needs no network: the mount and the mirror on its loopback are all it uses).
@@ -51,6 +53,7 @@ registry_start gh
 push_test_image gh org/tool v1 docker 2 200000 >/dev/null
 gh_digest=$IMAGE_DIGEST
 push_test_image gh org/base v1 docker 2 100000 >/dev/null
+gh_base_digest=$IMAGE_DIGEST
 registry_start priv htpasswd
 push_test_image priv team/secret v1 docker 2 100000 >/dev/null
 priv_digest=$IMAGE_DIGEST
@@ -61,6 +64,7 @@ must_mount "$MNT" --store "$WORK/store" --workspace "$WS" --upstream "docker.io=
 check "hello.sh in the workspace" cp "$SRC/hello.sh" "$MNT/workspace/hello.sh"
 
 for version in 13 12; do dind_build "$version" || true; done
+dind_podman_build 13 || true
 lap "image builds"
 [[ $FAILED == 0 ]] || {
 	finish || true
@@ -68,6 +72,8 @@ lap "image builds"
 }
 
 n_blobs=$HUB_BLOBS # the config and layers of debian:12-slim as pushed
+# the manifest alone: the blob counts below are the levels' own
+hub_digest=sha256:$(skopeo inspect --raw --tls-verify=false "docker://$hub_HOSTPORT/library/debian:12-slim" | sha256sum | cut -d' ' -f1)
 
 # ---- 1. hello.sh on the host, in L1, and in L2 from an image pulled in L1 ------
 
@@ -107,7 +113,7 @@ lap "second L1"
 
 # ---- 3. host, L1 and L2 append 5000 lines each at once to one file ---------------
 
-check "another L1 (trixie) starts" start_level first dindfs-dind:13
+check "another L1 (trixie, with podman and skopeo) starts" start_level first dindfs-dind-podman:13
 expect_exit 0 "it has debian:12-slim (from the cache)" at first docker pull -q debian:12-slim
 # appender WHO PAD: says it is ready, and once go exists appends 5000 lines
 # through one O_APPEND descriptor.
@@ -192,35 +198,86 @@ pulls second "bookworm, 20.10, classic store"
 pulls snap "trixie, 26.1, containerd image store"
 check "the other L1s asked ghcr.io for no blob" test "$(gh_blob_gets)" = "$gh_gets"
 check "nor private.test" test "$(priv_blob_gets)" = "$priv_gets"
+# skopeo and podman in the first L1, through the mirror that
+# registries.conf.d names, warm: the cache has every blob
+expect_exit 0 "skopeo inspect ghcr.io/org/tool:v1" at first \
+	"skopeo inspect --format '{{.Digest}}' docker://ghcr.io/org/tool:v1"
+check "skopeo: its digest is upstream's" test "$(cat "$WORK/out")" = "$gh_digest"
+expect_exit 0 "skopeo inspect docker.io/library/debian:12-slim" at first \
+	"skopeo inspect --format '{{.Digest}}' docker://docker.io/library/debian:12-slim"
+check "skopeo: its digest is upstream's" test "$(cat "$WORK/out")" = "$hub_digest"
+expect_exit 0 "skopeo inspect private.test/team/secret:v1, credentials only on the host" at first \
+	"skopeo inspect --format '{{.Digest}}' docker://private.test/team/secret:v1"
+check "skopeo: its digest is upstream's" test "$(cat "$WORK/out")" = "$priv_digest"
+expect_exit 0 "skopeo copy ghcr.io/org/base:v1 to a directory" at first \
+	"skopeo copy -q --preserve-digests docker://ghcr.io/org/base:v1 dir:/tmp/base &&
+		echo sha256:\$(sha256sum </tmp/base/manifest.json | cut -d' ' -f1)"
+check "skopeo: the manifest it copied is upstream's" test "$(cat "$WORK/out")" = "$gh_base_digest"
+expect_exit 0 "podman pull ghcr.io/org/tool:v1" at first \
+	"podman pull -q ghcr.io/org/tool:v1 >/dev/null && podman image inspect --format '{{.Digest}}' ghcr.io/org/tool:v1"
+check "podman: its digest is upstream's" test "$(cat "$WORK/out")" = "$gh_digest"
+expect_exit 0 "podman pull docker.io/library/debian:12-slim" at first \
+	"podman pull -q docker.io/library/debian:12-slim >/dev/null &&
+		podman image inspect --format '{{.Digest}}' docker.io/library/debian:12-slim"
+check "podman: its digest is upstream's" test "$(cat "$WORK/out")" = "$hub_digest"
+check "skopeo and podman made no upstream blob GET" \
+	test "$(gh_blob_gets) $(priv_blob_gets) $(blob_gets hub)" = "$gh_gets $priv_gets $n_blobs"
 # dindfs doctor names what goes through the cache, and what would not and why
 at first 'dindfs doctor >/tmp/doctor.out; cat /tmp/doctor.out' >"$WORK/doctor.first" || true
 expect_match "$WORK/doctor.first" '^ok +dockerd: [0-9]+ registries go through the cache \(.*\): all the host serves$' \
 	"doctor: dockerd pulls every registry the host serves through the cache"
 expect_match "$WORK/doctor.first" '^ok +containerd \(ctr --hosts-dir /etc/containerd/certs.d, nerdctl\): [0-9]+ registries go through the cache' \
 	"doctor: and containerd"
+expect_match "$WORK/doctor.first" '^ok +podman/skopeo/buildah: [0-9]+ registries go through the cache \(.*\): all the host serves$' \
+	"doctor: and podman, skopeo and buildah"
+expect_match "$WORK/doctor.first" '^ok +other registries: no network here; they resolve to the mirror \(127\.0\.0\.1\), which refuses them, naming dindfs mount --registry NAME$' \
+	"doctor: and the registries the host does not serve resolve to the mirror"
 at first 'cp /etc/hosts /tmp/hosts && { echo "10.9.9.9 ghcr.io"; cat /tmp/hosts; } >/etc/hosts &&
 	dindfs doctor >/tmp/doctor.out; cat /tmp/hosts >/etc/hosts; cat /tmp/doctor.out' >"$WORK/doctor.first" || true
 expect_match "$WORK/doctor.first" '^warn +dockerd: ghcr.io would go direct, not through the cache: /etc/hosts points elsewhere \(10\.9\.9\.9\)$' \
 	"doctor: with ghcr.io pointed elsewhere in /etc/hosts, it says so"
-# A registry the host does not serve: dockerd fails at once (no network,
-# the name does not resolve); containerd reaches the mirror (_default), which
-# refuses it without asking the mount.
+# A registry the host does not serve: with no network, dindfs-route
+# resolves it to the mirror (dnsmasq), which refuses it without asking the
+# mount, naming --registry: as an error body (docker's classic pull), and as
+# the Bearer challenge's error (containerd: ctr, the containerd image store).
 stats_save "$MNT" "$WORK/stats.unlisted"
-start=$SECONDS
-expect_exit 1 "a registry the host does not serve: docker pull fails" at first \
-	"docker pull unlisted.example/x:v1"
-check "in seconds ($((SECONDS - start)) s), not a DNS timeout" test $((SECONDS - start)) -lt 10
-expect_match "$WORK/err" 'unlisted\.example' "it names the registry"
+unserved="registry unlisted.example is not served by the host's dindfs cache: add it there with dindfs mount --registry unlisted.example"
+classic="Error response from daemon: pull access denied for unlisted.example/x, repository does not exist or may require 'docker login': denied: $unserved"
+snap_line='Error response from daemon: failed to resolve reference "unlisted.example/x:v1": failed to authorize: failed to fetch anonymous token: unexpected status from GET request to http://127.0.0.1:5000/dindfs/unserved/unlisted.example/add-it-with/dindfs-mount--registry-unlisted.example?scope=repository%3Ax%3Apull&service=dindfs: 403 Forbidden'
+for level in first second snap; do
+	start=$SECONDS
+	expect_exit 1 "$level: docker pull of a registry the host does not serve fails" at "$level" \
+		"docker pull -q unlisted.example/x:v1"
+	check "$level: in seconds ($((SECONDS - start)) s), not a DNS timeout" test $((SECONDS - start)) -lt 10
+	expect_lines "$WORK/err" 1 "$level: in one line"
+	if [[ $level == snap ]]; then
+		expect_match "$WORK/err" 'unlisted\.example/add-it-with/dindfs-mount--registry-unlisted\.example' \
+			"$level: which names the registry and --registry"
+	else
+		expect_match "$WORK/err" "$unserved" "$level: which names the registry and --registry"
+	fi
+	[[ $level == snap ]] || check "$level: the classic pull's line" test "$(cat "$WORK/err")" = "$classic"
+done
+# dockerd's containerd image store turns a "server message" into a line of
+# its own: there the mirror's token realm says it (tests/mirror.sh)
+check "snap: the containerd image store's line" test "$(cat "$WORK/err")" = "$snap_line"
 start=$SECONDS
 expect_exit 1 "ctr pull of it fails" at first \
 	"ctr --address /var/run/docker/containerd/containerd.sock -n dindfs images pull \
 		--hosts-dir /etc/containerd/certs.d unlisted.example/x:v1"
 check "in seconds ($((SECONDS - start)) s)" test $((SECONDS - start)) -lt 10
-expect_match "$WORK/err" 'manifests/v1\?ns=unlisted\.example: 403 Forbidden$' \
-	"the mirror's 403 (its body, which ctr does not show for a HEAD, names --registry: tests/mirror.sh)"
+check "its error line names the registry and --registry" test "$(grep '^ctr: ' "$WORK/err")" = \
+	"ctr: failed to resolve reference \"unlisted.example/x:v1\": pull access denied, repository does not exist or may require authorization: server message: $unserved: authorization failed"
+start=$SECONDS
+expect_exit 125 "podman pull of it fails" at first "podman pull -q unlisted.example/x:v1"
+check "in seconds ($((SECONDS - start)) s)" test $((SECONDS - start)) -lt 10
+expect_lines "$WORK/err" 1 "in one line"
+expect_match "$WORK/err" '^Error: initializing source docker://unlisted\.example/x:v1: pinging container registry unlisted\.example: .*certificate is valid for .*, not unlisted\.example$' \
+	"naming the registry (the level's certificate covers only the names the host serves)"
 stats_save "$MNT" "$WORK/stats.unlisted.after"
-check "the host daemon sent nothing upstream for it" test \
+check "the host daemon sent nothing upstream for them" test \
 	"$(stat_in "$WORK/stats.unlisted.after" upstream_requests)" = "$(stat_in "$WORK/stats.unlisted" upstream_requests)"
+check "nor was unlisted.example asked of the mount" not grep -q unlisted "$MOUNT_LOG"
 lap "every registry"
 
 # ---- 6. the entrypoint's refusals -----------------------------------------------

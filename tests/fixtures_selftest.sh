@@ -10,23 +10,6 @@ export REGISTRY_AUTH_FILE=$WORK/auth.json # no credentials from ~ for skopeo
 
 c() { curl -sS --noproxy '*' "$@"; }
 
-# expect_http CODE DESCRIPTION CURL_ARG...: the body goes to $WORK/body, the
-# headers to $WORK/headers.
-expect_http() {
-	local want=$1 what=$2 got
-	shift 2
-	got=$(c -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" || true)
-	if [[ $got == "$want" ]]; then pass "$what"; else
-		fail "$what (HTTP $got, wanted $want)"
-		head -c 400 "$WORK/body" | sed 's/^/    /'
-	fi
-}
-
-# expect_eq GOT WANT DESCRIPTION
-expect_eq() {
-	if [[ $1 == "$2" ]]; then pass "$3"; else fail "$3 (got '$1', wanted '$2')"; fi
-}
-
 skopeo_inspect() { skopeo inspect --tls-verify=false "$@"; }
 skopeo_copy() { skopeo copy -q --src-tls-verify=false "$@"; }
 quiet() { "$@" >/dev/null; }

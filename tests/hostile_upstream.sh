@@ -18,8 +18,8 @@
 PROBE=$FIXTURES/upstream_probe.py
 MNT=$WORK/mnt STORE=$WORK/store WS=$WORK/ws
 TIMEOUT_S=4 NEGATIVE_TTL=3
-export DOCKER_CONFIG=$WORK/docker-config # no credentials from ~
-mkdir -p "$DOCKER_CONFIG" "$WS"
+own_docker_config # no credentials from ~
+mkdir -p "$WS"
 echo hello >"$WS/hello.txt"
 
 # hostile_start: the hostile registry; sets EVIL_URL and EVIL_LOG.

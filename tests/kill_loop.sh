@@ -9,8 +9,7 @@
 . "$(dirname "$0")/mount_lib.sh"
 
 ROUNDS=${KILL_ROUNDS:-50}
-export DOCKER_CONFIG=$WORK/docker-config # no credentials from ~
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config # no credentials from ~
 
 registry_start hub
 push_test_image hub library/app v1 oci 3 500000 >/dev/null

@@ -64,6 +64,30 @@ expect_no_match() {
 	fi
 }
 
+# expect_eq GOT WANT DESCRIPTION
+expect_eq() {
+	if [[ $1 == "$2" ]]; then pass "$3"; else fail "$3 (got '$1', wanted '$2')"; fi
+}
+
+# expect_http CODE DESCRIPTION CURL_ARG...: the body goes to $WORK/body, the
+# headers to $WORK/headers.
+expect_http() {
+	local want=$1 what=$2 got
+	shift 2
+	got=$(curl -sS --noproxy '*' -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" 2>/dev/null || true)
+	if [[ $got == "$want" ]]; then pass "$what"; else
+		fail "$what (HTTP $got, wanted $want)"
+		head -c 400 "$WORK/body" | sed 's/^/    /'
+	fi
+}
+
+# A docker config of this test's own (DOCKER_CONFIG, empty): no credentials
+# from ~ unless the test writes them.
+own_docker_config() {
+	export DOCKER_CONFIG=$WORK/docker-config
+	mkdir -p "$DOCKER_CONFIG"
+}
+
 expect_lines() { # FILE N DESCRIPTION
 	local n
 	n=$(wc -l <"$1")

@@ -11,13 +11,11 @@
 
 STORE=$WORK/store
 MNT=$WORK/mnt
-export DOCKER_CONFIG=$WORK/docker-config # no credentials from ~
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config # no credentials from ~
 
 OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
 blob_gets() { registry_log_count hub GET "/v2/$1/blobs/$2"; } # REPO DIGEST
 in_flight_is() { stat_is "$MNT" fetches_in_flight "$1"; }
-answers() { [[ $(fsop stat "$1/.dindfs/stats") == OK ]]; } # MNT
 file_is() { [[ $(cat "$1" 2>/dev/null) == "$2" ]]; }       # FILE CONTENT
 
 # pushed_file IMAGE_DIR DIGEST: the file push_test_image pushed as DIGEST.
@@ -148,11 +146,11 @@ expect_fsop '(stat|open):ENOENT' "blobs/sha256 has no blob that was never fetche
 check "and does not fetch it" test "$(blob_gets library/other "$other_layer")" = 0
 
 # Nothing under blobs/ or registry/docker.io can be written.
-expect_fsop 'open:(EACCES|EPERM|EROFS)' "a blob cannot be opened for writing" writeopen "$(mnt_blob "$MNT" "$layer")"
-expect_fsop 'open:(EACCES|EPERM|EROFS)' "nor through registry/" writeopen "$layer_path"
-expect_fsop 'open:(EACCES|EPERM|EROFS|ENOENT|EINVAL)' "no file can be created under blobs/sha256" \
+expect_fsop_is open:EACCES "a blob cannot be opened for writing" writeopen "$(mnt_blob "$MNT" "$layer")"
+expect_fsop_is open:EACCES "nor through registry/" writeopen "$layer_path"
+expect_fsop_is open:EACCES "no file can be created under blobs/sha256" \
 	write "$MNT/blobs/sha256/${other_layer#sha256:}" "$IMAGE_DIR/layer-2.tar.gz"
-expect_fsop 'open:(EACCES|EPERM|EROFS|ENOENT|EINVAL)' "no manifest can be written under registry/docker.io" \
+expect_fsop_is open:EACCES "no manifest can be written under registry/docker.io" \
 	write "$(mnt_manifest "$MNT" docker.io library/app v9)" "$app/manifest.json"
 check "nothing was PUT upstream" test "$(registry_log_count hub PUT '/v2/library/app/manifests/v9')" = 0
 check "the blob is unchanged" T cmp -s "$(mnt_blob "$MNT" "$layer")" "$layer_file"
@@ -270,18 +268,18 @@ check "the manifest is a blob now" T cmp -s "$(mnt_blob "$MNT" "$local_digest")"
 local_image "$WORK/local2" local/missing:v1
 expect_fsop_is OK "(ingest only the config of a second image)" \
 	write "$(ingest_path "$WORK/local2/config.json")" "$WORK/local2/config.json"
-expect_fsop 'close:E[A-Z0-9]+' "a manifest whose layer is not in the store: close fails" \
+expect_fsop_is close:EINVAL "a manifest whose layer is not in the store: close fails" \
 	write "$(mnt_manifest "$MNT" local missing v1)" "$WORK/local2/manifest.json"
 expect_fsop '(stat|open):(ENOENT|ESTALE)' "and nothing is recorded" read "$(mnt_manifest "$MNT" local missing v1)"
-expect_fsop 'close:E[A-Z0-9]+' "over an existing tag: close fails" write "$local_path" "$WORK/local2/manifest.json"
+expect_fsop_is close:EINVAL "over an existing tag: close fails" write "$local_path" "$WORK/local2/manifest.json"
 check "and the tag keeps its manifest" T cmp -s "$local_path" "$WORK/local/manifest.json"
 expect_fsop_is "$local_digest" "and its digest" getxattr "$local_path" user.dindfs.digest
 
 printf '{"schemaVersion": 2, "mediaType": "%s", "config": ' "$OCI_MANIFEST" >"$WORK/junk.json"
-expect_fsop 'close:E[A-Z0-9]+' "malformed JSON: close fails" write "$(mnt_manifest "$MNT" local junk v1)" "$WORK/junk.json"
+expect_fsop_is close:EINVAL "malformed JSON: close fails" write "$(mnt_manifest "$MNT" local junk v1)" "$WORK/junk.json"
 expect_fsop '(stat|open):(ENOENT|ESTALE)' "and nothing is recorded" read "$(mnt_manifest "$MNT" local junk v1)"
 echo '{"hello": "world"}' >"$WORK/notmanifest.json"
-expect_fsop 'close:E[A-Z0-9]+' "JSON that is no manifest: close fails" \
+expect_fsop_is close:EINVAL "JSON that is no manifest: close fails" \
 	write "$(mnt_manifest "$MNT" local junk v2)" "$WORK/notmanifest.json"
 check "the daemon is still up" pid_alive "$main_pid"
 
@@ -306,7 +304,11 @@ check "no layer was downloaded again" test "$(registry_log_count hub GET '/v2/li
 
 # ---- the tag TTL --------------------------------------------------------
 
-TTL=2
+# What the TTL decides (no request within it, a HEAD after it, a GET only
+# when the digest moved, the cached tag when upstream is down) is pinned on
+# an injected clock by tests/check_resolve.c; here the mount shows it end to
+# end with a 1 s TTL.
+TTL=1
 push_test_image hub library/ttl v2 >/dev/null # (only so that its blobs are upstream)
 new=$(image_dir hub library/ttl v2) new_digest=$IMAGE_DIGEST new_config=$IMAGE_CONFIG_DIGEST
 push_test_image hub library/ttl v1 >/dev/null
@@ -314,28 +316,14 @@ old=$(image_dir hub library/ttl v1) old_digest=$IMAGE_DIGEST
 must_mount "$WORK/mnt-ttl" --store "$WORK/store-ttl" --upstream "docker.io=$hub_URL" --tag-ttl "$TTL"
 ttl_pid=$MOUNT_PID
 ttl_path=$(mnt_manifest "$WORK/mnt-ttl" docker.io library/ttl v1)
-looked=$EPOCHREALTIME
 expect_fsop_is "$old_digest" "the tag resolves" getxattr "$ttl_path" user.dindfs.digest
+check "with its bytes" T cmp -s "$ttl_path" "$old/manifest.json"
 push_manifest hub library/ttl v1 "$new/manifest.json" "$OCI_MANIFEST" >/dev/null # the tag moves
-if (($(echo "$EPOCHREALTIME - $looked < $TTL - 0.5" | bc -l))); then
-	expect_fsop_is "$old_digest" "within the TTL the tag keeps its digest" getxattr "$ttl_path" user.dindfs.digest
-	check "and its bytes" T cmp -s "$ttl_path" "$old/manifest.json"
-else
-	pass "within the TTL the tag keeps its digest # SKIP this machine took too long to look again"
-fi
 sleep $((TTL + 1))
 expect_fsop_is "$new_digest" "after the TTL the tag has the new digest" getxattr "$ttl_path" user.dindfs.digest
 check "and the new bytes" T cmp -s "$ttl_path" "$new/manifest.json"
 check "(read its config too, through registry/)" \
 	T cmp -s "$(mnt_repo_blob "$WORK/mnt-ttl" docker.io library/ttl "$new_config")" "$new/config.json"
-heads=$(registry_log_count hub HEAD /v2/library/ttl/manifests/v1)
-gets=$(registry_log_count hub GET '/v2/library/ttl/manifests/.*')
-sleep $((TTL + 1))
-expect_fsop_is "$new_digest" "after another TTL, unchanged" getxattr "$ttl_path" user.dindfs.digest
-check "revalidated with a HEAD ($heads before, $(registry_log_count hub HEAD /v2/library/ttl/manifests/v1) now)" \
-	test "$(registry_log_count hub HEAD /v2/library/ttl/manifests/v1)" -gt "$heads"
-check "and no GET, the digest being the same" \
-	test "$(registry_log_count hub GET '/v2/library/ttl/manifests/.*')" = "$gets"
 
 registry_stop hub
 sleep $((TTL + 1))
@@ -381,7 +369,7 @@ on_exit "unmount_dindfs '$fg_mnt' '$WORK/fg.pid'"
 "$DINDFS" mount -f --store "$WORK/store-fg" --pidfile "$WORK/fg.pid" "$fg_mnt" >"$WORK/fg.out" 2>&1 &
 fg=$!
 check "with -f it mounts, in the foreground" wait_until 20 is_mounted "$fg_mnt"
-check "it answers" wait_until 10 answers "$fg_mnt"
+check "it answers" wait_until 10 mount_answers "$fg_mnt"
 check "the --pidfile names it" wait_until 5 file_is "$WORK/fg.pid" "$fg"
 kill -TERM "$fg"
 check "SIGTERM ends it" wait_until 20 pid_gone "$fg"

@@ -9,10 +9,8 @@
 . "$(dirname "$0")/mount_lib.sh"
 
 MNT=$WORK/mnt
-export DOCKER_CONFIG=$WORK/docker-config # no credentials from ~
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config # no credentials from ~
 
-answers() { [[ $(fsop stat "$1/.dindfs/stats") == OK ]]; } # MNT
 
 # store_is_sound STORE: every blob file hashes to its name, and fsck agrees.
 store_is_sound() {
@@ -126,7 +124,7 @@ else
 	sed 's/^/    log: /' "$log" | tail -5
 fi
 check "the daemon is still up" pid_alive "$pid"
-check "and answers" answers "$MNT"
+check "and answers" mount_answers "$MNT"
 expect_exit 0 "dindfs umount" T "$DINDFS" umount "$MNT"
 
 # ---- names that are no image paths ----------------------------------------

@@ -10,6 +10,7 @@
 #   expect_fsop REGEX DESCRIPTION OP ARG...
 #   expect_fsop_is WANT DESCRIPTION OP ARG...
 #   stat_of MNT FIELD              one counter of MNT/.dindfs/stats
+#   mount_answers MNT              MNT answers a stat of its .dindfs/stats
 #
 # Everything that touches a mount runs under a time limit (MOUNT_TIMEOUT,
 # 60 s), so that a hung daemon fails a test instead of hanging the script.
@@ -150,6 +151,9 @@ stat_of() {
 	}
 	echo "$out"
 }
+
+# mount_answers MNT: the daemon behind MNT answers (a stat of .dindfs/stats).
+mount_answers() { [[ $(fsop stat "$1/.dindfs/stats") == OK ]]; }
 
 # stat_is MNT FIELD VALUE: the counter is VALUE now.
 stat_is() { [[ $(stat_of "$1" "$2" 2>/dev/null) == "$3" ]]; }

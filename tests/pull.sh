@@ -6,8 +6,7 @@
 . "$(dirname "$0")/registry.sh"
 
 STORE=$WORK/store
-export DOCKER_CONFIG=$WORK/docker-config # no credentials unless a test writes them
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config # no credentials unless a test writes them
 
 pull() { "$DINDFS" pull --store "$STORE" "$@"; }
 blob_file() { echo "$STORE/blobs/sha256/${1:7:2}/${1#sha256:}"; }

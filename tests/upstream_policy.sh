@@ -11,8 +11,7 @@
 
 HOSTILE=$FIXTURES/hostile_registry.py
 MNT=$WORK/mnt
-export DOCKER_CONFIG=$WORK/docker-config
-mkdir -p "$DOCKER_CONFIG"
+own_docker_config
 
 # hostile_start NAME MODE...: a hostile_registry.py listener; sets NAME_PORT,
 # NAME_URL (http://127.0.0.1:PORT), NAME_HOSTPORT and NAME_LOG.

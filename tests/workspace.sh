@@ -518,6 +518,8 @@ check "the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
 # This daemon may hold 2048 descriptors: far fewer inodes than the tree has,
 # so they are closed and reopened by handle as the kernel comes back to them.
 printf '#!/bin/sh\nexec prlimit --nofile=2048:2048 "%s" "$@"\n' "$DINDFS" >"$WORK/dindfs-2048"
+many=1074 # the budget (half of 2048 here) + 50; made before the mount, so no watch event about them
+mkdir "$DIR/many" && (cd "$DIR/many" && seq "$many" | xargs touch)
 chmod +x "$WORK/dindfs-2048"
 DINDFS=$WORK/dindfs-2048 must_mount "$MNT" --store "$STORE" --workspace "$DIR" \
 	--workspace-owner 4321:4322 --no-passthrough
@@ -528,6 +530,28 @@ check "the blob reads back" T cmp -s "$MNT/blobs/sha256/$blob" "$WORK/blob"
 check "the daemon served it: bytes_served grew by its size" \
 	test "$(stat_of "$MNT" bytes_served)" = $((served0 + 3000000))
 check "and no open went through" test "$(stat_of "$MNT" passthrough_opens)" = 0
+# Descriptors past the budget: look up $many new files, then read them in the
+# same order. Each new inode past the budget closes the least recently
+# used descriptor; reading them again in that order finds every one closed:
+# each is reopened by handle, and closes another.
+budget=$(stat_of "$MNT" workspace_fd_budget)
+fds0=$(stat_of "$MNT" workspace_fds)
+evictions0=$(stat_of "$MNT" workspace_fd_evictions)
+reopens0=$(stat_of "$MNT" workspace_fd_reopens)
+check "with 2048 descriptors the budget is 1024" test "$budget" = 1024
+check "$many new files looked up" T python3 -c '
+import os, sys
+for i in range(1, int(sys.argv[2]) + 1): os.stat("%s/%d" % (sys.argv[1], i))' "$WS/many" "$many"
+check "the descriptors past the budget were closed: $((fds0 + many + 1 - budget))" \
+	test "$(stat_of "$MNT" workspace_fd_evictions)" = $((evictions0 + fds0 + many + 1 - budget))
+check "and the budget holds: $budget open" test "$(stat_of "$MNT" workspace_fds)" = "$budget"
+check "$many files read in the same order" T python3 -c '
+import sys
+for i in range(1, int(sys.argv[2]) + 1): open("%s/%d" % (sys.argv[1], i)).close()' "$WS/many" "$many"
+check "each was reopened by handle: $many reopens" \
+	test "$(stat_of "$MNT" workspace_fd_reopens)" = $((reopens0 + many))
+check "and each closed another: $many more closed" \
+	test "$(stat_of "$MNT" workspace_fd_evictions)" = $((evictions0 + fds0 + 2 * many + 1 - budget))
 echo x >"$WS/chosen"
 mkdir "$WS/chosen.d"
 check "--workspace-owner: a file is the chosen owner's" test "$(owner_of "$DIR/chosen")" = 4321:4322

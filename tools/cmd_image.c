@@ -26,6 +26,7 @@
 #include "digest.h"
 #include "engine.h"
 #include "manifest.h"
+#include "mount_layout.h"
 #include "pull_mount.h"
 #include "ref.h"
 
@@ -116,7 +117,7 @@ static int add_blob(struct archive *a, const char *root, const struct manifest_d
 	ssize_t n;
 	int fd, r;
 
-	snprintf(path, sizeof(path), "%s/blobs/sha256/%s", root, d->digest.hex);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_BLOBS_SHA256 "/%s", root, d->digest.hex);
 	snprintf(name, sizeof(name), "blobs/sha256/%s", d->digest.hex);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -373,10 +374,12 @@ static int ingest(int fd, const struct archived *ar, const char *root, const cha
 				break;
 		if (!f || i == n_wanted)
 			continue;
-		snprintf(path, sizeof(path), "%s/blobs/sha256/%s", root, f->digest.hex);
+		snprintf(path, sizeof(path), "%s/" FS_LAYOUT_BLOBS_SHA256 "/%s", root,
+			 f->digest.hex);
 		if (stat(path, &st) == 0)
 			continue; /* already cached */
-		snprintf(path, sizeof(path), "%s/ingest/sha256:%s", root, f->digest.hex);
+		snprintf(path, sizeof(path), "%s/" FS_LAYOUT_INGEST_PREFIX "%s", root,
+			 f->digest.hex);
 		r = write_file(path, a, buf);
 	}
 	archive_read_free(a);
@@ -465,8 +468,9 @@ static int save_image(const struct image_options *o, int fd, char *msg, size_t m
 	}
 	manifest = oci_manifest(config, layers, n);
 	local_repository(&o->ref, repo, sizeof(repo));
-	snprintf(path, sizeof(path), "%s/registry/local/%s/manifests/%s", o->root, repo,
-		 o->ref.has_tag ? o->ref.tag : REF_DEFAULT_TAG);
+	snprintf(path, sizeof(path),
+		 "%s/" FS_LAYOUT_REGISTRY "/" REF_LOCAL_REGISTRY "/%s/" FS_LAYOUT_MANIFESTS "/%s",
+		 o->root, repo, o->ref.has_tag ? o->ref.tag : REF_DEFAULT_TAG);
 	r = manifest ? 0 : -ENOMEM;
 	if (r == 0) {
 		int mfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -23,6 +23,7 @@
 
 #include "fs.h"
 #include "hosts.h"
+#include "mount_layout.h"
 #include "ref.h"
 
 #define MAX_UPSTREAMS	 64
@@ -381,7 +382,7 @@ static pid_t daemon_pid(const char *mountpoint)
 	json_t *stats;
 	pid_t pid = -1;
 
-	snprintf(path, sizeof(path), "%s/.dindfs/stats", mountpoint);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_STATS_PATH, mountpoint);
 	stats = json_load_file(path, 0, &error);
 	if (stats && json_is_integer(json_object_get(stats, "pid")))
 		pid = (pid_t)json_integer_value(json_object_get(stats, "pid"));

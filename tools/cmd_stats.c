@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "mount_layout.h"
 #include "probe.h"
 
 /* How long a mount may take to answer before it counts as hung. */
@@ -90,7 +91,7 @@ static int run_stats(const struct tool_command *cmd, int argc, char **argv)
 	}
 	if (optind != argc)
 		return tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-	snprintf(path, sizeof(path), "%s/.dindfs/stats", root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_STATS_PATH, root);
 	r = tool_probe_read(path, STATS_TIMEOUT_MS, &text, &len);
 	if (r < 0) {
 		tool_error("cannot read '%s': %s%s", path, strerror(-r),

@@ -26,7 +26,11 @@
 #     names MIRROR/<registry> as each name's mirror.
 # dockerd's "registry-mirrors" (docker.io only) is the entrypoint's.
 # A name the host does not serve is left alone: with a network of its own,
-# the level reaches that registry directly.
+# the level reaches that registry directly. Without one (no default
+# route), every other name resolves here too (dnsmasq on 127.0.0.1:53, named
+# in /etc/resolv.conf), so that a pull of an unserved registry fails at once
+# with the mirror's answer, which names the registry and
+# `dindfs mount --registry NAME`, and not with a DNS error.
 set -euo pipefail
 
 ROOT=${DINDFS_ROOT:-/dindfs}
@@ -149,6 +153,28 @@ done
 			"$name" "$name" "$MIRROR" "$name"
 	done
 } >/etc/containers/registries.conf.d/50-dindfs.conf
+
+# ---- without a network: every other name to the mirror too -------------------------------
+
+# no_network: no default route, IPv4 or IPv6 (a route file that cannot be
+# read counts as a network: DNS is left alone)
+no_network() {
+	[[ -r /proc/net/route ]] && ! awk '$2 == "00000000" { f = 1 } END { exit !f }' /proc/net/route &&
+		! awk '$1 == "00000000000000000000000000000000" && $2 == "00" && $10 != "lo" { f = 1 } END { exit !f }' \
+			/proc/net/ipv6_route 2>/dev/null
+}
+if no_network && command -v dnsmasq >/dev/null; then
+	# /etc/hosts first (the served names), then this: 127.0.0.1 for any
+	# other name, no AAAA (the mirror listens on IPv4)
+	dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --no-poll --bind-interfaces \
+		--listen-address=127.0.0.1 --port=53 --user=root --group=root \
+		--address=/#/127.0.0.1 --pid-file="$DIR/dnsmasq.pid" \
+		2>"$DIR/dnsmasq.err" || die "cannot start dnsmasq: $(tail -1 "$DIR/dnsmasq.err")"
+	# rewritten in place: the engine bind-mounted it
+	printf '%s\n' "# dindfs-route: no network here; other names go to the mirror, which says which registries the host serves" \
+		"nameserver 127.0.0.1" >/etc/resolv.conf
+	say "no network: names the host does not serve resolve to this level's mirror, which refuses them"
+fi
 
 say "${#names[@]} registries go through the dindfs cache: ${names[*]}"
 exec dindfs mirror --root "$ROOT" --listen "$MIRROR" --listen 127.0.0.1:80 \

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mount_layout.h"
 #include "probe.h"
 #include "registry.h"
 
@@ -132,7 +133,7 @@ void doctor_probe_mount(struct doctor *d)
 	mount_point(d->root, point, sizeof(point));
 	read_mountinfo(d, point);
 
-	snprintf(path, sizeof(path), "%s/.dindfs/stats", d->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_STATS_PATH, d->root);
 	d->mount_error = tool_probe_read(path, DOCTOR_TIMEOUT_MS, &text, &len);
 	if (d->mount_error == 0) {
 		d->stats = json_loadb(text, len, 0, NULL);
@@ -141,7 +142,7 @@ void doctor_probe_mount(struct doctor *d)
 			d->mount_error = -EBADMSG;
 	}
 	if (d->mount_error == 0) {
-		snprintf(path, sizeof(path), "%s/.dindfs/whoami", d->root);
+		snprintf(path, sizeof(path), "%s/" FS_LAYOUT_WHOAMI_PATH, d->root);
 		r = tool_probe_read(path, DOCTOR_TIMEOUT_MS, &text, &len);
 		whoami = r == 0 ? json_loadb(text, len, 0, NULL) : NULL;
 		if (r == 0)
@@ -254,7 +255,7 @@ void doctor_check_mount(struct doctor *d)
 		return fix_mount(d, false);
 	}
 
-	snprintf(path, sizeof(path), "%s/workspace", d->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_WORKSPACE, d->root);
 	r = tool_probe_stat(path, DOCTOR_TIMEOUT_MS);
 	if (r == 0) {
 		doctor_say(d, DOCTOR_OK, "workspace: %s", path);

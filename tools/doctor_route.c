@@ -16,10 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mount_layout.h"
 #include "ref.h"
 
 #define NAMES_MAX     256
 #define ETC_HOSTS     "/etc/hosts"
+#define RESOLV_CONF   "/etc/resolv.conf"
+#define PROC_ROUTE    "/proc/net/route"
+#define PROC_ROUTE6   "/proc/net/ipv6_route"
 #define CONTAINERD_D  "/etc/containerd/certs.d"
 #define CONTAINERS_CF "/etc/containers/registries.conf.d/50-dindfs.conf"
 #define MIRROR_PLAIN  "127.0.0.1:5000"
@@ -51,7 +55,7 @@ static void names_load(const struct doctor *d, struct names *ret)
 	FILE *f;
 
 	memset(ret, 0, sizeof(*ret));
-	snprintf(path, sizeof(path), "%s/.dindfs/registries", d->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRIES_PATH, d->root);
 	f = fopen(path, "re");
 	if (!f) {
 		for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
@@ -352,6 +356,83 @@ static void check_containers(struct doctor *d, const struct names *names)
 	verdict_end(d, &v, fix_route);
 }
 
+/*
+ * Whether this level has a network: a default route (IPv4 or IPv6). Not
+ * its interfaces: the level's own dockerd adds a bridge.
+ */
+static bool have_network(void)
+{
+	char line[512], dest[64];
+	bool found = false;
+	FILE *f = fopen(PROC_ROUTE, "re");
+
+	if (!f)
+		return true; /* cannot tell: as a level with one would */
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %63s", dest) == 1 && strcmp(dest, "00000000") == 0;
+	fclose(f);
+	f = fopen(PROC_ROUTE6, "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char plen[8], iface[32];
+
+		found = sscanf(line, "%63s %7s %*s %*s %*s %*s %*s %*s %*s %31s", dest, plen,
+			       iface) == 3 &&
+			strcmp(dest, "00000000000000000000000000000000") == 0 &&
+			strcmp(plen, "00") == 0 && strcmp(iface, "lo") != 0;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* The first nameserver of /etc/resolv.conf, into buf; false when none. */
+static bool first_nameserver(char *buf, size_t size)
+{
+	char line[512], address[64];
+	bool found = false;
+	FILE *f = fopen(RESOLV_CONF, "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, " nameserver %63s", address) == 1;
+	fclose(f);
+	if (found)
+		snprintf(buf, size, "%s", address);
+	return found;
+}
+
+/*
+ * The names the host does not serve: with a network, they go direct; with
+ * none, dindfs-route resolves them to the mirror (dnsmasq), which refuses
+ * them in one line naming --registry, where a DNS error would not.
+ */
+static void check_others(struct doctor *d)
+{
+	char ns[64];
+
+	if (have_network()) {
+		doctor_say(
+			d, DOCTOR_INFO,
+			"other registries: not served by the host's dindfs, they go direct (this "
+			"level has a network)");
+	} else if (first_nameserver(ns, sizeof(ns)) && loopback(ns)) {
+		doctor_say(
+			d, DOCTOR_OK,
+			"other registries: no network here; they resolve to the mirror (%s), which "
+			"refuses them, naming dindfs mount --registry NAME",
+			ns);
+	} else {
+		doctor_say(
+			d, DOCTOR_WARN,
+			"other registries: no network here, and %s%s: a pull of one fails on DNS, "
+			"without saying that the host's dindfs does not serve it",
+			first_nameserver(ns, sizeof(ns)) ? "the nameserver is " : "no nameserver",
+			first_nameserver(ns, sizeof(ns)) ? ns : "");
+		doctor_fix(d, "%s", fix_route);
+	}
+}
+
 void doctor_check_routes(struct doctor *d)
 {
 	struct names names;
@@ -370,5 +451,6 @@ void doctor_check_routes(struct doctor *d)
 		check_containerd(d, &names);
 	if (have_command("podman") || have_command("skopeo") || have_command("buildah"))
 		check_containers(d, &names);
+	check_others(d);
 	names_release(&names);
 }

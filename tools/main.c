@@ -18,8 +18,8 @@
 
 /* In the order 'dindfs --help' lists them. */
 static const struct tool_command *const commands[] = {
-	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,   &tool_cmd_mirror,
-	&tool_cmd_load,	 &tool_cmd_save,   &tool_cmd_ls,     &tool_cmd_gc,
+	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,   &tool_cmd_mirror,	    &tool_cmd_load,
+	&tool_cmd_save,	 &tool_cmd_ls,	   &tool_cmd_gc,     &tool_cmd_pin,	    &tool_cmd_unpin,
 	&tool_cmd_fsck,	 &tool_cmd_stats,  &tool_cmd_doctor, &tool_cmd_snapshotter,
 };
 

@@ -29,16 +29,18 @@
 
 #include "digest.h"
 #include "mirror_guard.h"
+#include "mount_layout.h"
 #include "ref.h"
 
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
-#define BLOCK_SIZE	 (256 * 1024)
-#define RANGE_SPECS_MAX	 64 /* range-specs in one Range header before it is ignored */
-#define PART_HEADER_MAX	 192
+#define BLOCK_SIZE	(256 * 1024)
+#define RANGE_SPECS_MAX 64 /* range-specs in one Range header before it is ignored */
+#define PART_HEADER_MAX 192
+#define TOKEN_PATH	"/dindfs/token"
+#define UNSERVED_PATH	"/dindfs/unserved/"
 
 struct mirror {
 	char root[PATH_MAX];
+	char origin[96]; /* of the token realms: the first plain listener's URL */
 	struct mirror_guard *guard;
 	struct MHD_Daemon *daemons[MIRROR_LISTEN_MAX];
 	size_t n_daemons;
@@ -430,8 +432,8 @@ static enum MHD_Result serve_file(struct mirror *m, struct MHD_Connection *conn,
 
 	bool blob = t->kind == TARGET_BLOB;
 
-	snprintf(path, sizeof(path), "%s/registry/%s/%s/%s/%s", m->root, t->registry, t->repository,
-		 blob ? "blobs" : "manifests", t->reference);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRY "/%s/%s/%s/%s", m->root, t->registry,
+		 t->repository, blob ? FS_LAYOUT_BLOBS : FS_LAYOUT_MANIFESTS, t->reference);
 	/* stat, not open: a HEAD must not start a download */
 	mirror_guard_enter(m->guard, conn, MIRROR_PHASE_UPSTREAM);
 	r = stat(path, &st) < 0 ? -errno : 0;
@@ -448,10 +450,10 @@ static enum MHD_Result serve_file(struct mirror *m, struct MHD_Connection *conn,
 		return reply_error(conn, MHD_HTTP_BAD_GATEWAY, "UNKNOWN",
 				   "the host daemon could not reach upstream (see its log)");
 	}
-	n = getxattr(path, XATTR_DIGEST, digest, sizeof(digest) - 1);
+	n = getxattr(path, FS_LAYOUT_XATTR_DIGEST, digest, sizeof(digest) - 1);
 	digest[n > 0 ? n : 0] = '\0';
 	if (!blob) {
-		n = getxattr(path, XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
+		n = getxattr(path, FS_LAYOUT_XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
 		media_type[n > 0 ? n : 0] = '\0';
 	} else {
 		range = parse_range(
@@ -526,8 +528,8 @@ static enum MHD_Result serve_tags(struct mirror *m, struct MHD_Connection *conn,
 	struct dirent *e;
 	DIR *dir;
 
-	snprintf(path, sizeof(path), "%s/registry/%s/%s/manifests", m->root, t->registry,
-		 t->repository);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRY "/%s/%s/" FS_LAYOUT_MANIFESTS,
+		 m->root, t->registry, t->repository);
 	dir = opendir(path);
 	while (dir && (e = readdir(dir)))
 		if (e->d_name[0] != '.' && strncmp(e->d_name, "sha256:", 7) != 0)
@@ -560,7 +562,7 @@ static bool registry_served(const struct mirror *m, const char *registry)
 	bool served = false;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/.dindfs/registries", m->root);
+	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REGISTRIES_PATH, m->root);
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT;
@@ -572,12 +574,69 @@ static bool registry_served(const struct mirror *m, const char *registry)
 	return served;
 }
 
+/*
+ * A registry the host daemon does not serve: 401, with the reason as the
+ * Bearer challenge's error and as an OCI error body, so that each client
+ * shows it. dockerd's classic pull shows the body's message. containerd
+ * shows the body of no HEAD:
+ *   - asked as a mirror (?ns=: ctr, nerdctl with the hosts.toml), the
+ *     realm is TOKEN_PATH, whose token opens nothing: after the same
+ *     challenge again it fails with "server message: <error>";
+ *   - asked as the registry (dockerd 26.1's containerd image store, which
+ *     turns a "server message" into its own "pull access denied" line),
+ *     the realm's URL says it (UNSERVED_PATH<registry>/...), and its 403 is
+ *     what that client shows: "... fetch anonymous token: unexpected status
+ *     from GET request to <realm>: 403 Forbidden".
+ */
+static enum MHD_Result reply_unserved(struct mirror *m, struct MHD_Connection *conn,
+				      const char *registry)
+{
+	char message[REF_NAME_MAX * 2 + 128], realm[sizeof(m->origin) + 2 * REF_NAME_MAX + 96];
+	char challenge[sizeof(message) + sizeof(realm) + 64], body[1024];
+	struct MHD_Response *response;
+	int n;
+
+	snprintf(message, sizeof(message),
+		 "registry %s is not served by the host's dindfs cache: add it there with "
+		 "dindfs mount --registry %s",
+		 registry, registry);
+	if (MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ns"))
+		snprintf(realm, sizeof(realm), "%s" TOKEN_PATH, m->origin);
+	else
+		snprintf(realm, sizeof(realm),
+			 "%s" UNSERVED_PATH "%s/add-it-with/dindfs-mount--registry-%s", m->origin,
+			 registry, registry);
+	snprintf(challenge, sizeof(challenge),
+		 "Bearer realm=\"%s\",service=\"dindfs\",error=\"%s\"", realm, message);
+	n = snprintf(body, sizeof(body),
+		     "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"%s\"}]}\n", message);
+	response = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	if (!response)
+		return MHD_NO;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+	return reply(conn, MHD_HTTP_UNAUTHORIZED, response);
+}
+
+/* The realm of reply_unserved's challenge: a token that opens nothing. */
+static enum MHD_Result reply_token(struct MHD_Connection *conn)
+{
+	static const char body[] =
+		"{\"token\":\"dindfs-unserved\",\"access_token\":\"dindfs-unserved\"}\n";
+	struct MHD_Response *response = MHD_create_response_from_buffer(
+		sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+
+	if (!response)
+		return MHD_NO;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return reply(conn, MHD_HTTP_OK, response);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **state)
 {
 	struct mirror *m = cls;
-	char message[2 * REF_NAME_MAX + 128];
 	struct target t;
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	int r;
@@ -604,6 +663,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 		return reply(conn, MHD_HTTP_OK, response);
 	}
+	if (strcmp(url, TOKEN_PATH) == 0)
+		return reply_token(conn);
+	if (strncmp(url, UNSERVED_PATH, strlen(UNSERVED_PATH)) == 0)
+		return reply_error(
+			conn, MHD_HTTP_FORBIDDEN, "DENIED",
+			"a registry the host's dindfs cache does not serve (see this URL)");
 	if (strncmp(url, "/v2/", 4) != 0)
 		return reply_error(conn, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "not a registry path");
 	r = parse_target(conn, url, &t);
@@ -612,13 +677,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r < 0)
 		return reply_error(conn, MHD_HTTP_BAD_REQUEST, "NAME_INVALID",
 				   "invalid repository name or reference");
-	if (!registry_served(m, t.registry)) {
-		snprintf(message, sizeof(message),
-			 "registry %s is not served by the host's dindfs cache: add it there "
-			 "with dindfs mount --registry %s",
-			 t.registry, t.registry);
-		return reply_error(conn, MHD_HTTP_FORBIDDEN, "DENIED", message);
-	}
+	if (!registry_served(m, t.registry))
+		return reply_unserved(m, conn, t.registry);
 	if (t.kind == TARGET_TAGS)
 		return serve_tags(m, conn, &t);
 	return serve_file(m, conn, head, &t);
@@ -664,6 +724,12 @@ int mirror_start(const struct mirror_options *o, struct mirror **ret, size_t *re
 	if (!m)
 		return -ENOMEM;
 	snprintf(m->root, sizeof(m->root), "%s", o->root);
+	/* the token endpoint: on the first plain listener, else the first TLS one */
+	for (size_t i = o->n_listen; i-- > 0;)
+		if (!o->listen[i].tls || !*m->origin)
+			snprintf(m->origin, sizeof(m->origin), "%s://%s:%u",
+				 o->listen[i].tls ? "https" : "http", o->listen[i].address,
+				 (unsigned)o->listen[i].port);
 	r = mirror_guard_new(&m->guard);
 	if (r < 0) {
 		free(m);

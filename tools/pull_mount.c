@@ -14,25 +14,23 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define XATTR_MEDIA_TYPE "user.dindfs.media_type"
-#define XATTR_DIGEST	 "user.dindfs.digest"
-#define READ_CHUNK	 (1 << 20)
+#include "mount_layout.h"
+
+#define READ_CHUNK (1 << 20)
 
 struct mount_pull {
 	char repo_dir[PATH_MAX]; /* <root>/registry/<host>/<repository> */
-	char *err;
-	size_t err_size;
-	struct pull_result *result;
 };
 
-static void say(struct mount_pull *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct registry_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-static void say(struct mount_pull *p, const char *fmt, ...)
+static void say(struct registry_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(p->err, p->err_size, fmt, ap);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 }
 
@@ -40,7 +38,7 @@ bool tool_is_dindfs_mount(const char *path)
 {
 	char stats[PATH_MAX];
 
-	snprintf(stats, sizeof(stats), "%s/.dindfs/stats", path);
+	snprintf(stats, sizeof(stats), "%s/" FS_LAYOUT_STATS_PATH, path);
 	return access(stats, R_OK) == 0;
 }
 
@@ -55,7 +53,7 @@ static int read_manifest(struct mount_pull *p, const char *reference, struct man
 	ssize_t n;
 	int fd, r;
 
-	n = snprintf(path, sizeof(path), "%s/manifests/%s", p->repo_dir, reference);
+	n = snprintf(path, sizeof(path), "%s/" FS_LAYOUT_MANIFESTS "/%s", p->repo_dir, reference);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -70,16 +68,15 @@ static int read_manifest(struct mount_pull *p, const char *reference, struct man
 	       (n = read(fd, buf + len, MANIFEST_MAX_SIZE + 1 - len)) > 0)
 		len += (size_t)n;
 	r = n < 0 ? -errno : 0;
-	n = fgetxattr(fd, XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
+	n = fgetxattr(fd, FS_LAYOUT_XATTR_MEDIA_TYPE, media_type, sizeof(media_type) - 1);
 	media_type[n > 0 ? n : 0] = '\0';
-	n = fgetxattr(fd, XATTR_DIGEST, digest, sizeof(digest) - 1);
+	n = fgetxattr(fd, FS_LAYOUT_XATTR_DIGEST, digest, sizeof(digest) - 1);
 	digest[n > 0 ? n : 0] = '\0';
 	close(fd);
 	if (r == 0 && digest_parse(digest, ret_digest) < 0)
 		r = -EPROTO; /* not a dindfs mount */
 	if (r == 0)
 		r = manifest_parse(buf, len, media_type, ret);
-	p->result->manifests_fetched++;
 	free(buf);
 	return r;
 }
@@ -93,7 +90,7 @@ static int read_blob(struct pull_set *set, size_t i, void *ctx, struct registry_
 	ssize_t n;
 	int fd, k;
 
-	k = snprintf(path, sizeof(path), "%s/blobs/sha256:%s", p->repo_dir,
+	k = snprintf(path, sizeof(path), "%s/" FS_LAYOUT_REPO_BLOB_PREFIX "%s", p->repo_dir,
 		     set->blobs[i].digest.hex);
 	if (k < 0 || (size_t)k >= sizeof(path))
 		return -ENAMETOOLONG;
@@ -120,74 +117,46 @@ out:
 	return (int)n;
 }
 
+/* A pull_source's manifest(): the file the reference or digest names. */
+static int mount_manifest(void *ctx, const struct ref *ref, const struct digest *d,
+			  struct manifest **ret, struct digest *ret_digest, bool *ret_fetched,
+			  struct registry_error *err)
+{
+	char reference[DIGEST_STRING_SIZE > REF_TAG_MAX + 1 ? DIGEST_STRING_SIZE : REF_TAG_MAX + 1];
+	char name[REF_STRING_SIZE];
+	int r;
+
+	if (d || ref->has_digest)
+		digest_format(d ? d : &ref->digest, reference);
+	else
+		snprintf(reference, sizeof(reference), "%s", ref->tag);
+	r = read_manifest(ctx, reference, ret, ret_digest);
+	*ret_fetched = true;
+	if (r < 0 && d) {
+		say(err, "manifest %s: %s", reference, strerror(-r));
+	} else if (r < 0) {
+		ref_format(ref, name, sizeof(name));
+		say(err, "'%s': %s", name,
+		    r == -ENOENT ? "not found upstream"
+		    : r == -EIO	 ? "upstream unreachable or broken (see the mount's log)"
+				 : strerror(-r));
+	}
+	return r;
+}
+
 int tool_pull_through_mount(const char *root, const struct ref *ref,
 			    const struct pull_options *opts, struct pull_result *ret,
 			    struct manifest **ret_image, char *err, size_t err_size)
 {
-	struct mount_pull p = {.err = err, .err_size = err_size, .result = ret};
-	struct pull_set set = {0};
-	struct manifest *root_m = NULL, *image = NULL;
-	const struct manifest_descriptor *child;
-	char reference[DIGEST_STRING_SIZE > REF_TAG_MAX + 1 ? DIGEST_STRING_SIZE : REF_TAG_MAX + 1];
-	char name[REF_STRING_SIZE], platform[MANIFEST_PLATFORM_STRING_SIZE];
+	const struct pull_source src = {.manifest = mount_manifest, .blob = read_blob};
+	struct mount_pull p;
+	struct registry_error e = {0};
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
-	ref_format(ref, name, sizeof(name));
-	snprintf(p.repo_dir, sizeof(p.repo_dir), "%s/registry/%s/%s", root, ref->registry,
-		 ref->repository);
-	if (ref->has_digest)
-		digest_format(&ref->digest, reference);
-	else
-		snprintf(reference, sizeof(reference), "%s", ref->tag);
-	r = read_manifest(&p, reference, &root_m, &ret->manifest);
-	if (r == -ENOENT) {
-		say(&p, "'%s': not found upstream", name);
-		goto out;
-	}
-	if (r < 0) {
-		say(&p, "'%s': %s", name,
-		    r == -EIO ? "upstream unreachable or broken (see the mount's log)"
-			      : strerror(-r));
-		goto out;
-	}
-	ret->image = ret->manifest;
-	if (root_m->kind == MANIFEST_INDEX) {
-		r = manifest_select_platform(root_m, opts->platform, &child);
-		if (r < 0) {
-			struct manifest_platform host;
-
-			manifest_platform_host(&host);
-			manifest_platform_format(opts->platform ? opts->platform : &host, platform);
-			say(&p, "%s: no image for platform %s in '%s'", ref->registry, platform,
-			    ref->repository);
-			goto out;
-		}
-		digest_format(&child->digest, reference);
-		r = read_manifest(&p, reference, &image, &ret->image);
-		if (r < 0) {
-			say(&p, "manifest %s: %s", reference, strerror(-r));
-			goto out;
-		}
-	}
-	r = pull_set_init(&set, image ? image : root_m, NULL, opts->observer);
+	snprintf(p.repo_dir, sizeof(p.repo_dir), "%s/" FS_LAYOUT_REGISTRY "/%s/%s", root,
+		 ref->registry, ref->repository);
+	r = pull_from(&src, &p, ref, opts, ret, ret_image, &e);
 	if (r < 0)
-		goto out;
-	r = pull_set_run(&set, &ret->image, opts->concurrency, read_blob, &p);
-	ret->blobs_fetched = set.gotten;
-	ret->bytes_fetched = set.bytes_gotten;
-	if (r < 0)
-		say(&p, "%s", set.err.message);
-	if (r == 0 && ret_image) {
-		*ret_image = image ? image : root_m;
-		if (image)
-			image = NULL;
-		else
-			root_m = NULL;
-	}
-out:
-	pull_set_release(&set);
-	manifest_free(root_m);
-	manifest_free(image);
+		snprintf(err, err_size, "%s", e.message);
 	return r;
 }

@@ -1,0 +1,404 @@
+/*
+ * layer_queue: one worker thread that unpacks the layers of complete
+ * images (see layer_queue.h).
+ *
+ * The ring of events and the flags are guarded by q->lock; the worker
+ * drops it for everything it does with an event, so layer_queue_blob()
+ * only ever waits for a few instructions.
+ */
+#include "layer_queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "manifest.h"
+
+struct layer_queue {
+	struct store *store;
+	struct layer_limits limits;
+	_Atomic bool stop;
+	pthread_t thread;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* an event, or stop */
+	pthread_cond_t idle; /* the worker has nothing left to do */
+	/* guarded by lock: */
+	struct digest *ring;
+	size_t cap, head, len;
+	bool resume, rescan, busy;
+	int64_t dropped, unpacked, failed, unpacking;
+};
+
+int layer_config_diffids(const void *data, size_t len, struct digest_list *ret)
+{
+	json_t *root, *rootfs, *type, *ids, *id;
+	size_t old_len = ret->len, i;
+	json_error_t error;
+	int r = 0;
+
+	if (len > LAYER_CONFIG_MAX_SIZE)
+		return -EFBIG;
+	root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &error);
+	if (!root)
+		return -EINVAL;
+	rootfs = json_object_get(root, "rootfs");
+	type = json_object_get(rootfs, "type");
+	ids = json_object_get(rootfs, "diff_ids");
+	if (!json_is_object(root) || !json_is_string(type) ||
+	    strcmp(json_string_value(type), "layers") != 0 || !json_is_array(ids)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (json_array_size(ids) > MANIFEST_MAX_DESCRIPTORS) {
+		r = -E2BIG;
+		goto out;
+	}
+	json_array_foreach(ids, i, id)
+	{
+		struct digest d;
+
+		r = json_is_string(id) ? digest_parse(json_string_value(id), &d) : -EINVAL;
+		if (r == 0)
+			r = digest_list_append(ret, &d);
+		if (r < 0)
+			break;
+	}
+out:
+	if (r < 0)
+		ret->len = old_len;
+	json_decref(root);
+	return r;
+}
+
+/* Read a whole blob of at most max bytes. -EFBIG past it. */
+static int read_blob(struct store *s, const struct digest *d, size_t max, char **ret_buf,
+		     size_t *ret_len)
+{
+	struct stat st;
+	size_t got = 0;
+	char *buf;
+	int fd, r = store_open_blob(s, d, &fd);
+
+	if (r < 0)
+		return r;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			free(buf);
+			goto out_close;
+		}
+		got += (size_t)n;
+	}
+	*ret_buf = buf;
+	*ret_len = got;
+out_close:
+	close(fd);
+	return r;
+}
+
+static void count(struct layer_queue *q, int64_t *counter, int64_t delta)
+{
+	pthread_mutex_lock(&q->lock);
+	*counter += delta;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* A verdict on the layer's content: trying again would fail the same way. */
+static bool permanent(int err)
+{
+	return err == -EBADMSG || err == -EINVAL || err == -EPERM || err == -EFBIG ||
+	       err == -E2BIG || err == -ENAMETOOLONG || err == -ELOOP;
+}
+
+/* Unpack one layer unless it is done (or failed for good) already; its row says how it went. */
+static void unpack_one(struct layer_queue *q, const struct digest *blob,
+		       const struct digest *diffid)
+{
+	struct index *idx = store_index(q->store);
+	const char *dir = store_dir(q->store);
+	struct index_layer row;
+	uint64_t bytes = 0;
+	int fd, r;
+
+	if (index_get_layer(idx, diffid, &row) == 0 &&
+	    ((row.state == INDEX_LAYER_FAILED && permanent(row.error)) ||
+	     (row.state == INDEX_LAYER_UNPACKED && layer_present(dir, diffid))))
+		return;
+	r = store_open_blob(q->store, blob, &fd);
+	if (r < 0) { /* gone since: nothing to unpack from */
+		index_remove_layer(idx, diffid);
+		return;
+	}
+	row = (struct index_layer){.diffid = *diffid, .blob = *blob, .updated = time(NULL)};
+	if (!layer_present(dir, diffid) && index_put_layer(idx, &row) < 0) {
+		close(fd);
+		return;
+	}
+	count(q, &q->unpacking, 1);
+	r = layer_unpack(dir, fd, diffid, &q->limits, &bytes);
+	count(q, &q->unpacking, -1);
+	close(fd);
+	if (r == -ECANCELED)
+		return;		    /* stays QUEUED: resumed on the next start */
+	if (r == 0 && bytes == 0) { /* the tree was there already */
+		struct index_layer old;
+
+		if (index_get_layer(idx, diffid, &old) == 0)
+			bytes = (uint64_t)old.size;
+	}
+	row.state = r == 0 ? INDEX_LAYER_UNPACKED : INDEX_LAYER_FAILED;
+	row.error = r;
+	row.size = (int64_t)bytes;
+	row.updated = time(NULL);
+	index_put_layer(idx, &row);
+	count(q, r == 0 ? &q->unpacked : &q->failed, 1);
+}
+
+/* If m is an image manifest whose config and layers are all here, unpack its layers. */
+static void plan_image(struct layer_queue *q, const struct digest *m)
+{
+	struct digest_list diffids = {0};
+	struct manifest *man = NULL;
+	struct index_blob b;
+	char *data = NULL, *config = NULL;
+	size_t len, config_len, i;
+
+	if (index_get_blob(store_index(q->store), m, &b) < 0 || b.size > MANIFEST_MAX_SIZE)
+		return;
+	if (read_blob(q->store, m, MANIFEST_MAX_SIZE, &data, &len) < 0)
+		return;
+	if (manifest_parse(data, len, b.media_type, &man) < 0 || man->kind != MANIFEST_IMAGE)
+		goto out;
+	if (!store_has_blob(q->store, &man->config.digest))
+		goto out;
+	for (i = 0; i < man->n_layers; i++)
+		if (!store_has_blob(q->store, &man->layers[i].digest))
+			goto out;
+	if (read_blob(q->store, &man->config.digest, LAYER_CONFIG_MAX_SIZE, &config, &config_len) <
+		    0 ||
+	    layer_config_diffids(config, config_len, &diffids) < 0 || diffids.len != man->n_layers)
+		goto out;
+	for (i = 0; i < man->n_layers && !atomic_load(&q->stop); i++)
+		unpack_one(q, &man->layers[i].digest, &diffids.items[i]);
+out:
+	digest_list_free(&diffids);
+	manifest_free(man);
+	free(config);
+	free(data);
+}
+
+static void handle_blob(struct layer_queue *q, const struct digest *d)
+{
+	struct digest_list parents = {0};
+	size_t i;
+
+	plan_image(q, d);
+	if (index_foreach_parent(store_index(q->store), d, digest_list_collect, &parents) == 0)
+		for (i = 0; i < parents.len && !atomic_load(&q->stop); i++)
+			plan_image(q, &parents.items[i]);
+	digest_list_free(&parents);
+}
+
+static void rescan(struct layer_queue *q)
+{
+	struct digest_list manifests = {0};
+	size_t i;
+
+	if (index_foreach_parent(store_index(q->store), NULL, digest_list_collect, &manifests) == 0)
+		for (i = 0; i < manifests.len && !atomic_load(&q->stop); i++)
+			plan_image(q, &manifests.items[i]);
+	digest_list_free(&manifests);
+}
+
+struct row_list {
+	struct index_layer *rows;
+	size_t len, cap;
+};
+
+static int collect_unfinished(const struct index_layer *layer, void *ctx)
+{
+	struct row_list *l = ctx;
+	struct index_layer *rows;
+
+	if (layer->state == INDEX_LAYER_FAILED && permanent(layer->error))
+		return 0;
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+
+		rows = reallocarray(l->rows, cap, sizeof(*rows));
+		if (!rows)
+			return -ENOMEM;
+		l->rows = rows;
+		l->cap = cap;
+	}
+	l->rows[l->len++] = *layer;
+	return 0;
+}
+
+/* Redo QUEUED rows (a crash or a stop) and UNPACKED rows whose tree is gone. */
+static void resume(struct layer_queue *q)
+{
+	struct row_list l = {0};
+	size_t i;
+
+	layer_recover(store_dir(q->store), NULL);
+	if (index_foreach_layer(store_index(q->store), NULL, collect_unfinished, &l) == 0)
+		for (i = 0; i < l.len && !atomic_load(&q->stop); i++)
+			unpack_one(q, &l.rows[i].blob, &l.rows[i].diffid);
+	free(l.rows);
+}
+
+static void *worker(void *arg)
+{
+	struct layer_queue *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	while (!atomic_load(&q->stop)) {
+		struct digest d;
+
+		if (!q->resume && !q->rescan && q->len == 0) {
+			q->busy = false;
+			pthread_cond_broadcast(&q->idle);
+			pthread_cond_wait(&q->wake, &q->lock);
+			continue;
+		}
+		q->busy = true;
+		if (q->resume) {
+			q->resume = false;
+			pthread_mutex_unlock(&q->lock);
+			resume(q);
+		} else if (q->rescan) {
+			q->rescan = false;
+			pthread_mutex_unlock(&q->lock);
+			rescan(q);
+		} else {
+			d = q->ring[q->head];
+			q->head = (q->head + 1) % q->cap;
+			q->len--;
+			pthread_mutex_unlock(&q->lock);
+			handle_blob(q, &d);
+		}
+		pthread_mutex_lock(&q->lock);
+	}
+	q->busy = false;
+	pthread_cond_broadcast(&q->idle);
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int layer_queue_new(struct store *s, const struct layer_limits *limits, size_t capacity,
+		    struct layer_queue **ret)
+{
+	struct layer_queue *q = calloc(1, sizeof(*q));
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	q->store = s;
+	if (limits)
+		q->limits = *limits;
+	else
+		layer_limits_default(&q->limits);
+	q->limits.stop = &q->stop;
+	q->cap = capacity ? capacity : 1;
+	q->ring = calloc(q->cap, sizeof(*q->ring));
+	q->resume = q->rescan = q->busy = true;
+	if (!q->ring) {
+		free(q);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->wake, NULL);
+	pthread_cond_init(&q->idle, NULL);
+	r = -pthread_create(&q->thread, NULL, worker, q);
+	if (r < 0) {
+		pthread_cond_destroy(&q->idle);
+		pthread_cond_destroy(&q->wake);
+		pthread_mutex_destroy(&q->lock);
+		free(q->ring);
+		free(q);
+		return r;
+	}
+	*ret = q;
+	return 0;
+}
+
+void layer_queue_free(struct layer_queue *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	atomic_store(&q->stop, true);
+	pthread_cond_broadcast(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	pthread_cond_destroy(&q->idle);
+	pthread_cond_destroy(&q->wake);
+	pthread_mutex_destroy(&q->lock);
+	free(q->ring);
+	free(q);
+}
+
+int layer_queue_blob(struct layer_queue *q, const struct digest *d)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->len == q->cap) {
+		q->dropped++;
+		q->rescan = true; /* what was dropped is found again */
+		r = -EAGAIN;
+	} else {
+		q->ring[(q->head + q->len) % q->cap] = *d;
+		q->len++;
+	}
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+void layer_queue_commit_hook(const struct digest *d, void *ctx)
+{
+	layer_queue_blob(ctx, d);
+}
+
+void layer_queue_drain(struct layer_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	while (!atomic_load(&q->stop) && (q->busy || q->len || q->resume || q->rescan))
+		pthread_cond_wait(&q->idle, &q->lock);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret)
+{
+	pthread_mutex_lock(&q->lock);
+	ret->pending = (int64_t)q->len;
+	ret->dropped = q->dropped;
+	ret->unpacked = q->unpacked;
+	ret->failed = q->failed;
+	ret->busy = q->unpacking;
+	pthread_mutex_unlock(&q->lock);
+}

@@ -1,0 +1,70 @@
+/*
+ * layer_queue: the host daemon's background unpacker of image layers.
+ *
+ * The store tells it of every committed blob (store_set_commit_hook). One
+ * worker thread, never a caller's, takes each from a bounded queue and
+ * looks for images it completes: the blob itself when it is an image
+ * manifest, or the manifests with an edge to it. For an image whose
+ * config and layers are all in the store, each layer gets an index row
+ * (QUEUED, then UNPACKED or FAILED) and is unpacked by layer_unpack()
+ * into layers/sha256:<diffid>, its diff-id taken from the config's
+ * rootfs.diff_ids. Layers already unpacked are skipped, and so are those
+ * that failed for a reason in the content (-EBADMSG, -EINVAL, -EPERM and
+ * the limits' errnos: layer.h); others (-ENOSPC ...) are tried again.
+ *
+ * The queue never blocks its callers: when it is full the event is
+ * dropped and the worker rescans every manifest once it has drained, so
+ * nothing is lost. At start the worker resumes what a crash interrupted
+ * (QUEUED rows, UNPACKED rows whose tree is gone) and rescans.
+ */
+#ifndef DINDFS_LAYER_QUEUE_H
+#define DINDFS_LAYER_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "layer.h"
+#include "store.h"
+
+#define LAYER_QUEUE_DEFAULT_CAPACITY 4096
+/* Largest image config read for its diff-ids. */
+#define LAYER_CONFIG_MAX_SIZE (4u << 20)
+
+struct layer_queue;
+
+struct layer_queue_stats {
+	int64_t pending;  /* events waiting */
+	int64_t dropped;  /* events dropped on a full queue (each forces a rescan) */
+	int64_t unpacked; /* layers this process unpacked */
+	int64_t failed;	  /* layers this process failed to unpack */
+	int64_t busy;	  /* 1 while a layer is being unpacked */
+};
+
+/*
+ * Start the worker over s with these limits (copied; NULL for the
+ * defaults) and room for capacity events. It resumes and rescans first.
+ */
+int layer_queue_new(struct store *s, const struct layer_limits *limits, size_t capacity,
+		    struct layer_queue **ret);
+/* Stop the worker (an unpack in progress is cancelled and stays QUEUED) and free. Accepts NULL. */
+void layer_queue_free(struct layer_queue *q);
+
+/* Note that blob d was committed. Never blocks; -EAGAIN when the queue is full. */
+int layer_queue_blob(struct layer_queue *q, const struct digest *d);
+/* A store commit hook (store_set_commit_hook) that calls layer_queue_blob; ctx is the queue. */
+void layer_queue_commit_hook(const struct digest *d, void *ctx);
+
+/* Wait until the queue is empty and the worker idle (tests, and `dindfs` commands). */
+void layer_queue_drain(struct layer_queue *q);
+void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret);
+
+/*
+ * The diff-ids of an image config: its rootfs.diff_ids, in order, appended
+ * to ret. -EINVAL unless it is a JSON object whose rootfs.type is "layers"
+ * and whose diff_ids are all digests; -EFBIG past LAYER_CONFIG_MAX_SIZE,
+ * -E2BIG past MANIFEST_MAX_DESCRIPTORS.
+ */
+int layer_config_diffids(const void *data, size_t len, struct digest_list *ret);
+
+#endif
