@@ -21,8 +21,10 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config libfuse3-dev libcurl4-openssl-dev \
       libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev \
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
  && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt /src/
+COPY proto /src/proto
 COPY cache /src/cache
 COPY fs /src/fs
 COPY tools/CMakeLists.txt tools/*.c tools/*.h /src/tools/

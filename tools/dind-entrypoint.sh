@@ -144,6 +144,81 @@ else
 	say "$ROOT is not mounted: no dindfs cache, dockerd pulls from registries itself"
 fi
 
+# ---- shared layers: dindfs snapshotter under the containerd image store --------
+
+# When this level runs the containerd image store (daemon.json's
+# "features": {"containerd-snapshotter": true}, e.g. from DOCKERD_CONFIG) on
+# dockerd 26.1 or later and the host's unpacked layers are at $ROOT/layers,
+# its snapshotter is `dindfs snapshotter`: a layer the host has unpacked is
+# a snapshot at once, no download and no unpack (README, "Shared layers").
+# DINDFS_SNAPSHOTTER=on asks for the containerd image store too, =off never
+# uses the snapshotter. The classic store (and Debian 12's dockerd 20.10)
+# keep the mirror alone. DINDFS_SNAPSHOTTER_ROOT names another directory
+# holding layers/ (the tests' own trees).
+SNAP_ROOT=${DINDFS_SNAPSHOTTER_ROOT:-$ROOT}
+SNAP_SOCKET=/run/dindfs/snapshotter.sock
+CONTAINERD_SOCKET=/run/containerd/containerd.sock
+
+# engine_has_snapshotters: dockerd is 26.1 or later (the containerd image store
+# with a proxy snapshotter as its storage driver).
+engine_has_snapshotters() {
+	local v major minor
+	v=$(dockerd --version | sed -nE 's/^Docker version ([0-9]+)\.([0-9]+).*/\1 \2/p')
+	[[ -n $v ]] && read -r major minor <<<"$v" && ((major > 26 || (major == 26 && minor >= 1)))
+}
+
+# wait_socket PATH PID: until PATH is a socket, or PID has gone.
+wait_socket() {
+	for ((i = 0; i < DOCKERD_TIMEOUT * 10; i++)); do
+		[[ -S $1 ]] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# wants_containerd_store: the switch, or daemon.json, asks for it
+wants_containerd_store() {
+	[[ ${DINDFS_SNAPSHOTTER:-auto} == on ]] ||
+		{ [[ -s $DAEMON_JSON ]] && jq -e '.features."containerd-snapshotter" == true' "$DAEMON_JSON" >/dev/null 2>&1; }
+}
+
+case ${DINDFS_SNAPSHOTTER:-auto} in
+auto | on | off) ;;
+*) die "DINDFS_SNAPSHOTTER is '$DINDFS_SNAPSHOTTER': auto, on or off" ;;
+esac
+if [[ ${DINDFS_SNAPSHOTTER:-auto} != off && -d $SNAP_ROOT/layers ]] && wants_containerd_store &&
+	engine_has_snapshotters && command -v containerd >/dev/null; then
+	# state and containerd's root on /var/lib/docker: overlayfs upper layers
+	# cannot live on the container's own overlayfs
+	mkdir -p /run/dindfs /etc/containerd
+	dindfs snapshotter --root "$SNAP_ROOT" --socket "$SNAP_SOCKET" \
+		--state /var/lib/docker/dindfs-snapshotter >>"$LOGS/dindfs-snapshotter.log" 2>&1 &
+	snap_pid=$!
+	wait_socket "$SNAP_SOCKET" "$snap_pid" ||
+		die "dindfs snapshotter did not start: $(grep . "$LOGS/dindfs-snapshotter.log" | tail -1)"
+	cat >/etc/containerd/dindfs.toml <<-EOF
+		# Written by dind-entrypoint: containerd for this level's dockerd, with
+		# dindfs snapshotter as the snapshotter named "dindfs".
+		version = 2
+		root = "/var/lib/docker/containerd"
+		state = "/run/containerd"
+		disabled_plugins = ["io.containerd.grpc.v1.cri"]
+		[grpc]
+		  address = "$CONTAINERD_SOCKET"
+		[proxy_plugins.dindfs]
+		  type = "snapshot"
+		  address = "$SNAP_SOCKET"
+	EOF
+	containerd --config /etc/containerd/dindfs.toml >>"$LOGS/containerd.log" 2>&1 &
+	containerd_pid=$!
+	wait_socket "$CONTAINERD_SOCKET" "$containerd_pid" ||
+		die "containerd did not start: $(grep . "$LOGS/containerd.log" | tail -1)"
+	daemon_json --arg s "$CONTAINERD_SOCKET" \
+		'.features."containerd-snapshotter" = true | ."storage-driver" = "dindfs" | .containerd = $s'
+	say "images use the shared layers of $SNAP_ROOT/layers (dindfs snapshotter, containerd image store)"
+fi
+
 # ---- dockerd, then the command ------------------------------------------------
 
 if (($# == 0)); then

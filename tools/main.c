@@ -12,14 +12,15 @@
 #include "cmd_mirror.h"
 #include "cmd_mount.h"
 #include "cmd_pull.h"
+#include "cmd_snapshotter.h"
 #include "cmd_stats.h"
 #include "cmd_store.h"
 
 /* In the order 'dindfs --help' lists them. */
 static const struct tool_command *const commands[] = {
-	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,   &tool_cmd_mirror, &tool_cmd_load,
-	&tool_cmd_save,	 &tool_cmd_ls,	   &tool_cmd_gc,     &tool_cmd_pin,    &tool_cmd_unpin,
-	&tool_cmd_fsck,	 &tool_cmd_stats,  &tool_cmd_doctor,
+	&tool_cmd_mount, &tool_cmd_umount, &tool_cmd_pull,   &tool_cmd_mirror,	    &tool_cmd_load,
+	&tool_cmd_save,	 &tool_cmd_ls,	   &tool_cmd_gc,     &tool_cmd_pin,	    &tool_cmd_unpin,
+	&tool_cmd_fsck,	 &tool_cmd_stats,  &tool_cmd_doctor, &tool_cmd_snapshotter,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

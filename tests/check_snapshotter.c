@@ -1,0 +1,558 @@
+/*
+ * Unit tests for tools/snapshotter: the snapshot catalogue and its
+ * directories, the mounts containerd's overlayfs snapshotter would give,
+ * chain IDs and the remote layers under ROOT/layers, the bounds on input,
+ * and the protobuf side of the gRPC service (snapshotter_rpc.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <grpc/status.h>
+
+#include "snapshotter.h"
+#include "snapshotter_rpc.h"
+#include "snapshots.pb-c.h"
+#include "testutil.h"
+
+#define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define B64 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+/* sha256("sha256:" A64 " sha256:" B64), by Python's hashlib */
+#define CHAIN_AB "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c"
+
+static char *dir;
+static char state[1024], root[1024];
+static struct snap *s;
+
+static void setup(void)
+{
+	char path[1100];
+
+	dir = test_mkdtemp();
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(path, sizeof(path), "%s/layers", root);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+}
+
+static void teardown(void)
+{
+	snap_free(s);
+	test_rmdir(dir);
+}
+
+/* ROOT/layers/sha256:HEX/ with one file, as the host daemon leaves a layer. */
+static void make_layer(const char *hex, const char *file)
+{
+	char path[1300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s", root, hex);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s/%s", root, hex, file);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(file, f);
+	fclose(f);
+}
+
+/* The one mount of M, as "type source opt,opt,..." */
+static char *mount_string(const struct snap_mounts *m)
+{
+	static char buf[8192];
+	size_t i, n;
+
+	ck_assert_uint_eq(m->len, 1);
+	n = (size_t)snprintf(buf, sizeof(buf), "%s %s ", m->items[0].type, m->items[0].source);
+	for (i = 0; i < m->items[0].n_options; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? "," : "",
+				      m->items[0].options[i]);
+	return buf;
+}
+
+static void expect_mount(const char *key, const char *want)
+{
+	struct snap_mounts m;
+	char expanded[8192];
+
+	size_t n = 0;
+
+	/* WANT says @ for the state directory */
+	for (; *want && n + strlen(state) + 1 < sizeof(expanded); want++) {
+		if (*want == '@') {
+			memcpy(expanded + n, state, strlen(state));
+			n += strlen(state);
+		} else {
+			expanded[n++] = *want;
+		}
+	}
+	expanded[n] = '\0';
+	ck_assert_int_eq(snap_mounts(s, key, &m), 0);
+	ck_assert_str_eq(mount_string(&m), expanded);
+	snap_mounts_release(&m);
+}
+
+static struct snap_labels one_label(struct snap_label *l, const char *key, const char *value)
+{
+	struct snap_labels labels = {.items = l, .len = 1};
+
+	l->key = (char *)key;
+	l->value = (char *)value;
+	return labels;
+}
+
+START_TEST(test_chain_id)
+{
+	char id[DIGEST_STRING_SIZE];
+
+	ck_assert_int_eq(snap_chain_id(NULL, "sha256:" A64, id), 0);
+	ck_assert_str_eq(id, "sha256:" A64);
+	ck_assert_int_eq(snap_chain_id("sha256:" A64, "sha256:" B64, id), 0);
+	ck_assert_str_eq(id, CHAIN_AB);
+	ck_assert_int_eq(snap_chain_id(NULL, "sha256:" A64 "x", id), -EINVAL);
+	ck_assert_int_eq(snap_chain_id("sha512:" A64, "sha256:" B64, id), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_find_layer)
+{
+	char id[DIGEST_STRING_SIZE], path[1200];
+
+	make_layer(A64, "a.txt");
+	make_layer(B64, "b.txt");
+	ck_assert_int_eq(snap_find_layer(root, NULL, "sha256:" A64, id), 0);
+	ck_assert_str_eq(id, "sha256:" A64);
+	ck_assert_int_eq(snap_find_layer(root, "sha256:" A64, CHAIN_AB, id), 0);
+	ck_assert_str_eq(id, "sha256:" B64);
+	/* B on no parent, or A's chain on B: not these trees */
+	ck_assert_int_eq(snap_find_layer(root, "sha256:" B64, CHAIN_AB, id), -ENOENT);
+	ck_assert_int_eq(snap_find_layer(root, NULL, CHAIN_AB, id), -ENOENT);
+	/* a file with a layer's name is no layer */
+	snprintf(path, sizeof(path), "%s/layers/%s", root, CHAIN_AB);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	ck_assert_int_eq(snap_find_layer(root, NULL, CHAIN_AB, id), -ENOENT);
+	ck_assert_int_eq(snap_find_layer(root, NULL, "../etc", id), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_mounts_like_overlayfs_snapshotter)
+{
+	struct snap_mounts m;
+	struct snap_info info;
+
+	ck_assert_int_eq(snap_prepare(s, "k1", NULL, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("k1", "bind @/snapshots/1/fs rw,rbind");
+	ck_assert_int_eq(snap_commit(s, "c1", "k1", NULL), 0);
+	ck_assert_int_eq(snap_stat(s, "k1", &info), -ENOENT);
+	ck_assert_int_eq(snap_stat(s, "c1", &info), 0);
+	ck_assert_int_eq(info.kind, SNAP_KIND_COMMITTED);
+	ck_assert_ptr_null(info.parent);
+	snap_info_release(&info);
+
+	ck_assert_int_eq(snap_prepare(s, "k2", "c1", NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("k2", "overlay overlay index=off,workdir=@/snapshots/2/work,"
+			   "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
+	ck_assert_int_eq(snap_prepare(s, "v1", "c1", NULL, true, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("v1", "bind @/snapshots/1/fs ro,rbind");
+	ck_assert_int_eq(snap_commit(s, "c2", "k2", NULL), 0);
+	ck_assert_int_eq(snap_prepare(s, "v2", "c2", NULL, true, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("v2", "overlay overlay index=off,lowerdir=@/snapshots/2/fs:@/snapshots/1/fs");
+	ck_assert_int_eq(snap_stat(s, "v2", &info), 0);
+	ck_assert_int_eq(info.kind, SNAP_KIND_VIEW);
+	ck_assert_str_eq(info.parent, "c2");
+	ck_assert_int_ge(info.created_ns, 1);
+	snap_info_release(&info);
+	/* a view of nothing is its own empty directory, read-only */
+	ck_assert_int_eq(snap_prepare(s, "v0", NULL, NULL, true, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("v0", "bind @/snapshots/5/fs ro,rbind");
+}
+END_TEST
+
+START_TEST(test_errors_of_each_call)
+{
+	struct snap_mounts m;
+	char path[1200];
+
+	ck_assert_int_eq(snap_prepare(s, "k1", NULL, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	ck_assert_int_eq(snap_prepare(s, "k1", NULL, NULL, false, &m), -EEXIST);
+	ck_assert_int_eq(snap_prepare(s, "k2", "nothing", NULL, false, &m), -ENOENT);
+	/* the parent must be committed */
+	ck_assert_int_eq(snap_prepare(s, "k2", "k1", NULL, false, &m), -EPERM);
+	ck_assert_int_eq(snap_prepare(s, "", NULL, NULL, false, &m), -EINVAL);
+	ck_assert_int_eq(snap_commit(s, "c1", "k1", NULL), 0);
+	ck_assert_int_eq(snap_commit(s, "c1", "k1", NULL), -ENOENT);
+	ck_assert_int_eq(snap_prepare(s, "k2", "c1", NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	/* names and keys share one namespace */
+	ck_assert_int_eq(snap_commit(s, "c1", "k2", NULL), -EEXIST);
+	ck_assert_int_eq(snap_prepare(s, "v1", "c1", NULL, true, &m), 0);
+	snap_mounts_release(&m);
+	ck_assert_int_eq(snap_commit(s, "c3", "v1", NULL), -EPERM);
+	ck_assert_int_eq(snap_remove(s, "c1"), -ENOTEMPTY);
+	ck_assert_int_eq(snap_remove(s, "v1"), 0);
+	ck_assert_int_eq(snap_remove(s, "k2"), 0);
+	snprintf(path, sizeof(path), "%s/snapshots/2", state);
+	ck_assert(!test_path_exists(path));
+	ck_assert_int_eq(snap_remove(s, "c1"), 0);
+	ck_assert_int_eq(snap_remove(s, "c1"), -ENOENT);
+	ck_assert_int_eq(test_count_entries(strcat(strcpy(path, state), "/snapshots")), 0);
+}
+END_TEST
+
+START_TEST(test_bounds)
+{
+	static struct snap_label many[SNAP_LABELS_MAX + 1];
+	struct snap_labels labels = {.items = many, .len = SNAP_LABELS_MAX + 1};
+	static char big[SNAP_LABEL_PAIR_MAX + 2], key[SNAP_KEY_MAX + 2];
+	struct snap_label l[2];
+	struct snap_mounts m;
+	size_t i;
+
+	for (i = 0; i < SNAP_LABELS_MAX + 1; i++) {
+		many[i].key = malloc(16);
+		snprintf(many[i].key, 16, "l%zu", i);
+		many[i].value = (char *)"v";
+	}
+	ck_assert_int_eq(snap_prepare(s, "k", NULL, &labels, false, &m), -EINVAL);
+	labels.len = SNAP_LABELS_MAX;
+	ck_assert_int_eq(snap_prepare(s, "k", NULL, &labels, false, &m), 0);
+	snap_mounts_release(&m);
+	for (i = 0; i < SNAP_LABELS_MAX + 1; i++)
+		free(many[i].key);
+
+	memset(big, 'x', SNAP_LABEL_PAIR_MAX);
+	labels = one_label(l, "k", big + 1); /* 1 + 4095 bytes: the most allowed */
+	ck_assert_int_eq(snap_prepare(s, "k2", NULL, &labels, false, &m), 0);
+	snap_mounts_release(&m);
+	labels = one_label(l, "k", big); /* one more */
+	ck_assert_int_eq(snap_prepare(s, "k3", NULL, &labels, false, &m), -EINVAL);
+	l[0] = (struct snap_label){(char *)"a", (char *)"1"};
+	l[1] = (struct snap_label){(char *)"a", (char *)"2"};
+	labels = (struct snap_labels){.items = l, .len = 2};
+	ck_assert_int_eq(snap_prepare(s, "k3", NULL, &labels, false, &m), -EINVAL);
+
+	memset(key, 'k', SNAP_KEY_MAX);
+	ck_assert_int_eq(snap_prepare(s, key, NULL, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	key[SNAP_KEY_MAX] = 'k';
+	ck_assert_int_eq(snap_prepare(s, key, NULL, NULL, false, &m), -EINVAL);
+	ck_assert_int_eq(snap_remove(s, key), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_remote_layers)
+{
+	char path[1300], link[1300];
+	struct snap_mounts m = {0};
+	struct snap_label l;
+	struct snap_labels labels;
+	struct snap_info info;
+	int64_t size = -1, inodes = -1;
+	ssize_t n;
+
+	make_layer(A64, "a.txt");
+	make_layer(B64, "b.txt");
+	/* the first layer: its chain ID is its diff ID */
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" A64);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-1 a", NULL, &labels, false, &m), -EEXIST);
+	ck_assert_uint_eq(m.len, 0);
+	ck_assert_int_eq(snap_stat(s, "ns/1/extract-1 a", &info), -ENOENT);
+	ck_assert_int_eq(snap_stat(s, "sha256:" A64, &info), 0);
+	ck_assert_int_eq(info.kind, SNAP_KIND_COMMITTED);
+	ck_assert_str_eq(snap_labels_get(&info.labels, SNAP_LABEL_REF), "sha256:" A64);
+	snap_info_release(&info);
+	snprintf(path, sizeof(path), "%s/snapshots/1/fs", state);
+	n = readlink(path, link, sizeof(link) - 1);
+	ck_assert_int_gt(n, 0);
+	link[n] = '\0';
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s", root, A64);
+	ck_assert_str_eq(link, path);
+	/* again: already there */
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-2 a", NULL, &labels, false, &m), -EEXIST);
+
+	/* the second, on the first */
+	labels = one_label(&l, SNAP_LABEL_REF, CHAIN_AB);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-3 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	ck_assert_int_eq(snap_stat(s, CHAIN_AB, &info), 0);
+	ck_assert_str_eq(info.parent, "sha256:" A64);
+	snap_info_release(&info);
+
+	/* a container on both: overlay over the shared trees, an upper of its own */
+	ck_assert_int_eq(snap_prepare(s, "ctr", CHAIN_AB, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/3/work,"
+			    "upperdir=@/snapshots/3/fs,"
+			    "lowerdir=@/snapshots/2/fs:@/snapshots/1/fs");
+	ck_assert_int_eq(snap_usage(s, CHAIN_AB, &size, &inodes), 0);
+	ck_assert_int_eq(size, 0);
+	ck_assert_int_eq(inodes, 0);
+
+	/* a chain the mount does not hold unpacks locally */
+	labels = one_label(
+		&l, SNAP_LABEL_REF,
+		"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-4 b", NULL, &labels, false, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("ns/1/extract-4 b", "bind @/snapshots/4/fs rw,rbind");
+
+	/* removing remote snapshots leaves the shared trees alone */
+	ck_assert_int_eq(snap_remove(s, "ctr"), 0);
+	ck_assert_int_eq(snap_remove(s, CHAIN_AB), 0);
+	ck_assert_int_eq(snap_remove(s, "sha256:" A64), 0);
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s/a.txt", root, A64);
+	ck_assert(test_path_exists(path));
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s/b.txt", root, B64);
+	ck_assert(test_path_exists(path));
+}
+END_TEST
+
+START_TEST(test_remote_needs_the_parent_chain)
+{
+	struct snap_mounts m;
+	struct snap_label l;
+	struct snap_labels labels;
+
+	make_layer(B64, "b.txt");
+	/* a parent without a chain-ID label cannot be matched: unpack locally */
+	ck_assert_int_eq(snap_prepare(s, "k", NULL, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	ck_assert_int_eq(snap_commit(s, "sha256:" A64, "k", NULL), 0);
+	labels = one_label(&l, SNAP_LABEL_REF, CHAIN_AB);
+	ck_assert_int_eq(snap_prepare(s, "x", "sha256:" A64, &labels, false, &m), 0);
+	snap_mounts_release(&m);
+	/* a view is never made remote */
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" B64);
+	ck_assert_int_eq(snap_prepare(s, "v", NULL, &labels, true, &m), 0);
+	snap_mounts_release(&m);
+}
+END_TEST
+
+START_TEST(test_update_labels)
+{
+	struct snap_label l[2] = {{(char *)"a", (char *)"1"}, {(char *)"b", (char *)"2"}};
+	struct snap_labels labels = {.items = l, .len = 2};
+	struct snap_info in = {.name = (char *)"k"}, out;
+	char *set_c[] = {(char *)"labels.c"}, *del_a[] = {(char *)"labels.a"},
+	     *bad[] = {(char *)"parent"};
+	struct snap_mounts m;
+
+	ck_assert_int_eq(snap_prepare(s, "k", NULL, &labels, false, &m), 0);
+	snap_mounts_release(&m);
+	in.labels = (struct snap_labels){.items = (struct snap_label[]){{(char *)"c", (char *)"3"}},
+					 .len = 1};
+	ck_assert_int_eq(snap_update(s, &in, set_c, 1, &out), 0);
+	ck_assert_uint_eq(out.labels.len, 3);
+	ck_assert_str_eq(snap_labels_get(&out.labels, "c"), "3");
+	ck_assert_int_gt(out.updated_ns, out.created_ns);
+	snap_info_release(&out);
+	ck_assert_int_eq(snap_update(s, &in, del_a, 1, &out), 0);
+	ck_assert_ptr_null(snap_labels_get(&out.labels, "a"));
+	ck_assert_uint_eq(out.labels.len, 2);
+	snap_info_release(&out);
+	/* no paths: the labels become INFO's */
+	ck_assert_int_eq(snap_update(s, &in, NULL, 0, &out), 0);
+	ck_assert_uint_eq(out.labels.len, 1);
+	snap_info_release(&out);
+	ck_assert_int_eq(snap_update(s, &in, bad, 1, &out), -EINVAL);
+	in.name = (char *)"none";
+	ck_assert_int_eq(snap_update(s, &in, NULL, 0, &out), -ENOENT);
+}
+END_TEST
+
+static int count_one(const struct snap_info *info, void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+START_TEST(test_walk_cleanup_and_reopen)
+{
+	struct snap_mounts m;
+	struct snap_info info;
+	char path[1200];
+	int n = 0;
+
+	ck_assert_int_eq(snap_prepare(s, "k1", NULL, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	ck_assert_int_eq(snap_prepare(s, "k2", NULL, NULL, true, &m), 0);
+	snap_mounts_release(&m);
+	ck_assert_int_eq(snap_walk(s, count_one, &n), 0);
+	ck_assert_int_eq(n, 2);
+	/* what a crash between the row and the directory leaves */
+	snprintf(path, sizeof(path), "%s/snapshots/77", state);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(snap_cleanup(s), 0);
+	ck_assert(!test_path_exists(path));
+	snprintf(path, sizeof(path), "%s/snapshots/1/fs", state);
+	ck_assert(test_path_exists(path));
+	snap_free(s);
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+	ck_assert_int_eq(snap_stat(s, "k2", &info), 0);
+	ck_assert_int_eq(info.kind, SNAP_KIND_VIEW);
+	snap_info_release(&info);
+}
+END_TEST
+
+/* ---- the protobuf side ------------------------------------------------ */
+
+static void call(const char *method, const ProtobufCMessage *msg, struct snap_rpc_reply *reply)
+{
+	uint8_t buf[16384];
+	size_t len = protobuf_c_message_pack(msg, buf);
+
+	snap_rpc_handle(s, method, buf, len, reply);
+}
+
+START_TEST(test_rpc_prepare_stat_list)
+{
+	Containerd__Services__Snapshots__V1__PrepareSnapshotRequest prep =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+	Containerd__Services__Snapshots__V1__StatSnapshotRequest stat =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+	Containerd__Services__Snapshots__V1__ListSnapshotsRequest list =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
+	Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *pr;
+	Containerd__Services__Snapshots__V1__StatSnapshotResponse *sr;
+	Containerd__Services__Snapshots__V1__ListSnapshotsResponse *lr;
+	Containerd__Services__Snapshots__V1__PrepareSnapshotRequest__LabelsEntry
+		e = CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT,
+		*ep = &e;
+	struct snap_rpc_reply reply;
+	char key[32], want[1200];
+	int i;
+
+	e.key = (char *)"x";
+	e.value = (char *)"y";
+	prep.key = (char *)"k";
+	prep.n_labels = 1;
+	prep.labels = &ep;
+	call(SNAP_RPC_SERVICE "Prepare", &prep.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_OK);
+	ck_assert_uint_eq(reply.n_messages, 1);
+	pr = containerd__services__snapshots__v1__prepare_snapshot_response__unpack(
+		NULL, reply.messages[0].len, reply.messages[0].data);
+	ck_assert_ptr_nonnull(pr);
+	ck_assert_uint_eq(pr->n_mounts, 1);
+	ck_assert_str_eq(pr->mounts[0]->type, "bind");
+	snprintf(want, sizeof(want), "%s/snapshots/1/fs", state);
+	ck_assert_str_eq(pr->mounts[0]->source, want);
+	ck_assert_uint_eq(pr->mounts[0]->n_options, 2);
+	ck_assert_str_eq(pr->mounts[0]->options[0], "rw");
+	containerd__services__snapshots__v1__prepare_snapshot_response__free_unpacked(pr, NULL);
+	snap_rpc_reply_release(&reply);
+
+	call(SNAP_RPC_SERVICE "Prepare", &prep.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_ALREADY_EXISTS);
+	ck_assert_str_eq(reply.message, "prepare 'k': File exists");
+	ck_assert_uint_eq(reply.n_messages, 0);
+
+	stat.key = (char *)"k";
+	call(SNAP_RPC_SERVICE "Stat", &stat.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_OK);
+	sr = containerd__services__snapshots__v1__stat_snapshot_response__unpack(
+		NULL, reply.messages[0].len, reply.messages[0].data);
+	ck_assert_ptr_nonnull(sr);
+	ck_assert_str_eq(sr->info->name, "k");
+	ck_assert_int_eq(sr->info->kind, CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__ACTIVE);
+	ck_assert_uint_eq(sr->info->n_labels, 1);
+	ck_assert_str_eq(sr->info->labels[0]->value, "y");
+	ck_assert_int_gt(sr->info->created_at->seconds, 1700000000);
+	containerd__services__snapshots__v1__stat_snapshot_response__free_unpacked(sr, NULL);
+	snap_rpc_reply_release(&reply);
+	stat.key = (char *)"none";
+	call(SNAP_RPC_SERVICE "Stat", &stat.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_NOT_FOUND);
+
+	/* List streams: 150 snapshots are two messages, 100 and 50 */
+	prep.n_labels = 0;
+	for (i = 1; i < 150; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		prep.key = key;
+		call(SNAP_RPC_SERVICE "Prepare", &prep.base, &reply);
+		ck_assert_int_eq(reply.status, GRPC_STATUS_OK);
+		snap_rpc_reply_release(&reply);
+	}
+	call(SNAP_RPC_SERVICE "List", &list.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_OK);
+	ck_assert_uint_eq(reply.n_messages, 2);
+	lr = containerd__services__snapshots__v1__list_snapshots_response__unpack(
+		NULL, reply.messages[1].len, reply.messages[1].data);
+	ck_assert_ptr_nonnull(lr);
+	ck_assert_uint_eq(lr->n_info, 50);
+	ck_assert_str_eq(lr->info[49]->name, "k149");
+	containerd__services__snapshots__v1__list_snapshots_response__free_unpacked(lr, NULL);
+	snap_rpc_reply_release(&reply);
+}
+END_TEST
+
+START_TEST(test_rpc_hostile_input)
+{
+	Containerd__Services__Snapshots__V1__PrepareSnapshotRequest prep =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+	Containerd__Services__Snapshots__V1__RemoveSnapshotRequest rm =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+	static const uint8_t garbage[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 'k'};
+	struct snap_rpc_reply reply;
+	static uint8_t big[SNAP_RPC_REQUEST_MAX + 1];
+
+	snap_rpc_handle(s, SNAP_RPC_SERVICE "Prepare", garbage, sizeof(garbage), &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_INVALID_ARGUMENT);
+	ck_assert_str_eq(reply.message, "malformed request");
+	snap_rpc_handle(s, SNAP_RPC_SERVICE "Prepare", big, sizeof(big), &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_INVALID_ARGUMENT);
+	snap_rpc_handle(s, SNAP_RPC_SERVICE "Destroy", garbage, 0, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_UNIMPLEMENTED);
+	snap_rpc_handle(s, "/containerd.services.content.v1.Content/Info", garbage, 0, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_UNIMPLEMENTED);
+	/* an empty key, a parent with .. in it that names nothing */
+	call(SNAP_RPC_SERVICE "Prepare", &prep.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_INVALID_ARGUMENT);
+	prep.key = (char *)"k";
+	prep.parent = (char *)"../../etc";
+	call(SNAP_RPC_SERVICE "Prepare", &prep.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_NOT_FOUND);
+	rm.key = (char *)"k";
+	call(SNAP_RPC_SERVICE "Remove", &rm.base, &reply);
+	ck_assert_int_eq(reply.status, GRPC_STATUS_NOT_FOUND);
+}
+END_TEST
+
+static Suite *snapshotter_suite(void)
+{
+	Suite *suite = suite_create("snapshotter");
+	TCase *tc = tcase_create("snapshots");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_chain_id);
+	tcase_add_test(tc, test_find_layer);
+	tcase_add_test(tc, test_mounts_like_overlayfs_snapshotter);
+	tcase_add_test(tc, test_errors_of_each_call);
+	tcase_add_test(tc, test_bounds);
+	tcase_add_test(tc, test_remote_layers);
+	tcase_add_test(tc, test_remote_needs_the_parent_chain);
+	tcase_add_test(tc, test_update_labels);
+	tcase_add_test(tc, test_walk_cleanup_and_reopen);
+	tcase_add_test(tc, test_rpc_prepare_stat_list);
+	tcase_add_test(tc, test_rpc_hostile_input);
+	suite_add_tcase(suite, tc);
+	return suite;
+}
+
+int main(void)
+{
+	return test_run(snapshotter_suite());
+}

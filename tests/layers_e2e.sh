@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Shared layers, end to end, on Debian 13's docker.io 26.1 (the containerd
+# image store, dindfs snapshotter as its storage driver):
+#
+#   host:  a dockerd of the test's own (or $DIND_HOST's, to iterate); Debian's
+#          docker-registry as docker.io, holding library/layered:1 (busybox,
+#          then files, then a layer that deletes one and makes a directory
+#          opaque); dindfs mounted; the layers unpacked as overlayfs trees
+#          under $WORK/shared/layers (made here with tar and the whiteout
+#          conversion, until the mount serves layers/ itself)
+#   L1 a:  pulls the image: containerd finds every layer in the shared trees
+#   L1 b:  pulls it again: no layer blob is read from the mount (only the
+#          config), /var/lib/docker grows by well under 1 MB; containers see
+#          the right files, whiteouts honoured, writes stay in the container;
+#          docker images, build FROM, rmi and save
+#
+# Levels run with --network none. Needs the DinD image dindfs-dind:13 (built
+# here, cached in the shared data-root as for tests/e2e.sh).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/registry.sh"
+. "$(dirname "$0")/mount_lib.sh"
+. "$(dirname "$0")/docker_lib.sh"
+
+export DOCKER_CONFIG=$WORK/docker-config
+mkdir -p "$DOCKER_CONFIG"
+MNT=$WORK/mnt
+SHARED=$WORK/shared
+. "$(dirname "$0")/dind_lib.sh"
+LEVEL+=(-v "$SHARED:/shared:ro" -e DINDFS_SNAPSHOTTER_ROOT=/shared
+	-e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}')
+IMAGE=layered:1
+
+# ---- the image and its shared trees ---------------------------------------------
+
+# layer_tree LAYER.tar.gz: unpack it under $SHARED/layers/<diff-id>, with
+# overlayfs's whiteouts (what the host daemon will do: a char device 0:0 for
+# .wh.NAME, trusted.overlay.opaque=y for .wh..wh..opq), appearing whole.
+layer_tree() {
+	local diff tmp
+	diff=$(layer_diff_id "$1")
+	tmp=$SHARED/layers/.tmp-${diff#sha256:}
+	mkdir -p "$tmp"
+	tar -xzf "$1" -C "$tmp" --numeric-owner --xattrs
+	python3 - "$tmp" <<-'EOF'
+		import os, sys
+		for top, dirs, files in os.walk(sys.argv[1]):
+		    for f in files:
+		        p = os.path.join(top, f)
+		        if f == ".wh..wh..opq":
+		            os.unlink(p)
+		            os.setxattr(top, "trusted.overlay.opaque", b"y")
+		        elif f.startswith(".wh."):
+		            os.unlink(p)
+		            os.mknod(os.path.join(top, f[4:]), 0o20000, os.makedev(0, 0))
+	EOF
+	mv "$tmp" "$SHARED/layers/$diff"
+}
+
+image=$WORK/image
+mkdir -p "$image" "$SHARED/layers" "$WORK/l2/etc" "$WORK/l2/data" "$WORK/l2/opq" \
+	"$WORK/l3/data" "$WORK/l3/opq"
+cp "$(_busybox_layer)" "$image/layer-1.tar.gz"
+echo "from layer 2" >"$WORK/l2/etc/greeting"
+echo "deleted in layer 3" >"$WORK/l2/data/gone"
+echo "kept" >"$WORK/l2/data/kept"
+echo "hidden by layer 3" >"$WORK/l2/opq/old"
+head -c 2000000 /dev/urandom >"$WORK/l2/data/big"
+make_layer "$WORK/l2" "$image/layer-2.tar.gz"
+touch "$WORK/l3/data/.wh.gone" "$WORK/l3/opq/.wh..wh..opq"
+echo "new in layer 3" >"$WORK/l3/opq/new"
+make_layer "$WORK/l3" "$image/layer-3.tar.gz"
+_write_image "$image" docker amd64 "" "$IMAGE"
+for layer in "$image"/layer-*.tar.gz; do layer_tree "$layer"; done
+check "the shared trees: three layers, whiteouts as overlayfs has them" \
+	test "$(find "$SHARED/layers" -mindepth 1 -maxdepth 1 | wc -l)" = 3
+
+# ---- the host ---------------------------------------------------------------------
+
+if [[ -z ${DIND_HOST:-} ]]; then
+	check "a dockerd of our own starts" dockerd_start host
+else
+	host_HOST=$DIND_HOST # a developer's dockerd, with the images built
+fi
+registry_start hub
+_push_image hub library/layered 1 "$image"
+must_mount "$MNT" --store "$WORK/store" --upstream "docker.io=$hub_URL"
+# the host has the image cached, as it has when it unpacked the layers
+expect_exit 0 "dindfs pull $IMAGE on the host" "$DINDFS" pull --root "$MNT" "docker.io/library/$IMAGE"
+hub_gets=$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')
+dind_build 13 || {
+	finish || true
+	exit 1
+}
+lap "the host"
+
+# lv LEVEL COMMAND: bash -c COMMAND in a level
+lv() {
+	local name=$1
+	shift
+	dk exec "$name" bash -c "$*"
+}
+
+# ---- L1 a: the first pull ---------------------------------------------------------
+
+start_level snap-a dindfs-dind:13
+expect_exit 0 "the level's dockerd uses the containerd image store with dindfs as its snapshotter" \
+	lv snap-a 'docker info -f "{{.Driver}} {{json .DriverStatus}}"'
+expect_match "$WORK/out" '^dindfs ' "docker info: storage driver dindfs"
+expect_exit 0 "dindfs doctor in L1 a" lv snap-a "dindfs doctor >/tmp/doctor; grep 'shared layers' /tmp/doctor"
+expect_match "$WORK/out" '^ok +shared layers: yes ' "... says the level uses the shared layers"
+expect_exit 0 "L1 a: docker pull $IMAGE" lv snap-a "docker pull -q $IMAGE"
+expect_exit 0 "L1 a: containerd's content store" lv snap-a "ctr -n moby content ls -q | sort"
+check "... holds the manifest and the config alone: every layer is a shared tree, none was fetched" \
+	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest")"
+lap "L1 a"
+
+# ---- L1 b: nothing to fetch, nothing to unpack -----------------------------------------
+
+start_level snap-b dindfs-dind:13
+before=$(lv snap-b 'du -sxk /var/lib/docker | cut -f1')
+expect_exit 0 "L1 b: docker pull $IMAGE" lv snap-b "docker pull -q $IMAGE"
+after=$(lv snap-b 'du -sxk /var/lib/docker | cut -f1')
+expect_exit 0 "L1 b: containerd's content store" lv snap-b "ctr -n moby content ls -q | sort"
+check "... holds the manifest and the config alone: no layer blob was fetched" \
+	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest")"
+check "the levels' pulls sent no blob request upstream" \
+	test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
+check "L1 b's /var/lib/docker grew by well under 1 MB ($((after - before)) KiB; the image is 3 MB)" \
+	test "$((after - before))" -lt 256
+lap "L1 b pull"
+
+expect_exit 0 "a container reads each layer's files" \
+	lv snap-b "docker run --rm --network none $IMAGE sh -c 'cat /etc/greeting /data/kept /opq/new; wc -c </data/big'"
+check "... with the contents the layers gave them" \
+	test "$(cat "$WORK/out")" = "$(printf 'from layer 2\nkept\nnew in layer 3\n2000000')"
+expect_exit 0 "a file deleted in layer 3 is absent, an opaque directory shows only layer 3's files" \
+	lv snap-b "docker run --rm --network none $IMAGE sh -c 'test ! -e /data/gone && ls /opq'"
+check "... /opq holds 'new' alone" test "$(cat "$WORK/out")" = new
+expect_exit 0 "writes in a container stay in it" \
+	lv snap-b "docker run --rm --network none $IMAGE sh -c 'echo mine >/etc/greeting && rm /data/kept && cat /etc/greeting'
+		docker run --rm --network none $IMAGE sh -c 'cat /etc/greeting /data/kept'"
+check "... the next container and the shared tree see the image as it was" \
+	test "$(cat "$WORK/out")" = "$(printf 'mine\nfrom layer 2\nkept')"
+check "... and the shared trees are untouched" grep -qx 'from layer 2' "$SHARED/layers/$(layer_diff_id "$image/layer-2.tar.gz")/etc/greeting"
+dk exec snap-a docker run --rm --network none $IMAGE cat /etc/greeting >"$WORK/at-a" 2>&1 &
+at_a=$!
+dk exec snap-b docker run --rm --network none $IMAGE cat /etc/greeting >"$WORK/at-b" 2>&1 &
+at_b=$!
+check "two levels run the image at once: a" wait "$at_a"
+check "two levels run the image at once: b" wait "$at_b"
+check "... both read the file" test "$(cat "$WORK/at-a" "$WORK/at-b")" = "$(printf 'from layer 2\nfrom layer 2')"
+
+expect_exit 0 "docker build FROM it" \
+	lv snap-b "printf 'FROM $IMAGE\nRUN cat /etc/greeting >/built && test ! -e /data/gone\n' |
+		docker build --network none -q -t derived:1 - && docker run --rm --network none derived:1 cat /built"
+check "... sees the image's files" grep -qx 'from layer 2' "$WORK/out"
+
+# Without its layer blobs in containerd's content store, moby 26.1 leaves the
+# image out of `docker images` (daemon/containerd/image_list.go: not
+# CheckContentAvailable) and `docker save` writes an archive without them
+# (image_exporter.go: archive.WithSkipMissing). `ctr content fetch` through
+# the mirror brings the blobs from the host's cache (README, "Shared layers").
+expect_exit 0 "docker images, before the blobs are fetched" lv snap-b "docker images -q $IMAGE"
+expect_lines "$WORK/out" 0 "... leaves the image out (moby 26.1: its layer blobs are absent)"
+expect_exit 0 "ctr content fetch of the image, through the mirror" \
+	lv snap-b "ctr -n moby content fetch --hosts-dir /etc/containerd/certs.d docker.io/library/$IMAGE >/dev/null &&
+		ctr -n moby content ls -q | sort"
+for layer in $(cat "$image/layers"); do
+	expect_match "$WORK/out" "^$layer\$" "... brings layer $layer into the content store"
+done
+check "... and nothing from upstream" test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
+expect_exit 0 "docker images then lists it" lv snap-b "docker images --format '{{.Repository}}:{{.Tag}}' $IMAGE"
+check "... as $IMAGE" grep -qx "$IMAGE" "$WORK/out"
+expect_exit 0 "docker save of it" lv snap-b "docker save -o /tmp/saved.tar $IMAGE && tar -tf /tmp/saved.tar"
+for layer in $(cat "$image/layers"); do
+	expect_match "$WORK/out" "^blobs/sha256/${layer#sha256:}\$" "... holds layer $layer"
+done
+expect_exit 0 "docker rmi of the derived image and of it" lv snap-b "docker rmi derived:1 $IMAGE"
+expect_exit 0 "docker images no longer lists it" lv snap-b "docker images -q $IMAGE"
+expect_lines "$WORK/out" 0 "... (no line)"
+expect_exit 0 "docker pull of it once more" lv snap-b "docker pull -q $IMAGE && docker run --rm --network none $IMAGE cat /etc/greeting"
+check "... runs" grep -qx 'from layer 2' "$WORK/out"
+lap "L1 b"
+finish
