@@ -18,6 +18,14 @@
 #   N at once               N fresh L1s pull at the same moment, cold,
 #                           through dindfs and through distribution (N in
 #                           $CONCURRENT, default "4 8")
+#   dindfs ghcr.io mirror cold/warm
+#                           the same image from a second upstream behind the
+#                           WAN, served as ghcr.io: `docker pull
+#                           ghcr.io/org/big` through dindfs mirror (the
+#                           name resolves to L1's loopback: dindfs-route);
+#                           on the classic store, and with the containerd
+#                           image store beside docker.io's cold and warm
+#                           there, as its baseline
 #
 # "L1" is a container of the DinD image built from the Dockerfile (on
 # $DIND_SUITE, default trixie), run with the explicit capability set of
@@ -45,6 +53,8 @@
 #                                                within 0.95-1.05
 #   N at once through dindfs: upstream bytes / image size exactly 1.00,
 #     and the slowest of them / a single dindfs cold pull at most 1.20
+#   dindfs ghcr.io / dindfs docker.io, cold and warm, on each image store:
+#                                                within 0.95-1.05
 # (distribution's figures beside them have no goal: they are the peer), and
 # draws the times and ratios with gnuplot into $PLOT (default
 # nested-pull.png in the current directory).
@@ -58,8 +68,8 @@
 #   dindfs yet.
 #
 # ROWS (default all of them) picks rows, for a quick run while working on
-# one: any of direct distribution dindfs container docker-load at-once. The
-# ratios whose rows did not run are left out.
+# one: any of direct distribution dindfs container docker-load at-once ghcr.
+# The ratios whose rows did not run are left out.
 set -euo pipefail
 plot=$(realpath -m "${PLOT:-nested-pull.png}")
 cd "$(dirname "$0")/.."
@@ -68,7 +78,7 @@ random_mb=${2:-170}
 rounds=${3:-1}
 rate=${4:-100mbit}
 read -r -a concurrent <<<"${CONCURRENT-4 8}"
-read -r -a rows_wanted <<<"${ROWS-direct distribution dindfs container docker-load at-once}"
+read -r -a rows_wanted <<<"${ROWS-direct distribution dindfs container docker-load at-once ghcr}"
 dind_suite=${DIND_SUITE:-trixie}
 [[ $(id -u) == 0 ]] || { echo "bench/nested-pull.sh: run as root" >&2; exit 1; }
 . scripts/deps.sh
@@ -94,6 +104,7 @@ SRC=$PWD
 DIND_IMAGE=dindfs-dind:nested-pull
 CMOUNT_IMAGE=dindfs:nested-pull # dindfs as a container
 REPO=library/big # docker.io/library/big:v1 to L1, so registry-mirrors apply
+GH_REPO=org/big  # ghcr.io/org/big:v1, from the second upstream
 TAG=v1
 BR_HOST=198.19.0.1 # the host's side of the bench's bridge network
 PROXY_PORT=5001    # the distribution mirror there
@@ -143,6 +154,20 @@ setup_upstream() {
 		python3 -c 'import json, sys; m = json.load(sys.stdin)
 print(m["config"]["size"] + sum(l["size"] for l in m["layers"]))')
 	say "upstream: $up_URL/$REPO:$TAG, $((IMAGE_BYTES / 1000000)) MB (config and layers)"
+	if want ghcr; then
+		wan_registry gh 5003
+		skopeo copy -q --src-daemon-host "$bench_HOST" --dest-tls-verify=false \
+			"docker-daemon:big:$TAG" "docker://$gh_HOSTPORT/$GH_REPO:$TAG"
+		say "the second upstream, as ghcr.io: $gh_URL/$GH_REPO:$TAG"
+	fi
+}
+
+# The bytes of blobs the upstream registries have sent so far.
+upstream_blob_bytes() {
+	local bytes
+	bytes=$(wan_blob_bytes up)
+	! want ghcr || bytes=$((bytes + $(wan_blob_bytes gh)))
+	echo "$bytes"
 }
 
 # The bridge network for the L1s that reach the host, and the socat
@@ -206,12 +231,12 @@ timed_in() {
 # What upstream has sent: blob bytes in its access log, and the bytes the
 # host side of the veth has received.
 upstream_mark() {
-	mark_blob=$(wan_blob_bytes up)
+	mark_blob=$(upstream_blob_bytes)
 	mark_wire=$(wan_received)
 }
 upstream_ratios() { # prints "BLOB WIRE": each since the mark, / the image size
 	upstream_settle
-	echo "$(($(wan_blob_bytes up) - mark_blob)) $(($(wan_received) - mark_wire))" |
+	echo "$(($(upstream_blob_bytes) - mark_blob)) $(($(wan_received) - mark_wire))" |
 		awk -v size="$IMAGE_BYTES" '{ printf "%.2f %.2f\n", $1 / size, $2 / size }'
 }
 
@@ -243,7 +268,7 @@ record() { # LABEL SECONDS... (several for the N-at-once rows)
 	SLOWEST[$label]+="$(printf '%s\n' "$@" | sort -g | tail -1) "
 	BLOB[$label]+="${ratios% *} "
 	WIRE[$label]+="${ratios#* } "
-	printf '  %-34s %s s   upstream %sx the image (wire %sx)\n' "$label" "$*" "${ratios% *}" "${ratios#* }"
+	printf '  %-46s %s s   upstream %sx the image (wire %sx)\n' "$label" "$*" "${ratios% *}" "${ratios#* }"
 }
 
 # measure LABEL NAME COMMAND: a fresh L1 NAME is running; time COMMAND in
@@ -275,7 +300,8 @@ cache_host_mount() {
 	CACHE_N=$((CACHE_N + 1))
 	CACHE_MNT=$WORK/mnt-$CACHE_N
 	CACHE_BIND_MODE=""
-	mount_dindfs "$CACHE_MNT" --store "$WORK/store-$CACHE_N" --upstream "docker.io=$up_URL"
+	mount_dindfs "$CACHE_MNT" --store "$WORK/store-$CACHE_N" --upstream "docker.io=$up_URL" \
+		${gh_URL:+--upstream "ghcr.io=$gh_URL"}
 	CACHE_DROP="drop_host_mount $CACHE_MNT $MOUNT_PIDFILE $WORK/store-$CACHE_N"
 }
 drop_host_mount() { # MNT PIDFILE STORE
@@ -338,6 +364,28 @@ row_dindfs_mirror() {
 	measure "$label mirror warm" "$name-warm" "docker pull big:$TAG"
 	l1_on_cache "$name-load"
 	measure "$label load warm" "$name-load" "dindfs load big:$TAG"
+}
+
+# row_ghcr STORE: docker pull ghcr.io/org/big through dindfs mirror, cold
+# (a new cache) and warm, with dockerd's classic image store or (STORE
+# containerd) the containerd image store; on the latter, docker.io's cold
+# and warm pulls first, on a cache of their own: its baseline.
+row_ghcr() {
+	local store=$1 opts=() label=""
+	if [[ $store == containerd ]]; then
+		opts=(-e 'DOCKERD_CONFIG={"features": {"containerd-snapshotter": true}}')
+		label=", containerd store"
+		cache_host_mount
+		l1_on_cache hub-cd-cold "${opts[@]}"
+		measure "dindfs mirror cold$label" hub-cd-cold "docker pull big:$TAG"
+		l1_on_cache hub-cd-warm "${opts[@]}"
+		measure "dindfs mirror warm$label" hub-cd-warm "docker pull big:$TAG"
+	fi
+	cache_host_mount
+	l1_on_cache "gh-$store-cold" "${opts[@]}"
+	measure "dindfs ghcr.io mirror cold$label" "gh-$store-cold" "docker pull ghcr.io/$GH_REPO:$TAG"
+	l1_on_cache "gh-$store-warm" "${opts[@]}"
+	measure "dindfs ghcr.io mirror warm$label" "gh-$store-warm" "docker pull ghcr.io/$GH_REPO:$TAG"
 }
 
 row_docker_load() {
@@ -421,12 +469,12 @@ report() {
 		$((IMAGE_BYTES / 1000000)) "$random_mb" "$rate" "$dind_suite"
 	((rounds == 1)) && echo ", 1 round" || echo ", medians of $rounds rounds"
 	say "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
-	printf '\n%-34s %9s %11s %10s\n' "" seconds "upstream/x" "wire/x"
+	printf '\n%-46s %9s %11s %10s\n' "" seconds "upstream/x" "wire/x"
 	: >"$WORK/times.dat"
 	for row in "${LABELS[@]}"; do
-		printf '%-34s %9.2f %11.2f %10.2f\n' "$row" "$(med "${SLOWEST[$row]}")" \
+		printf '%-46s %9.2f %11.2f %10.2f\n' "$row" "$(med "${SLOWEST[$row]}")" \
 			"$(med "${BLOB[$row]}")" "$(med "${WIRE[$row]}")"
-		[[ $row != *"at once"* ]] || printf '%-34s %s\n' "  each one (s), by round" "${EACH[$row]}"
+		[[ $row != *"at once"* ]] || printf '%-46s %s\n' "  each one (s), by round" "${EACH[$row]}"
 		printf '"%s" %.3f\n' "$row" "$(med "${SLOWEST[$row]}")" >>"$WORK/times.dat"
 	done
 	printf '(N at once: the slowest; upstream/x: blob bytes from upstream / image size)\n'
@@ -440,6 +488,13 @@ report() {
 	ratio_line "containerised dindfs warm / host dindfs warm" \
 		"containerised dindfs mirror warm" "dindfs mirror warm" "~" 0.05
 	ratio_line "distribution cold / direct" "distribution cold" direct "" ""
+	local temp suffix
+	for suffix in "" ", containerd store"; do
+		for temp in cold warm; do
+			ratio_line "dindfs ghcr.io $temp / docker.io $temp${suffix}" \
+				"dindfs ghcr.io mirror $temp$suffix" "dindfs mirror $temp$suffix" "~" 0.05
+		done
+	done
 	for n in "${concurrent[@]}"; do
 		bytes_line "$n at once, dindfs: upstream bytes / image" "$n at once, dindfs" "=" 1.00
 		ratio_line "$n at once, dindfs: slowest / dindfs mirror cold" "$n at once, dindfs" \
@@ -498,6 +553,10 @@ for ((round = 1; round <= rounds; round++)); do
 	if want dindfs; then row_dindfs_mirror cache_host_mount dindfs; fi
 	if want container; then row_dindfs_mirror cache_container_mount "containerised dindfs"; fi
 	if want docker-load; then row_docker_load; fi
+	if want ghcr; then
+		row_ghcr classic
+		row_ghcr containerd
+	fi
 	if want at-once; then
 		for n in "${concurrent[@]}"; do
 			row_at_once "$n" dindfs
