@@ -462,6 +462,30 @@ START_TEST(test_opaque_markers_anywhere)
 }
 END_TEST
 
+/* A layer's own user.overlay.* xattrs (overlayfs -o userxattr) are dropped like trusted.overlay.*.
+ */
+START_TEST(test_user_overlay_xattrs_are_dropped)
+{
+	const struct spec specs[] = {
+		{AE_IFDIR, "d", 0755, 0, 0, NULL, "user.overlay.opaque", "y"},
+		{AE_IFREG, "f", 0644, 0, 0, "x", "user.overlay.redirect", "/etc"},
+		{AE_IFREG, "g", 0644, 0, 0, "x", "user.kept", "v"},
+	};
+	struct digest diffid;
+	char path[4096], value[8];
+
+	ck_assert_int_eq(unpack_specs(specs, 3, false, &diffid), 0);
+	tree_path(&diffid, "d", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.overlay.opaque", value, sizeof(value)), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	tree_path(&diffid, "f", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.overlay.redirect", value, sizeof(value)), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	tree_path(&diffid, "g", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.kept", value, sizeof(value)), 1);
+}
+END_TEST
+
 /* A file, then a dir of the same name, then a file again: the last one stands. */
 START_TEST(test_duplicate_entries_last_wins)
 {
@@ -700,6 +724,7 @@ static Suite *layer_suite(void)
 	tcase_add_test(tc, test_empty_whiteout_names_are_refused);
 	tcase_add_test(tc, test_whiteout_then_file_keeps_the_file);
 	tcase_add_test(tc, test_opaque_markers_anywhere);
+	tcase_add_test(tc, test_user_overlay_xattrs_are_dropped);
 	tcase_add_test(tc, test_duplicate_entries_last_wins);
 	tcase_add_test(tc, test_mode_0000_dir_unpacks_and_removes);
 	tcase_add_test(tc, test_diffid_mismatch_keeps_nothing);
