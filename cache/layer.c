@@ -213,7 +213,11 @@ static int normalise(const char *name, const struct layer_limits *lim, char *out
 	return 0;
 }
 
-/* Drop the tar's own trusted.overlay.* xattrs: only whiteouts we make may say overlay things. */
+/*
+ * Drop the tar's own trusted.overlay.* and user.overlay.* xattrs (the latter
+ * are overlayfs's under -o userxattr, as in a user namespace): only
+ * whiteouts we make may say overlay things.
+ */
 static int drop_overlay_xattrs(struct archive_entry *e)
 {
 	struct {
@@ -231,7 +235,8 @@ static int drop_overlay_xattrs(struct archive_entry *e)
 	if (archive_entry_xattr_reset(e) == 0)
 		return 0;
 	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-		if (strncmp(name, "trusted.overlay.", 16) == 0) {
+		if (strncmp(name, "trusted.overlay.", 16) == 0 ||
+		    strncmp(name, "user.overlay.", 13) == 0) {
 			dropped = true;
 			continue;
 		}

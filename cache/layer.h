@@ -16,7 +16,8 @@
  * Whiteouts become overlayfs's: `.wh.<name>` is a character device 0:0 at
  * <name>, `.wh..wh..opq` sets xattr trusted.overlay.opaque = "y" on its
  * directory. trusted.overlay.* xattrs in the tar itself are dropped, so a
- * layer cannot forge redirects. Owners (numeric), modes, times, xattrs,
+ * layer cannot forge redirects; so are user.overlay.*, which overlayfs
+ * reads instead under -o userxattr (in a user namespace). Owners (numeric), modes, times, xattrs,
  * symlinks and hard links are as in the tar.
  *
  * Functions return 0 or a negative errno and never print. They may run in

@@ -345,6 +345,192 @@ START_TEST(test_symlink_escape_is_refused)
 }
 END_TEST
 
+/* A hard link through a symlink to a file outside, or to a directory: -EPERM, the outside file
+ * untouched. */
+START_TEST(test_hardlink_through_symlink_is_refused)
+{
+	char outside[2048], secret[4096];
+	struct spec specs[] = {
+		{AE_IFLNK, "a", 0777, 0, 0, outside, NULL, NULL},
+		{0, "h", 0644, 0, 0, "a/secret", NULL, NULL},
+	};
+	struct spec to_dir[] = {
+		{AE_IFDIR, "d", 0755, 0, 0, NULL, NULL, NULL},
+		{0, "h", 0644, 0, 0, "d", NULL, NULL},
+	};
+	struct digest diffid;
+	struct stat st;
+	int fd;
+
+	snprintf(outside, sizeof(outside), "%s/outside", dir);
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	snprintf(secret, sizeof(secret), "%s/secret", outside);
+	fd = open(secret, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(unpack_specs(specs, 2, false, &diffid), -EPERM);
+	ck_assert_int_eq(stat(secret, &st), 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	ck_assert_int_eq(unpack_specs(to_dir, 2, false, &diffid), -EPERM);
+	assert_nothing_kept();
+}
+END_TEST
+
+/* A hard link to a symlink links the symlink itself (never what it points at). */
+START_TEST(test_hardlink_to_symlink_links_the_symlink)
+{
+	const struct spec specs[] = {
+		{AE_IFLNK, "s", 0777, 0, 0, "/etc/passwd", NULL, NULL},
+		{0, "h", 0644, 0, 0, "s", NULL, NULL},
+	};
+	struct digest diffid;
+	char path[4096], target[64];
+	struct stat st, before;
+
+	ck_assert_int_eq(stat("/etc/passwd", &before), 0);
+	ck_assert_int_eq(unpack_specs(specs, 2, false, &diffid), 0);
+	tree_path(&diffid, "h", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(readlink(path, target, sizeof(target)), 11);
+	ck_assert_int_eq(memcmp(target, "/etc/passwd", 11), 0);
+	ck_assert_int_eq(stat("/etc/passwd", &st), 0);
+	ck_assert_int_eq(st.st_nlink, before.st_nlink);
+}
+END_TEST
+
+/* Whiteouts naming nothing (`.wh.`, `.wh..`, `.wh...`): -EPERM. */
+START_TEST(test_empty_whiteout_names_are_refused)
+{
+	struct spec empty = {AE_IFREG, "d/.wh.", 0644, 0, 0, "", NULL, NULL};
+	struct spec dot = {AE_IFREG, ".wh..", 0644, 0, 0, "", NULL, NULL};
+	struct spec dotdot = {AE_IFREG, "d/.wh...", 0644, 0, 0, "", NULL, NULL};
+
+	assert_refused(&empty, -EPERM);
+	assert_refused(&dot, -EPERM);
+	assert_refused(&dotdot, -EPERM);
+}
+END_TEST
+
+/* A whiteout then a file of the same name: the later entry wins, as in the tar's order. */
+START_TEST(test_whiteout_then_file_keeps_the_file)
+{
+	const struct spec specs[] = {
+		{AE_IFREG, ".wh.x", 0644, 0, 0, "", NULL, NULL},
+		{AE_IFREG, "x", 0644, 0, 0, "data", NULL, NULL},
+		{AE_IFREG, "y", 0644, 0, 0, "data", NULL, NULL},
+		{AE_IFREG, ".wh.y", 0644, 0, 0, "", NULL, NULL},
+	};
+	struct digest diffid;
+	char path[4096];
+	struct stat st;
+
+	ck_assert_int_eq(unpack_specs(specs, 4, false, &diffid), 0);
+	tree_path(&diffid, "x", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(st.st_size, 4);
+	tree_path(&diffid, "y", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+	ck_assert_int_eq(st.st_rdev, makedev(0, 0));
+}
+END_TEST
+
+/* Opaque markers in the root, at depth and twice: each directory opaque once, nothing else. */
+START_TEST(test_opaque_markers_anywhere)
+{
+	const struct spec specs[] = {
+		{AE_IFREG, ".wh..wh..opq", 0644, 0, 0, "", NULL, NULL},
+		{AE_IFREG, "a/b/c/.wh..wh..opq", 0644, 0, 0, "", NULL, NULL},
+		{AE_IFREG, "a/b/c/.wh..wh..opq", 0644, 0, 0, "", NULL, NULL},
+	};
+	struct digest diffid;
+	char path[4096], value[4];
+
+	ck_assert_int_eq(unpack_specs(specs, 3, false, &diffid), 0);
+	tree_path(&diffid, "", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "trusted.overlay.opaque", value, sizeof(value)), 1);
+	ck_assert_int_eq(value[0], 'y');
+	tree_path(&diffid, "a/b/c", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "trusted.overlay.opaque", value, sizeof(value)), 1);
+	ck_assert_int_eq(test_count_entries(path), 0);
+	tree_path(&diffid, "a/b", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "trusted.overlay.opaque", value, sizeof(value)), -1);
+	ck_assert_int_eq(errno, ENODATA);
+}
+END_TEST
+
+/* A layer's own user.overlay.* xattrs (overlayfs -o userxattr) are dropped like trusted.overlay.*.
+ */
+START_TEST(test_user_overlay_xattrs_are_dropped)
+{
+	const struct spec specs[] = {
+		{AE_IFDIR, "d", 0755, 0, 0, NULL, "user.overlay.opaque", "y"},
+		{AE_IFREG, "f", 0644, 0, 0, "x", "user.overlay.redirect", "/etc"},
+		{AE_IFREG, "g", 0644, 0, 0, "x", "user.kept", "v"},
+	};
+	struct digest diffid;
+	char path[4096], value[8];
+
+	ck_assert_int_eq(unpack_specs(specs, 3, false, &diffid), 0);
+	tree_path(&diffid, "d", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.overlay.opaque", value, sizeof(value)), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	tree_path(&diffid, "f", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.overlay.redirect", value, sizeof(value)), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	tree_path(&diffid, "g", path, sizeof(path));
+	ck_assert_int_eq(lgetxattr(path, "user.kept", value, sizeof(value)), 1);
+}
+END_TEST
+
+/* A file, then a dir of the same name, then a file again: the last one stands. */
+START_TEST(test_duplicate_entries_last_wins)
+{
+	const struct spec specs[] = {
+		{AE_IFREG, "n", 0644, 0, 0, "one", NULL, NULL},
+		{AE_IFDIR, "n", 0755, 0, 0, NULL, NULL, NULL},
+		{AE_IFREG, "n/inner", 0644, 0, 0, "x", NULL, NULL},
+		{AE_IFDIR, "m", 0755, 0, 0, NULL, NULL, NULL},
+		{AE_IFREG, "m", 0644, 0, 0, "three", NULL, NULL},
+	};
+	struct digest diffid;
+	char path[4096];
+	struct stat st;
+
+	ck_assert_int_eq(unpack_specs(specs, 5, false, &diffid), 0);
+	tree_path(&diffid, "n/inner", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	tree_path(&diffid, "m", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(st.st_size, 5);
+}
+END_TEST
+
+/* A mode 0000 directory with files below: the unpack finishes and the tree can be removed. */
+START_TEST(test_mode_0000_dir_unpacks_and_removes)
+{
+	const struct spec specs[] = {
+		{AE_IFDIR, "locked", 0000, 0, 0, NULL, NULL, NULL},
+		{AE_IFREG, "locked/f", 0000, 0, 0, "x", NULL, NULL},
+	};
+	struct digest diffid;
+	char path[4096];
+	struct stat st;
+
+	ck_assert_int_eq(unpack_specs(specs, 2, false, &diffid), 0);
+	tree_path(&diffid, "locked", path, sizeof(path));
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0);
+	ck_assert_int_eq(layer_remove(dir, &diffid), 0);
+	assert_nothing_kept();
+}
+END_TEST
+
 START_TEST(test_diffid_mismatch_keeps_nothing)
 {
 	const struct spec specs[] = {{AE_IFREG, "file", 0644, 0, 0, "content", NULL, NULL}};
@@ -533,6 +719,14 @@ static Suite *layer_suite(void)
 	tcase_add_test(tc, test_absolute_path_is_refused);
 	tcase_add_test(tc, test_hardlink_out_is_refused);
 	tcase_add_test(tc, test_symlink_escape_is_refused);
+	tcase_add_test(tc, test_hardlink_through_symlink_is_refused);
+	tcase_add_test(tc, test_hardlink_to_symlink_links_the_symlink);
+	tcase_add_test(tc, test_empty_whiteout_names_are_refused);
+	tcase_add_test(tc, test_whiteout_then_file_keeps_the_file);
+	tcase_add_test(tc, test_opaque_markers_anywhere);
+	tcase_add_test(tc, test_user_overlay_xattrs_are_dropped);
+	tcase_add_test(tc, test_duplicate_entries_last_wins);
+	tcase_add_test(tc, test_mode_0000_dir_unpacks_and_removes);
 	tcase_add_test(tc, test_diffid_mismatch_keeps_nothing);
 	tcase_add_test(tc, test_trailing_bytes_count_for_the_diffid);
 	tcase_add_test(tc, test_limits_have_their_errno);
