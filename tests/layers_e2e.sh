@@ -5,9 +5,8 @@
 #   host:  a dockerd of the test's own (or $DIND_HOST's, to iterate); Debian's
 #          docker-registry as docker.io, holding library/layered:1 (busybox,
 #          then files, then a layer that deletes one and makes a directory
-#          opaque); dindfs mounted; the layers unpacked as overlayfs trees
-#          under $WORK/shared/layers (made here with tar and the whiteout
-#          conversion, until the mount serves layers/ itself)
+#          opaque); dindfs mounted, the image pulled into it, its layers
+#          unpacked by the host daemon under the mount's layers/
 #   L1 a:  pulls the image: containerd finds every layer in the shared trees
 #   L1 b:  pulls it again: no layer blob is read from the mount (only the
 #          config), /var/lib/docker grows by well under 1 MB; containers see
@@ -24,40 +23,14 @@
 export DOCKER_CONFIG=$WORK/docker-config
 mkdir -p "$DOCKER_CONFIG"
 MNT=$WORK/mnt
-SHARED=$WORK/shared
 . "$(dirname "$0")/dind_lib.sh"
-LEVEL+=(-v "$SHARED:/shared:ro" -e DINDFS_SNAPSHOTTER_ROOT=/shared
-	-e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}')
+LEVEL+=(-e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}')
 IMAGE=layered:1
 
 # ---- the image and its shared trees ---------------------------------------------
 
-# layer_tree LAYER.tar.gz: unpack it under $SHARED/layers/<diff-id>, with
-# overlayfs's whiteouts (what the host daemon will do: a char device 0:0 for
-# .wh.NAME, trusted.overlay.opaque=y for .wh..wh..opq), appearing whole.
-layer_tree() {
-	local diff tmp
-	diff=$(layer_diff_id "$1")
-	tmp=$SHARED/layers/.tmp-${diff#sha256:}
-	mkdir -p "$tmp"
-	tar -xzf "$1" -C "$tmp" --numeric-owner --xattrs
-	python3 - "$tmp" <<-'EOF'
-		import os, sys
-		for top, dirs, files in os.walk(sys.argv[1]):
-		    for f in files:
-		        p = os.path.join(top, f)
-		        if f == ".wh..wh..opq":
-		            os.unlink(p)
-		            os.setxattr(top, "trusted.overlay.opaque", b"y")
-		        elif f.startswith(".wh."):
-		            os.unlink(p)
-		            os.mknod(os.path.join(top, f[4:]), 0o20000, os.makedev(0, 0))
-	EOF
-	mv "$tmp" "$SHARED/layers/$diff"
-}
-
 image=$WORK/image
-mkdir -p "$image" "$SHARED/layers" "$WORK/l2/etc" "$WORK/l2/data" "$WORK/l2/opq" \
+mkdir -p "$image" "$WORK/l2/etc" "$WORK/l2/data" "$WORK/l2/opq" \
 	"$WORK/l3/data" "$WORK/l3/opq"
 cp "$(_busybox_layer)" "$image/layer-1.tar.gz"
 echo "from layer 2" >"$WORK/l2/etc/greeting"
@@ -70,9 +43,6 @@ touch "$WORK/l3/data/.wh.gone" "$WORK/l3/opq/.wh..wh..opq"
 echo "new in layer 3" >"$WORK/l3/opq/new"
 make_layer "$WORK/l3" "$image/layer-3.tar.gz"
 _write_image "$image" docker amd64 "" "$IMAGE"
-for layer in "$image"/layer-*.tar.gz; do layer_tree "$layer"; done
-check "the shared trees: three layers, whiteouts as overlayfs has them" \
-	test "$(find "$SHARED/layers" -mindepth 1 -maxdepth 1 | wc -l)" = 3
 
 # ---- the host ---------------------------------------------------------------------
 
@@ -87,6 +57,14 @@ must_mount "$MNT" --store "$WORK/store" --upstream "docker.io=$hub_URL"
 # the host has the image cached, as it has when it unpacked the layers
 expect_exit 0 "dindfs pull $IMAGE on the host" "$DINDFS" pull --root "$MNT" "docker.io/library/$IMAGE"
 hub_gets=$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')
+# three_trees: the host daemon has unpacked the three layers under layers/
+three_trees() {
+	local layer
+	for layer in "$image"/layer-*.tar.gz; do
+		[[ -d $MNT/layers/$(layer_diff_id "$layer") ]] || return 1
+	done
+}
+check "the host daemon unpacks the image's three layers under the mount's layers/" wait_until 120 three_trees
 dind_build 13 || {
 	finish || true
 	exit 1
@@ -141,7 +119,7 @@ expect_exit 0 "writes in a container stay in it" \
 		docker run --rm --network none $IMAGE sh -c 'cat /etc/greeting /data/kept'"
 check "... the next container and the shared tree see the image as it was" \
 	test "$(cat "$WORK/out")" = "$(printf 'mine\nfrom layer 2\nkept')"
-check "... and the shared trees are untouched" grep -qx 'from layer 2' "$SHARED/layers/$(layer_diff_id "$image/layer-2.tar.gz")/etc/greeting"
+check "... and the shared trees are untouched" grep -qx 'from layer 2' "$MNT/layers/$(layer_diff_id "$image/layer-2.tar.gz")/etc/greeting"
 dk exec snap-a docker run --rm --network none $IMAGE cat /etc/greeting >"$WORK/at-a" 2>&1 &
 at_a=$!
 dk exec snap-b docker run --rm --network none $IMAGE cat /etc/greeting >"$WORK/at-b" 2>&1 &
