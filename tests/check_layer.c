@@ -606,6 +606,20 @@ START_TEST(test_limits_have_their_errno)
 }
 END_TEST
 
+/* A layer that takes longer than max_ms (a bomb, a huge layer) lets its worker go: -ETIMEDOUT. */
+START_TEST(test_slow_layer_times_out)
+{
+	static char big[3 << 20];
+	struct spec file = {AE_IFREG, "big", 0644, 0, 0, big, NULL, NULL};
+
+	memset(big, 'b', sizeof(big) - 1); /* 3 MiB: well over 1 ms to gunzip, hash and write */
+	limits.max_ms = 1;
+	assert_refused(&file, -ETIMEDOUT);
+	layer_limits_default(&limits);
+	ck_assert_uint_eq(limits.max_ms, 15 * 60 * 1000);
+}
+END_TEST
+
 START_TEST(test_not_a_layer_is_einval)
 {
 	const struct spec specs[] = {{AE_IFREG, "file", 0644, 0, 0, "content", NULL, NULL}};
@@ -730,6 +744,7 @@ static Suite *layer_suite(void)
 	tcase_add_test(tc, test_diffid_mismatch_keeps_nothing);
 	tcase_add_test(tc, test_trailing_bytes_count_for_the_diffid);
 	tcase_add_test(tc, test_limits_have_their_errno);
+	tcase_add_test(tc, test_slow_layer_times_out);
 	tcase_add_test(tc, test_not_a_layer_is_einval);
 	tcase_add_test(tc, test_present_remove_and_foreach);
 	tcase_add_test(tc, test_crash_before_rename_leaves_only_tmp);
