@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -43,6 +44,7 @@ void layer_limits_default(struct layer_limits *ret)
 	ret->max_entries = LAYER_DEFAULT_MAX_ENTRIES;
 	ret->max_path = LAYER_DEFAULT_MAX_PATH;
 	ret->max_depth = LAYER_DEFAULT_MAX_DEPTH;
+	ret->max_ms = LAYER_DEFAULT_MAX_MS;
 	ret->stop = NULL;
 }
 
@@ -129,9 +131,24 @@ struct pump {
 	struct digest_hasher *hasher;
 	uint64_t bytes, max_bytes;
 	const _Atomic bool *stop;
-	int err; /* why the stream stopped early */
+	uint64_t deadline_ms; /* CLOCK_MONOTONIC, or 0 */
+	int err;	      /* why the stream stopped early */
 	char *buf;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Has the unpack run past its time? Checked per chunk, and once at the end. */
+static bool pump_late(const struct pump *p)
+{
+	return p->deadline_ms && now_ms() >= p->deadline_ms;
+}
 
 static ssize_t pump_read(struct archive *b, void *ctx, const void **ret_buf)
 {
@@ -141,6 +158,10 @@ static ssize_t pump_read(struct archive *b, void *ctx, const void **ret_buf)
 	(void)b;
 	if (p->stop && atomic_load(p->stop)) {
 		p->err = -ECANCELED;
+		return -1;
+	}
+	if (pump_late(p)) {
+		p->err = -ETIMEDOUT;
 		return -1;
 	}
 	if (n < 0) {
@@ -507,7 +528,9 @@ static int open_stream(int blob_fd, struct archive **ret)
 static int unpack_into(int blob_fd, int tmp_fd, const struct digest *diffid,
 		       const struct layer_limits *lim, uint64_t *ret_bytes)
 {
-	struct pump pump = {.max_bytes = lim->max_bytes, .stop = lim->stop};
+	struct pump pump = {.max_bytes = lim->max_bytes,
+			    .stop = lim->stop,
+			    .deadline_ms = lim->max_ms ? now_ms() + lim->max_ms : 0};
 	struct digest actual;
 	int cwd_fd, r;
 
@@ -528,6 +551,8 @@ static int unpack_into(int blob_fd, int tmp_fd, const struct digest *diffid,
 		r = extract(&pump, tmp_fd, lim);
 		if (r == 0)
 			r = pump_drain(&pump);
+		if (r == 0 && pump_late(&pump))
+			r = -ETIMEDOUT;
 		archive_read_free(pump.a);
 	}
 	if (r == 0) {

@@ -17,8 +17,9 @@
  * <name>, `.wh..wh..opq` sets xattr trusted.overlay.opaque = "y" on its
  * directory. trusted.overlay.* xattrs in the tar itself are dropped, so a
  * layer cannot forge redirects; so are user.overlay.*, which overlayfs
- * reads instead under -o userxattr (in a user namespace). Owners (numeric), modes, times, xattrs,
- * symlinks and hard links are as in the tar.
+ * reads instead under -o userxattr (in a user namespace). Owners
+ * (numeric), modes, times, xattrs, symlinks and hard links are as in the
+ * tar.
  *
  * Functions return 0 or a negative errno and never print. They may run in
  * any thread: extraction works relative to a per-thread working directory
@@ -40,6 +41,8 @@ struct layer_limits {
 	uint64_t max_entries; /* tar entries: -E2BIG */
 	size_t max_path;      /* bytes of a path (or hard link target): -ENAMETOOLONG */
 	unsigned max_depth;   /* components of a path: -ELOOP */
+	uint64_t max_ms;      /* wall time of one unpack, so no layer holds a worker: -ETIMEDOUT (0:
+				 none) */
 	/* Not a limit: when set (may be NULL), an unpack stops with -ECANCELED. */
 	const _Atomic bool *stop;
 };
@@ -48,6 +51,7 @@ struct layer_limits {
 #define LAYER_DEFAULT_MAX_ENTRIES 1000000
 #define LAYER_DEFAULT_MAX_PATH	  4095
 #define LAYER_DEFAULT_MAX_DEPTH	  128
+#define LAYER_DEFAULT_MAX_MS	  (15 * 60 * 1000) /* 15 min: 64 GiB at ~75 MB/s */
 
 void layer_limits_default(struct layer_limits *ret);
 
@@ -62,7 +66,7 @@ bool layer_present(const char *store_dir, const struct digest *diffid);
  *   -EBADMSG       the uncompressed stream does not hash to diffid
  *   -EINVAL        the blob is not a (compressed) tar, or is cut short
  *   -EPERM         an entry names an absolute path, `..`, or goes through a symlink
- *   -EFBIG, -E2BIG, -ENAMETOOLONG, -ELOOP   a limit above
+ *   -EFBIG, -E2BIG, -ENAMETOOLONG, -ELOOP, -ETIMEDOUT   a limit above
  *   -ECANCELED     limits->stop was set
  *   others         from the filesystem (-ENOSPC, -EIO ...)
  * When the tree is already there, 0 without reading. ret_bytes (may be

@@ -129,7 +129,7 @@ static void count(struct layer_queue *q, int64_t *counter, int64_t delta)
 static bool permanent(int err)
 {
 	return err == -EBADMSG || err == -EINVAL || err == -EPERM || err == -EFBIG ||
-	       err == -E2BIG || err == -ENAMETOOLONG || err == -ELOOP;
+	       err == -E2BIG || err == -ENAMETOOLONG || err == -ELOOP || err == -ETIMEDOUT;
 }
 
 /* Unpack one layer unless it is done (or failed for good) already; its row says how it went. */

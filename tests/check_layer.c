@@ -606,6 +606,72 @@ START_TEST(test_limits_have_their_errno)
 }
 END_TEST
 
+/* A layer that takes longer than max_ms (a bomb, a huge layer) lets its worker go: -ETIMEDOUT. */
+START_TEST(test_slow_layer_times_out)
+{
+	static char big[3 << 20];
+	struct spec file = {AE_IFREG, "big", 0644, 0, 0, big, NULL, NULL};
+
+	memset(big, 'b', sizeof(big) - 1); /* 3 MiB: well over 1 ms to gunzip, hash and write */
+	limits.max_ms = 1;
+	assert_refused(&file, -ETIMEDOUT);
+	layer_limits_default(&limits);
+	ck_assert_uint_eq(limits.max_ms, 15 * 60 * 1000);
+}
+END_TEST
+
+/* One file of the given size in a pax tar: sparse with one 4-byte extent, or a header that lies. */
+static unsigned char *make_big_tar(la_int64_t size, bool sparse, size_t *ret_len)
+{
+	unsigned char *buf = calloc(1, TAR_MAX);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t used = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	archive_write_set_format_pax(a);
+	ck_assert_int_eq(archive_write_open_memory(a, buf, TAR_MAX, &used), ARCHIVE_OK);
+	archive_entry_set_pathname(e, "big");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, size);
+	if (sparse)
+		archive_entry_sparse_add_entry(e, 0, 4);
+	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+	if (sparse) {
+		ck_assert_int_eq(archive_write_data(a, "data", 4), 4);
+		ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+	} else {
+		archive_write_close(a); /* fails: the buffer ends long before the claimed data */
+		used = TAR_MAX;
+	}
+	archive_entry_free(e);
+	archive_write_free(a);
+	*ret_len = used;
+	return buf;
+}
+
+/* A 1 TiB sparse file, and a header claiming 1 TiB over 4 MiB: both count their full size, -EFBIG.
+ */
+START_TEST(test_sparse_and_lying_sizes_count_in_full)
+{
+	for (int sparse = 1; sparse >= 0; sparse--) {
+		size_t len;
+		unsigned char *tar = make_big_tar((la_int64_t)1 << 40, sparse, &len);
+		struct digest diffid = test_digest_of(tar, len);
+		int fd = blob_fd(tar, len);
+
+		if (sparse)
+			ck_assert_uint_lt(len, 64 * 1024);
+		ck_assert_int_eq(layer_unpack(dir, fd, &diffid, &limits, NULL), -EFBIG);
+		close(fd);
+		free(tar);
+		ck_assert(!layer_present(dir, &diffid));
+		assert_nothing_kept();
+	}
+}
+END_TEST
+
 START_TEST(test_not_a_layer_is_einval)
 {
 	const struct spec specs[] = {{AE_IFREG, "file", 0644, 0, 0, "content", NULL, NULL}};
@@ -730,6 +796,8 @@ static Suite *layer_suite(void)
 	tcase_add_test(tc, test_diffid_mismatch_keeps_nothing);
 	tcase_add_test(tc, test_trailing_bytes_count_for_the_diffid);
 	tcase_add_test(tc, test_limits_have_their_errno);
+	tcase_add_test(tc, test_slow_layer_times_out);
+	tcase_add_test(tc, test_sparse_and_lying_sizes_count_in_full);
 	tcase_add_test(tc, test_not_a_layer_is_einval);
 	tcase_add_test(tc, test_present_remove_and_foreach);
 	tcase_add_test(tc, test_crash_before_rename_leaves_only_tmp);
