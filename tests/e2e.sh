@@ -166,8 +166,10 @@ lap "save and load"
 
 gh_blob_gets() { registry_log_count gh GET '/v2/org/[a-z]+/blobs/sha256:[0-9a-f]{64}'; }
 priv_blob_gets() { registry_log_count priv GET '/v2/team/secret/blobs/sha256:[0-9a-f]{64}'; }
+# The shared-layers snapshotter has its own test (layers_e2e.sh); this level
+# checks routing on dockerd's own containerd, whose socket ctr uses below.
 check "an L1 with the containerd image store (trixie) starts" start_level snap dindfs-dind:13 \
-	-e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}'
+	-e DINDFS_SNAPSHOTTER=off -e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}'
 expect_exit 0 "it runs the containerd image store" at snap "docker info -f '{{json .DriverStatus}}'"
 expect_match "$WORK/out" 'io.containerd.snapshotter' "docker info says so"
 # pulls LEVEL WHAT: the checks in one L1
