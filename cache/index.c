@@ -5,7 +5,7 @@
  * serialized mode makes one connection safe across threads. A transaction
  * holds the connection's own (recursive) mutex from BEGIN to COMMIT or
  * ROLLBACK, so the statements of other threads wait for it to end instead
- * of joining it. SQLite result codes become errno values in index_errno()
+ * of joining it. SQLite result codes become errno values in index_sqlite_errno()
  * and nowhere else.
  */
 #include "index.h"
@@ -85,7 +85,7 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == INDEX_SCHEMA_VERSIO
 
 #define BLOB_COLUMNS "digest, size, media_type, created, last_access, pinned"
 
-static int index_errno(int rc)
+int index_sqlite_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_OK:
@@ -119,12 +119,12 @@ static int index_errno(int rc)
 
 static int prepare(struct index *idx, const char *sql, sqlite3_stmt **ret)
 {
-	return index_errno(sqlite3_prepare_v2(idx->db, sql, -1, ret, NULL));
+	return index_sqlite_errno(sqlite3_prepare_v2(idx->db, sql, -1, ret, NULL));
 }
 
 static int exec(struct index *idx, const char *sql)
 {
-	return index_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
+	return index_sqlite_errno(sqlite3_exec(idx->db, sql, NULL, NULL, NULL));
 }
 
 /* Step a statement that returns no rows, then finalize it. */
@@ -133,7 +133,7 @@ static int run(sqlite3_stmt *stmt)
 	int rc = sqlite3_step(stmt);
 
 	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : index_errno(rc);
+	return rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 }
 
 static void bind_digest(sqlite3_stmt *stmt, int column, const struct digest *d)
@@ -198,7 +198,7 @@ int index_schema_version(struct index *idx, int *ret_version)
 	if (r < 0)
 		return r;
 	if (sqlite3_step(stmt) != SQLITE_ROW) {
-		r = index_errno(sqlite3_errcode(idx->db));
+		r = index_sqlite_errno(sqlite3_errcode(idx->db));
 		sqlite3_finalize(stmt);
 		return r < 0 ? r : -EIO;
 	}
@@ -251,7 +251,7 @@ int index_open(const char *path, struct index **ret)
 
 	if (!idx)
 		return -ENOMEM;
-	r = index_errno(sqlite3_open_v2(
+	r = index_sqlite_errno(sqlite3_open_v2(
 		path, &idx->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 		NULL));
 	if (r < 0)
@@ -352,7 +352,7 @@ int index_get_blob(struct index *idx, const struct digest *d, struct index_blob 
 	else if (r == SQLITE_DONE)
 		r = -ENOENT;
 	else
-		r = index_errno(r);
+		r = index_sqlite_errno(r);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -434,7 +434,7 @@ static int walk_blobs(sqlite3_stmt *stmt, index_blob_fn fn, void *ctx)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = index_errno(rc);
+		r = index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -462,7 +462,7 @@ static int walk_digests(sqlite3_stmt *stmt, index_digest_fn fn, void *ctx)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = index_errno(rc);
+		r = index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -498,7 +498,7 @@ static int select_integers(sqlite3_stmt *stmt, int64_t *ret_a, int64_t *ret_b)
 		if (ret_b)
 			*ret_b = sqlite3_column_int64(stmt, 1);
 	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : index_errno(rc);
+		r = rc == SQLITE_DONE ? -ENOENT : index_sqlite_errno(rc);
 	}
 	sqlite3_finalize(stmt);
 	return r;
@@ -641,7 +641,7 @@ int index_get_tag(struct index *idx, const char *registry, const char *repositor
 	if (r == SQLITE_ROW)
 		r = row_to_tag(stmt, ret);
 	else
-		r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
+		r = r == SQLITE_DONE ? -ENOENT : index_sqlite_errno(r);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -702,7 +702,7 @@ int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = index_errno(rc);
+		r = index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -768,7 +768,9 @@ int index_add_edges(struct index *idx, const struct digest *parent, const struct
 	bind_digest(stmt, 1, parent);
 	for (i = 0; i < n_children && r == 0; i++) {
 		bind_digest(stmt, 2, &children[i]);
-		r = sqlite3_step(stmt) == SQLITE_DONE ? 0 : index_errno(sqlite3_errcode(idx->db));
+		r = sqlite3_step(stmt) == SQLITE_DONE
+			    ? 0
+			    : index_sqlite_errno(sqlite3_errcode(idx->db));
 		sqlite3_reset(stmt);
 	}
 	sqlite3_finalize(stmt);
@@ -825,7 +827,7 @@ int index_get_layer(struct index *idx, const struct digest *diffid, struct index
 	if (r == SQLITE_ROW)
 		r = row_to_layer(stmt, ret);
 	else
-		r = r == SQLITE_DONE ? -ENOENT : index_errno(r);
+		r = r == SQLITE_DONE ? -ENOENT : index_sqlite_errno(r);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -854,7 +856,7 @@ static int walk_layers(sqlite3_stmt *stmt, index_layer_fn fn, void *ctx)
 			break;
 	}
 	if (r == 0 && rc != SQLITE_DONE)
-		r = index_errno(rc);
+		r = index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }

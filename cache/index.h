@@ -54,6 +54,12 @@ typedef int (*index_blob_fn)(const struct index_blob *blob, void *ctx);
 typedef int (*index_tag_fn)(const struct index_tag *tag, void *ctx);
 
 /*
+ * The one mapping of an SQLite result code to 0 or a negative errno,
+ * for the index and for every other SQLite catalogue (the snapshotter's).
+ */
+int index_sqlite_errno(int rc);
+
+/*
  * Open (creating if needed) the index at path and migrate it to
  * INDEX_SCHEMA_VERSION. -EPROTONOSUPPORT if it is from a newer dindfs.
  */

@@ -5,6 +5,8 @@
  */
 #include "snapshotter_meta.h"
 
+#include "index.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,45 +30,14 @@ static const char schema[] =
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (snapshot, key)) WITHOUT ROWID;";
 
-static int meta_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-		return -EACCES;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_TOOBIG:
-		return -E2BIG;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	default:
-		return -EIO;
-	}
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
 {
-	return meta_errno(sqlite3_prepare_v2(db, sql, -1, ret, NULL));
+	return index_sqlite_errno(sqlite3_prepare_v2(db, sql, -1, ret, NULL));
 }
 
 static int exec(sqlite3 *db, const char *sql)
 {
-	return meta_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+	return index_sqlite_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 /* Step a statement that returns no rows, then finalize it. */
@@ -75,7 +46,7 @@ static int run(sqlite3_stmt *stmt)
 	int rc = sqlite3_step(stmt);
 
 	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : meta_errno(rc);
+	return rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 }
 
 int snap_meta_open(const char *path, sqlite3 **ret)
@@ -83,7 +54,7 @@ int snap_meta_open(const char *path, sqlite3 **ret)
 	sqlite3 *db = NULL;
 	int r;
 
-	r = meta_errno(
+	r = index_sqlite_errno(
 		sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL));
 	if (r < 0)
 		goto out_close;
@@ -143,7 +114,7 @@ static int read_labels(sqlite3 *db, int64_t id, struct snap_labels *ret)
 			goto out;
 		}
 	}
-	r = rc == SQLITE_DONE ? 0 : meta_errno(rc);
+	r = rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 out:
 	sqlite3_finalize(stmt);
 	if (r < 0)
@@ -216,7 +187,7 @@ int snap_meta_get(sqlite3 *db, const char *name, int64_t id, struct snap_row *re
 	if (rc == SQLITE_ROW)
 		r = read_row(db, stmt, ret_row, ret_info);
 	else
-		r = rc == SQLITE_DONE ? -ENOENT : meta_errno(rc);
+		r = rc == SQLITE_DONE ? -ENOENT : index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -375,7 +346,7 @@ static int count_where(sqlite3 *db, const char *sql, int64_t id)
 		return r;
 	sqlite3_bind_int64(stmt, 1, id);
 	rc = sqlite3_step(stmt);
-	r = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : meta_errno(rc);
+	r = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
@@ -420,7 +391,7 @@ int snap_meta_walk(sqlite3 *db, int (*fn)(const struct snap_info *info, void *ct
 			break;
 	}
 	if (rc != SQLITE_ROW)
-		r = rc == SQLITE_DONE ? 0 : meta_errno(rc);
+		r = rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
 }
