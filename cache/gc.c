@@ -54,40 +54,18 @@ static int drop_layer(struct sweep *sw, const struct index_layer *layer)
 	return 0;
 }
 
-struct layer_rows {
-	struct index_layer *rows;
-	size_t len, cap;
-};
-
-static int collect_layer(const struct index_layer *layer, void *ctx)
-{
-	struct layer_rows *l = ctx;
-
-	if (l->len == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct index_layer *rows = reallocarray(l->rows, cap, sizeof(*rows));
-
-		if (!rows)
-			return -ENOMEM;
-		l->rows = rows;
-		l->cap = cap;
-	}
-	l->rows[l->len++] = *layer;
-	return 0;
-}
-
 /* Remove the trees unpacked from blob, or (blob NULL) those whose blob is gone. */
 static int drop_layers(struct sweep *sw, const struct digest *blob)
 {
 	struct index *idx = store_index(sw->store);
-	struct layer_rows l = {0};
+	struct index_layer_list l = {0};
 	size_t i;
-	int r = blob ? index_foreach_layer(idx, blob, collect_layer, &l)
-		     : index_foreach_orphan_layer(idx, collect_layer, &l);
+	int r = blob ? index_foreach_layer(idx, blob, index_layer_list_add, &l)
+		     : index_foreach_orphan_layer(idx, index_layer_list_add, &l);
 
 	for (i = 0; r == 0 && i < l.len; i++)
 		r = drop_layer(sw, &l.rows[i]);
-	free(l.rows);
+	index_layer_list_release(&l);
 	return r;
 }
 

@@ -861,6 +861,29 @@ static int walk_layers(sqlite3_stmt *stmt, index_layer_fn fn, void *ctx)
 	return r;
 }
 
+int index_layer_list_add(const struct index_layer *layer, void *ctx)
+{
+	struct index_layer_list *l = ctx;
+
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct index_layer *rows = reallocarray(l->rows, cap, sizeof(*rows));
+
+		if (!rows)
+			return -ENOMEM;
+		l->rows = rows;
+		l->cap = cap;
+	}
+	l->rows[l->len++] = *layer;
+	return 0;
+}
+
+void index_layer_list_release(struct index_layer_list *l)
+{
+	free(l->rows);
+	*l = (struct index_layer_list){0};
+}
+
 int index_foreach_layer(struct index *idx, const struct digest *blob, index_layer_fn fn, void *ctx)
 {
 	sqlite3_stmt *stmt;

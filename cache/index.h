@@ -183,6 +183,17 @@ struct index_layer {
 
 typedef int (*index_layer_fn)(const struct index_layer *layer, void *ctx);
 
+/* Layer rows collected by a walk: index_layer_list_add is the walk's callback. */
+struct index_layer_list {
+	struct index_layer *rows;
+	size_t len, cap;
+};
+
+/* An index_layer_fn appending a copy of layer to the list ctx; -ENOMEM. */
+int index_layer_list_add(const struct index_layer *layer, void *ctx);
+/* Frees the rows and empties l. */
+void index_layer_list_release(struct index_layer_list *l);
+
 /* Insert or replace the row of layer->diffid. */
 int index_put_layer(struct index *idx, const struct index_layer *layer);
 /* -ENOENT when there is no row. */

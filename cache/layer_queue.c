@@ -232,42 +232,25 @@ static void rescan(struct layer_queue *q)
 	digest_list_free(&manifests);
 }
 
-struct row_list {
-	struct index_layer *rows;
-	size_t len, cap;
-};
-
+/* Rows to redo: all but those that failed for good. */
 static int collect_unfinished(const struct index_layer *layer, void *ctx)
 {
-	struct row_list *l = ctx;
-	struct index_layer *rows;
-
 	if (layer->state == INDEX_LAYER_FAILED && permanent(layer->error))
 		return 0;
-	if (l->len == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-
-		rows = reallocarray(l->rows, cap, sizeof(*rows));
-		if (!rows)
-			return -ENOMEM;
-		l->rows = rows;
-		l->cap = cap;
-	}
-	l->rows[l->len++] = *layer;
-	return 0;
+	return index_layer_list_add(layer, ctx);
 }
 
 /* Redo QUEUED rows (a crash or a stop) and UNPACKED rows whose tree is gone. */
 static void resume(struct layer_queue *q)
 {
-	struct row_list l = {0};
+	struct index_layer_list l = {0};
 	size_t i;
 
 	layer_recover(store_dir(q->store), NULL);
 	if (index_foreach_layer(store_index(q->store), NULL, collect_unfinished, &l) == 0)
 		for (i = 0; i < l.len && !atomic_load(&q->stop); i++)
 			unpack_one(q, &l.rows[i].blob, &l.rows[i].diffid);
-	free(l.rows);
+	index_layer_list_release(&l);
 }
 
 static void *worker(void *arg)
