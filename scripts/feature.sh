@@ -28,7 +28,7 @@ rm -rf "$dest"
 mkdir -p "$dest/src/tools"
 cp devcontainer/features/dindfs/* "$dest/"
 cp CMakeLists.txt "$dest/src/"
-cp -r cache fs "$dest/src/"
+cp -r cache fs proto "$dest/src/"
 cp tools/CMakeLists.txt tools/*.c tools/*.h tools/dindfs-route.sh "$dest/src/tools/"
 if $tgz; then
 	tar -C "$dest" --sort=name --owner=0 --group=0 --numeric-owner \

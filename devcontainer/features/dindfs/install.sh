@@ -15,7 +15,9 @@ LISTEN=${LISTEN:-127.0.0.1:5000}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DAEMON_JSON=/etc/docker/daemon.json
 BUILD_PACKAGES=(gcc libc6-dev make cmake pkg-config binutils jq libfuse3-dev libcurl4-openssl-dev
-	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev)
+	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev
+	# dindfs snapshotter: gRPC's C core, protobuf-c and its compiler (proto/)
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
 
 die() {
 	echo "dindfs feature: $*" >&2
