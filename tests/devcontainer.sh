@@ -81,7 +81,7 @@ cat >"$ctx/Dockerfile" <<-'EOS'
 EOS
 expect_exit 0 "the image builds with the feature installed" dk build --network host -t dindfs-devcontainer "$ctx"
 [[ $FAILED == 0 ]] || {
-	tail -30 "$WORK/out" "$WORK/err"
+	tail -n 30 "$WORK/out" "$WORK/err"
 	finish || true
 	exit 1
 }
