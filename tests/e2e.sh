@@ -39,7 +39,7 @@ OWNER=4321 # the workspace's owner: what the levels create there is theirs
 
 # ---- the host -----------------------------------------------------------------
 
-if ! "$DINDFS" mount --help | grep -q -- --workspace; then
+if ! "$DINDFS" mount --help | grep -- --workspace >/dev/null; then
 	fail "dindfs mount has no --workspace: this test needs the workspace"
 	finish
 fi
