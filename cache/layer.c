@@ -11,6 +11,7 @@
  * one of its own (unshare(CLONE_FS)) set to the temp dir.
  */
 #include "layer.h"
+#include "store.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -109,18 +110,6 @@ static int remove_tree(const char *path)
 	if (r < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return r; /* a callback's -errno */
-}
-
-static int fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
 }
 
 /*
@@ -619,7 +608,7 @@ int layer_unpack(const char *store_dir, int blob_fd, const struct digest *diffid
 		goto out_remove;
 	}
 	close(tmp_fd);
-	r = fsync_path(layers);
+	r = store_fsync_dir_at(AT_FDCWD, layers);
 	if (r < 0)
 		return r;
 	if (ret_bytes)
