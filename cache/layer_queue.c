@@ -409,6 +409,14 @@ void layer_queue_commit_hook(const struct digest *d, void *ctx)
 	layer_queue_blob(ctx, d);
 }
 
+void layer_queue_rescan(struct layer_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->rescan = true;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
 void layer_queue_drain(struct layer_queue *q)
 {
 	pthread_mutex_lock(&q->lock);

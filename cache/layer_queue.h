@@ -64,6 +64,9 @@ int layer_queue_blob(struct layer_queue *q, const struct digest *d);
 /* A store commit hook (store_set_commit_hook) that calls layer_queue_blob; ctx is the queue. */
 void layer_queue_commit_hook(const struct digest *d, void *ctx);
 
+/* Look at every manifest again soon (room came back: GC removed trees). Never blocks. */
+void layer_queue_rescan(struct layer_queue *q);
+
 /* Wait until the queue is empty and the worker idle (tests, and `dindfs` commands). */
 void layer_queue_drain(struct layer_queue *q);
 void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret);

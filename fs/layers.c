@@ -821,6 +821,12 @@ void fs_layers_free(struct fs_layers *l)
 	free(l);
 }
 
+void fs_layers_rescan(struct fs_layers *l)
+{
+	if (l && l->queue)
+		layer_queue_rescan(l->queue);
+}
+
 int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 {
 	struct layer_queue_stats qs = {0};

@@ -35,6 +35,9 @@ void fs_layers_stop(struct fs_layers *l);
 /* Stop, and close every descriptor. Accepts NULL. */
 void fs_layers_free(struct fs_layers *l);
 
+/* GC removed trees: layers refused for the cap may fit now. Accepts NULL. */
+void fs_layers_rescan(struct fs_layers *l);
+
 struct fs_layers_stats {
 	int64_t pending;      /* events waiting for the worker */
 	int64_t unpacking;    /* 1 while a layer is being unpacked */

@@ -524,6 +524,40 @@ START_TEST(test_cap_refuses_the_layer_that_would_pass_it)
 }
 END_TEST
 
+START_TEST(test_cap_room_back_after_a_rescan)
+{
+	struct digest other = test_digest_of("other", 5);
+	struct index_layer big = {
+		.diffid = other, .blob = other, .state = INDEX_LAYER_UNPACKED, .size = 1 << 20};
+	struct layer_queue *q;
+	struct layer_queue_stats st;
+	char path[4096];
+
+	make_image(false);
+	/* another image's tree takes all the room */
+	ck_assert_int_eq(index_put_layer(store_index(store), &big), 0);
+	ck_assert_int_eq(layer_recover(dir, NULL), 0); /* makes layers/ */
+	ck_assert_int_eq(layer_path(dir, &other, path, sizeof(path)), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	q = start_capped_queue(1 << 20);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	assert_row(0, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	assert_row(1, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	/* GC takes it away and asks for a rescan (fs/gc_thread.c) */
+	ck_assert_int_eq(layer_remove(dir, &other), 0);
+	ck_assert_int_eq(index_remove_layer(store_index(store), &other), 0);
+	layer_queue_rescan(q);
+	layer_queue_drain(q);
+	assert_unpacked();
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.unpacked, 2);
+	ck_assert_int_eq(st.over_cap, 2);
+	stop_queue(q);
+}
+END_TEST
+
 START_TEST(test_cap_zero_unpacks_nothing)
 {
 	struct layer_queue *q = start_capped_queue(0);
@@ -672,6 +706,7 @@ static Suite *layer_queue_suite(void)
 	tcase_add_test(tc, test_fsck_repairs_layers);
 	tcase_add_test(tc, test_config_diffids);
 	tcase_add_test(tc, test_cap_refuses_the_layer_that_would_pass_it);
+	tcase_add_test(tc, test_cap_room_back_after_a_rescan);
 	tcase_add_test(tc, test_cap_zero_unpacks_nothing);
 	tcase_add_test(tc, test_timeout_through_the_queue);
 	tcase_add_test(tc, test_full_queue_never_blocks_a_committer);
