@@ -122,6 +122,8 @@ expect_fsop_is "getxattr:ENODATA" "so is user.overlay.opaque" getxattr "$xa/opq"
 expect_fsop_is "getxattr:ENODATA" "and trusted.overlay.redirect" \
 	getxattr "$xa/opq/f" trusted.overlay.redirect
 expect_fsop_is kept "a user xattr stays" getxattr "$xa/opq/f" user.note
+check "a file capability stays as in the tar (ping needs it in its image)" \
+	test "$(getcap "$STORE/layers/$(diff_of evil xattrs)/cap")" == "$STORE/layers/$(diff_of evil xattrs)/cap cap_net_raw=ep"
 unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
 
 # ---- a gzip bomb past the per-layer deadline: ETIMEDOUT, for good ---------------
