@@ -107,7 +107,7 @@ static unsigned char *make_layer(int i, size_t *ret_len, size_t *ret_tar_len,
  * Unpacking it means decompressing all of it (what follows the tar counts
  * for the diff-id), so it runs for seconds while writing one small file.
  */
-#define BOMB_MIB 4096
+#define BOMB_MIB 16384
 static void make_bomb(int i)
 {
 	size_t tar_len, head_len, zeros_len, k;
@@ -588,7 +588,8 @@ START_TEST(test_timeout_through_the_queue)
 	make_bomb(0); /* BOMB_MIB MiB to decompress: seconds, far past the deadline */
 	make_documents(false);
 	layer_limits_default(&limits);
-	limits.max_ms = 200;
+	limits.max_ms =
+		1000; /* the small layer after it needs far less, even on a loaded machine */
 	q = start_queue_with(&limits, 16);
 	put_manifest();
 	put_blobs();
