@@ -9,6 +9,7 @@
  * and nowhere else.
  */
 #include "index.h"
+#include "index_internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -17,10 +18,6 @@
 #include <string.h>
 
 #include <sqlite3.h>
-
-struct index {
-	sqlite3 *db;
-};
 
 /* Wait this long for another process's write transaction. */
 #define BUSY_TIMEOUT_MS 10000
@@ -117,7 +114,7 @@ int index_sqlite_errno(int rc)
 	}
 }
 
-static int prepare(struct index *idx, const char *sql, sqlite3_stmt **ret)
+int index_prepare(struct index *idx, const char *sql, sqlite3_stmt **ret)
 {
 	return index_sqlite_errno(sqlite3_prepare_v2(idx->db, sql, -1, ret, NULL));
 }
@@ -128,7 +125,7 @@ static int exec(struct index *idx, const char *sql)
 }
 
 /* Step a statement that returns no rows, then finalize it. */
-static int run(sqlite3_stmt *stmt)
+int index_run(sqlite3_stmt *stmt)
 {
 	int rc = sqlite3_step(stmt);
 
@@ -136,7 +133,7 @@ static int run(sqlite3_stmt *stmt)
 	return rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 }
 
-static void bind_digest(sqlite3_stmt *stmt, int column, const struct digest *d)
+void index_bind_digest(sqlite3_stmt *stmt, int column, const struct digest *d)
 {
 	sqlite3_bind_text(stmt, column, d->hex, DIGEST_HEX_LEN, SQLITE_STATIC);
 }
@@ -158,7 +155,7 @@ static void copy_text(char *dst, sqlite3_stmt *stmt, int column)
 }
 
 /* Read a hex digest column; a malformed one means a damaged database. */
-static int column_digest(sqlite3_stmt *stmt, int column, struct digest *ret)
+int index_column_digest(sqlite3_stmt *stmt, int column, struct digest *ret)
 {
 	const unsigned char *text = sqlite3_column_text(stmt, column);
 
@@ -169,7 +166,7 @@ static int column_digest(sqlite3_stmt *stmt, int column, struct digest *ret)
 
 static int row_to_blob(sqlite3_stmt *stmt, struct index_blob *ret)
 {
-	int r = column_digest(stmt, 0, &ret->digest);
+	int r = index_column_digest(stmt, 0, &ret->digest);
 
 	if (r < 0)
 		return r;
@@ -187,13 +184,13 @@ static int row_to_tag(sqlite3_stmt *stmt, struct index_tag *ret)
 	copy_text(ret->repository, stmt, 1);
 	copy_text(ret->tag, stmt, 2);
 	ret->fetched = sqlite3_column_int64(stmt, 4);
-	return column_digest(stmt, 3, &ret->manifest);
+	return index_column_digest(stmt, 3, &ret->manifest);
 }
 
 int index_schema_version(struct index *idx, int *ret_version)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, "PRAGMA user_version", &stmt);
+	int r = index_prepare(idx, "PRAGMA user_version", &stmt);
 
 	if (r < 0)
 		return r;
@@ -320,32 +317,32 @@ int index_put_blob(struct index *idx, const struct digest *d, int64_t size, cons
 		media_type = "";
 	if (!name_fits(media_type) || size < 0)
 		return -EINVAL;
-	r = prepare(idx,
-		    "INSERT INTO blobs (digest, size, media_type, created, last_access)"
-		    " VALUES (?1, ?2, ?3, ?4, ?4)"
-		    " ON CONFLICT (digest) DO UPDATE SET"
-		    "  last_access = max(last_access, excluded.last_access),"
-		    "  size = excluded.size,"
-		    "  media_type = CASE WHEN media_type = '' THEN excluded.media_type"
-		    "               ELSE media_type END",
-		    &stmt);
+	r = index_prepare(idx,
+			  "INSERT INTO blobs (digest, size, media_type, created, last_access)"
+			  " VALUES (?1, ?2, ?3, ?4, ?4)"
+			  " ON CONFLICT (digest) DO UPDATE SET"
+			  "  last_access = max(last_access, excluded.last_access),"
+			  "  size = excluded.size,"
+			  "  media_type = CASE WHEN media_type = '' THEN excluded.media_type"
+			  "               ELSE media_type END",
+			  &stmt);
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, d);
+	index_bind_digest(stmt, 1, d);
 	sqlite3_bind_int64(stmt, 2, size);
 	sqlite3_bind_text(stmt, 3, media_type, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 4, now);
-	return run(stmt);
+	return index_run(stmt);
 }
 
 int index_get_blob(struct index *idx, const struct digest *d, struct index_blob *ret)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT " BLOB_COLUMNS " FROM blobs WHERE digest = ?1", &stmt);
+	int r = index_prepare(idx, "SELECT " BLOB_COLUMNS " FROM blobs WHERE digest = ?1", &stmt);
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, d);
+	index_bind_digest(stmt, 1, d);
 	r = sqlite3_step(stmt);
 	if (r == SQLITE_ROW)
 		r = row_to_blob(stmt, ret);
@@ -361,13 +358,13 @@ int index_get_blob(struct index *idx, const struct digest *d, struct index_blob 
 static int change_blob(struct index *idx, const char *sql, const struct digest *d, int64_t value)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, sql, &stmt);
+	int r = index_prepare(idx, sql, &stmt);
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, d);
+	index_bind_digest(stmt, 1, d);
 	sqlite3_bind_int64(stmt, 2, value);
-	r = run(stmt);
+	r = index_run(stmt);
 	if (r == 0 && sqlite3_changes(idx->db) == 0)
 		r = -ENOENT;
 	return r;
@@ -420,57 +417,75 @@ out_rollback:
 	return r;
 }
 
-/* Walk the rows of a prepared SELECT of BLOB_COLUMNS; finalizes stmt. */
-static int walk_blobs(sqlite3_stmt *stmt, index_blob_fn fn, void *ctx)
+int index_walk(sqlite3_stmt *stmt, index_row_fn row, void *ctx)
 {
-	struct index_blob blob;
 	int rc, r = 0;
 
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		r = row_to_blob(stmt, &blob);
-		if (r == 0)
-			r = fn(&blob, ctx);
-		if (r != 0)
-			break;
-	}
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && (r = row(stmt, ctx)) == 0)
+		;
 	if (r == 0 && rc != SQLITE_DONE)
 		r = index_sqlite_errno(rc);
 	sqlite3_finalize(stmt);
 	return r;
+}
+
+struct blob_walk {
+	index_blob_fn fn;
+	void *ctx;
+};
+
+static int blob_row(sqlite3_stmt *stmt, void *ctx)
+{
+	struct blob_walk *w = ctx;
+	struct index_blob blob;
+	int r = row_to_blob(stmt, &blob);
+
+	return r < 0 ? r : w->fn(&blob, w->ctx);
+}
+
+/* Walk the rows of a prepared SELECT of BLOB_COLUMNS; finalizes stmt. */
+static int walk_blobs(sqlite3_stmt *stmt, index_blob_fn fn, void *ctx)
+{
+	struct blob_walk w = {fn, ctx};
+
+	return index_walk(stmt, blob_row, &w);
 }
 
 int index_foreach_blob(struct index *idx, index_blob_fn fn, void *ctx)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT " BLOB_COLUMNS " FROM blobs ORDER BY last_access, digest",
-			&stmt);
+	int r = index_prepare(
+		idx, "SELECT " BLOB_COLUMNS " FROM blobs ORDER BY last_access, digest", &stmt);
 
 	return r < 0 ? r : walk_blobs(stmt, fn, ctx);
+}
+
+struct digest_walk {
+	index_digest_fn fn;
+	void *ctx;
+};
+
+static int digest_row(sqlite3_stmt *stmt, void *ctx)
+{
+	struct digest_walk *w = ctx;
+	struct digest d;
+	int r = index_column_digest(stmt, 0, &d);
+
+	return r < 0 ? r : w->fn(&d, w->ctx);
 }
 
 /* Walk the digests in column 0 of a prepared SELECT; finalizes stmt. */
 static int walk_digests(sqlite3_stmt *stmt, index_digest_fn fn, void *ctx)
 {
-	struct digest d;
-	int rc, r = 0;
+	struct digest_walk w = {fn, ctx};
 
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		r = column_digest(stmt, 0, &d);
-		if (r == 0)
-			r = fn(&d, ctx);
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = index_sqlite_errno(rc);
-	sqlite3_finalize(stmt);
-	return r;
+	return index_walk(stmt, digest_row, &w);
 }
 
 int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT digest FROM blobs ORDER BY digest", &stmt);
+	int r = index_prepare(idx, "SELECT digest FROM blobs ORDER BY digest", &stmt);
 
 	return r < 0 ? r : walk_digests(stmt, fn, ctx);
 }
@@ -478,17 +493,17 @@ int index_foreach_digest(struct index *idx, index_digest_fn fn, void *ctx)
 int index_foreach_unreferenced(struct index *idx, index_blob_fn fn, void *ctx)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			LIVE_CTE "SELECT " BLOB_COLUMNS " FROM blobs"
-				 " WHERE digest NOT IN (SELECT d FROM live)"
-				 " ORDER BY last_access, digest",
-			&stmt);
+	int r = index_prepare(idx,
+			      LIVE_CTE "SELECT " BLOB_COLUMNS " FROM blobs"
+				       " WHERE digest NOT IN (SELECT d FROM live)"
+				       " ORDER BY last_access, digest",
+			      &stmt);
 
 	return r < 0 ? r : walk_blobs(stmt, fn, ctx);
 }
 
 /* Run a SELECT that yields one row of one or two integers. */
-static int select_integers(sqlite3_stmt *stmt, int64_t *ret_a, int64_t *ret_b)
+int index_select_integers(sqlite3_stmt *stmt, int64_t *ret_a, int64_t *ret_b)
 {
 	int rc = sqlite3_step(stmt);
 	int r = 0;
@@ -508,12 +523,13 @@ int index_is_referenced(struct index *idx, const struct digest *d, bool *ret)
 {
 	sqlite3_stmt *stmt;
 	int64_t found = 0;
-	int r = prepare(idx, LIVE_CTE "SELECT EXISTS (SELECT 1 FROM live WHERE d = ?1)", &stmt);
+	int r = index_prepare(idx, LIVE_CTE "SELECT EXISTS (SELECT 1 FROM live WHERE d = ?1)",
+			      &stmt);
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, d);
-	r = select_integers(stmt, &found, NULL);
+	index_bind_digest(stmt, 1, d);
+	r = index_select_integers(stmt, &found, NULL);
 	if (r == 0)
 		*ret = found != 0;
 	return r;
@@ -522,7 +538,7 @@ int index_is_referenced(struct index *idx, const struct digest *d, bool *ret)
 int index_image_size(struct index *idx, const struct digest *manifest, int64_t *ret_bytes)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(
+	int r = index_prepare(
 		idx,
 		"WITH RECURSIVE needs(d) AS (SELECT ?1"
 		"  UNION SELECT e.child FROM edges e JOIN needs ON e.parent = needs.d)"
@@ -531,16 +547,16 @@ int index_image_size(struct index *idx, const struct digest *manifest, int64_t *
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, manifest);
-	return select_integers(stmt, ret_bytes, NULL);
+	index_bind_digest(stmt, 1, manifest);
+	return index_select_integers(stmt, ret_bytes, NULL);
 }
 
 int index_blob_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT count(*), coalesce(sum(size), 0) FROM blobs", &stmt);
+	int r = index_prepare(idx, "SELECT count(*), coalesce(sum(size), 0) FROM blobs", &stmt);
 
-	return r < 0 ? r : select_integers(stmt, ret_count, ret_bytes);
+	return r < 0 ? r : index_select_integers(stmt, ret_count, ret_bytes);
 }
 
 static int bind_tag_key(sqlite3_stmt *stmt, const char *registry, const char *repository,
@@ -558,7 +574,7 @@ static int bind_tag_key(sqlite3_stmt *stmt, const char *registry, const char *re
 static int prepare_keyed(struct index *idx, const char *sql, const char *registry,
 			 const char *repository, const char *tag, sqlite3_stmt **ret)
 {
-	int r = prepare(idx, sql, ret);
+	int r = index_prepare(idx, sql, ret);
 
 	if (r < 0)
 		return r;
@@ -567,8 +583,6 @@ static int prepare_keyed(struct index *idx, const char *sql, const char *registr
 		sqlite3_finalize(*ret);
 	return r;
 }
-
-static int change_keyed(struct index *idx, sqlite3_stmt *stmt);
 
 /*
  * Insert or update a tag, counted for level (-1: nobody's); a new tag is
@@ -591,11 +605,11 @@ static int put_tag(struct index *idx, const char *registry, const char *reposito
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 4, manifest);
+	index_bind_digest(stmt, 4, manifest);
 	sqlite3_bind_int64(stmt, 5, fetched);
 	sqlite3_bind_int(stmt, 6, level);
 	sqlite3_bind_int64(stmt, 7, max_tags);
-	r = change_keyed(idx, stmt);
+	r = index_change(idx, stmt);
 	return r == -ENOENT ? -EDQUOT : r;
 }
 
@@ -623,7 +637,7 @@ int index_count_tags(struct index *idx, const char *registry, int level, int64_t
 	if (r < 0)
 		return r;
 	sqlite3_bind_int(stmt, 4, level);
-	return select_integers(stmt, ret_count, NULL);
+	return index_select_integers(stmt, ret_count, NULL);
 }
 
 int index_get_tag(struct index *idx, const char *registry, const char *repository, const char *tag,
@@ -647,9 +661,9 @@ int index_get_tag(struct index *idx, const char *registry, const char *repositor
 }
 
 /* Run a keyed UPDATE or DELETE; -ENOENT when no row matched. */
-static int change_keyed(struct index *idx, sqlite3_stmt *stmt)
+int index_change(struct index *idx, sqlite3_stmt *stmt)
 {
-	int r = run(stmt);
+	int r = index_run(stmt);
 
 	if (r == 0 && sqlite3_changes(idx->db) == 0)
 		r = -ENOENT;
@@ -664,7 +678,7 @@ int index_remove_tag(struct index *idx, const char *registry, const char *reposi
 		idx, "DELETE FROM tags WHERE registry = ?1 AND repository = ?2 AND tag = ?3",
 		registry, repository, tag, &stmt);
 
-	return r < 0 ? r : change_keyed(idx, stmt);
+	return r < 0 ? r : index_change(idx, stmt);
 }
 
 int index_touch_tag(struct index *idx, const char *registry, const char *repository,
@@ -679,18 +693,18 @@ int index_touch_tag(struct index *idx, const char *registry, const char *reposit
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(stmt, 4, fetched);
-	return change_keyed(idx, stmt);
+	return index_change(idx, stmt);
 }
 
 int index_foreach_tag(struct index *idx, index_tag_fn fn, void *ctx)
 {
 	struct index_tag tag;
 	sqlite3_stmt *stmt;
-	int rc, r = prepare(idx,
-			    "SELECT t.registry, t.repository, t.tag, t.manifest, t.fetched"
-			    " FROM tags t LEFT JOIN blobs b ON b.digest = t.manifest"
-			    " ORDER BY coalesce(b.last_access, 0), t.rowid",
-			    &stmt);
+	int rc, r = index_prepare(idx,
+				  "SELECT t.registry, t.repository, t.tag, t.manifest, t.fetched"
+				  " FROM tags t LEFT JOIN blobs b ON b.digest = t.manifest"
+				  " ORDER BY coalesce(b.last_access, 0), t.rowid",
+				  &stmt);
 
 	if (r < 0)
 		return r;
@@ -724,9 +738,9 @@ int index_add_link(struct index *idx, const char *registry, const char *reposito
 		registry, repository, "", &stmt);
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 4, d);
+	index_bind_digest(stmt, 4, d);
 	sqlite3_bind_int64(stmt, 5, size);
-	return run(stmt);
+	return index_run(stmt);
 }
 
 int index_get_link(struct index *idx, const char *registry, const char *repository,
@@ -740,8 +754,8 @@ int index_get_link(struct index *idx, const char *registry, const char *reposito
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 4, d);
-	return select_integers(stmt, ret_size, NULL);
+	index_bind_digest(stmt, 4, d);
+	return index_select_integers(stmt, ret_size, NULL);
 }
 
 int index_foreach_link(struct index *idx, const char *registry, const char *repository,
@@ -761,13 +775,14 @@ int index_add_edges(struct index *idx, const struct digest *parent, const struct
 {
 	sqlite3_stmt *stmt;
 	size_t i;
-	int r = prepare(idx, "INSERT OR IGNORE INTO edges (parent, child) VALUES (?1, ?2)", &stmt);
+	int r = index_prepare(idx, "INSERT OR IGNORE INTO edges (parent, child) VALUES (?1, ?2)",
+			      &stmt);
 
 	if (r < 0)
 		return r;
-	bind_digest(stmt, 1, parent);
+	index_bind_digest(stmt, 1, parent);
 	for (i = 0; i < n_children && r == 0; i++) {
-		bind_digest(stmt, 2, &children[i]);
+		index_bind_digest(stmt, 2, &children[i]);
 		r = sqlite3_step(stmt) == SQLITE_DONE
 			    ? 0
 			    : index_sqlite_errno(sqlite3_errcode(idx->db));
@@ -777,161 +792,18 @@ int index_add_edges(struct index *idx, const struct digest *parent, const struct
 	return r;
 }
 
-/* Layers: one row per diff-id (index.h). */
-
-#define LAYER_COLUMNS "diffid, blob, size, state, error, updated"
-
-static int row_to_layer(sqlite3_stmt *stmt, struct index_layer *ret)
-{
-	int r = column_digest(stmt, 0, &ret->diffid);
-
-	if (r == 0)
-		r = column_digest(stmt, 1, &ret->blob);
-	if (r < 0)
-		return r;
-	ret->size = sqlite3_column_int64(stmt, 2);
-	ret->state = (enum index_layer_state)sqlite3_column_int(stmt, 3);
-	ret->error = sqlite3_column_int(stmt, 4);
-	ret->updated = sqlite3_column_int64(stmt, 5);
-	return 0;
-}
-
-int index_put_layer(struct index *idx, const struct index_layer *layer)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"INSERT OR REPLACE INTO layers (" LAYER_COLUMNS ")"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			&stmt);
-
-	if (r < 0)
-		return r;
-	bind_digest(stmt, 1, &layer->diffid);
-	bind_digest(stmt, 2, &layer->blob);
-	sqlite3_bind_int64(stmt, 3, layer->size);
-	sqlite3_bind_int(stmt, 4, (int)layer->state);
-	sqlite3_bind_int(stmt, 5, layer->error);
-	sqlite3_bind_int64(stmt, 6, layer->updated);
-	return run(stmt);
-}
-
-int index_get_layer(struct index *idx, const struct digest *diffid, struct index_layer *ret)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT " LAYER_COLUMNS " FROM layers WHERE diffid = ?1", &stmt);
-
-	if (r < 0)
-		return r;
-	bind_digest(stmt, 1, diffid);
-	r = sqlite3_step(stmt);
-	if (r == SQLITE_ROW)
-		r = row_to_layer(stmt, ret);
-	else
-		r = r == SQLITE_DONE ? -ENOENT : index_sqlite_errno(r);
-	sqlite3_finalize(stmt);
-	return r;
-}
-
-int index_remove_layer(struct index *idx, const struct digest *diffid)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx, "DELETE FROM layers WHERE diffid = ?1", &stmt);
-
-	if (r < 0)
-		return r;
-	bind_digest(stmt, 1, diffid);
-	return change_keyed(idx, stmt);
-}
-
-static int walk_layers(sqlite3_stmt *stmt, index_layer_fn fn, void *ctx)
-{
-	struct index_layer layer;
-	int rc, r = 0;
-
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		r = row_to_layer(stmt, &layer);
-		if (r == 0)
-			r = fn(&layer, ctx);
-		if (r != 0)
-			break;
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = index_sqlite_errno(rc);
-	sqlite3_finalize(stmt);
-	return r;
-}
-
-int index_layer_list_add(const struct index_layer *layer, void *ctx)
-{
-	struct index_layer_list *l = ctx;
-
-	if (l->len == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		struct index_layer *rows = reallocarray(l->rows, cap, sizeof(*rows));
-
-		if (!rows)
-			return -ENOMEM;
-		l->rows = rows;
-		l->cap = cap;
-	}
-	l->rows[l->len++] = *layer;
-	return 0;
-}
-
-void index_layer_list_release(struct index_layer_list *l)
-{
-	free(l->rows);
-	*l = (struct index_layer_list){0};
-}
-
-int index_foreach_layer(struct index *idx, const struct digest *blob, index_layer_fn fn, void *ctx)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			blob ? "SELECT " LAYER_COLUMNS
-			       " FROM layers WHERE blob = ?1 ORDER BY diffid"
-			     : "SELECT " LAYER_COLUMNS " FROM layers ORDER BY diffid",
-			&stmt);
-
-	if (r < 0)
-		return r;
-	if (blob)
-		bind_digest(stmt, 1, blob);
-	return walk_layers(stmt, fn, ctx);
-}
-
-int index_foreach_orphan_layer(struct index *idx, index_layer_fn fn, void *ctx)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			"SELECT " LAYER_COLUMNS " FROM layers"
-			" WHERE blob NOT IN (SELECT digest FROM blobs) ORDER BY diffid",
-			&stmt);
-
-	return r < 0 ? r : walk_layers(stmt, fn, ctx);
-}
-
-int index_layer_totals(struct index *idx, int64_t *ret_count, int64_t *ret_bytes)
-{
-	sqlite3_stmt *stmt;
-	int r = prepare(idx, "SELECT count(*), coalesce(sum(size), 0) FROM layers WHERE state = 1",
-			&stmt);
-
-	return r < 0 ? r : select_integers(stmt, ret_count, ret_bytes);
-}
-
 int index_foreach_parent(struct index *idx, const struct digest *child, index_digest_fn fn,
 			 void *ctx)
 {
 	sqlite3_stmt *stmt;
-	int r = prepare(idx,
-			child ? "SELECT parent FROM edges WHERE child = ?1 ORDER BY parent"
-			      : "SELECT DISTINCT parent FROM edges ORDER BY parent",
-			&stmt);
+	int r = index_prepare(idx,
+			      child ? "SELECT parent FROM edges WHERE child = ?1 ORDER BY parent"
+				    : "SELECT DISTINCT parent FROM edges ORDER BY parent",
+			      &stmt);
 
 	if (r < 0)
 		return r;
 	if (child)
-		bind_digest(stmt, 1, child);
+		index_bind_digest(stmt, 1, child);
 	return walk_digests(stmt, fn, ctx);
 }

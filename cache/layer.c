@@ -11,6 +11,7 @@
  * one of its own (unshare(CLONE_FS)) set to the temp dir.
  */
 #include "layer.h"
+#include "store.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -45,6 +46,8 @@ void layer_limits_default(struct layer_limits *ret)
 	ret->max_path = LAYER_DEFAULT_MAX_PATH;
 	ret->max_depth = LAYER_DEFAULT_MAX_DEPTH;
 	ret->max_ms = LAYER_DEFAULT_MAX_MS;
+	ret->max_total_bytes = UINT64_MAX;
+	ret->room_bytes = UINT64_MAX;
 	ret->stop = NULL;
 }
 
@@ -111,25 +114,13 @@ static int remove_tree(const char *path)
 	return r; /* a callback's -errno */
 }
 
-static int fsync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /*
  * Reader B's input: reader A's output, hashed and counted on the way.
  */
 struct pump {
 	struct archive *a;
 	struct digest_hasher *hasher;
-	uint64_t bytes, max_bytes;
+	uint64_t bytes, max_bytes, room_bytes;
 	const _Atomic bool *stop;
 	uint64_t deadline_ms; /* CLOCK_MONOTONIC, or 0 */
 	int err;	      /* why the stream stopped early */
@@ -173,6 +164,10 @@ static ssize_t pump_read(struct archive *b, void *ctx, const void **ret_buf)
 	p->bytes += (uint64_t)n;
 	if (p->bytes > p->max_bytes) {
 		p->err = -EFBIG;
+		return -1;
+	}
+	if (p->bytes > p->room_bytes) {
+		p->err = -EDQUOT;
 		return -1;
 	}
 	digest_hasher_update(p->hasher, p->buf, (size_t)n);
@@ -419,6 +414,8 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 		u->file_bytes += (uint64_t)archive_entry_size(e);
 		if (u->file_bytes > u->lim->max_bytes)
 			return -EFBIG;
+		if (u->file_bytes > u->lim->room_bytes)
+			return -EDQUOT; /* before a byte of it is written */
 	}
 	base = strrchr(u->path, '/');
 	base = base ? base + 1 : u->path;
@@ -529,6 +526,7 @@ static int unpack_into(int blob_fd, int tmp_fd, const struct digest *diffid,
 		       const struct layer_limits *lim, uint64_t *ret_bytes)
 {
 	struct pump pump = {.max_bytes = lim->max_bytes,
+			    .room_bytes = lim->room_bytes,
 			    .stop = lim->stop,
 			    .deadline_ms = lim->max_ms ? now_ms() + lim->max_ms : 0};
 	struct digest actual;
@@ -619,7 +617,7 @@ int layer_unpack(const char *store_dir, int blob_fd, const struct digest *diffid
 		goto out_remove;
 	}
 	close(tmp_fd);
-	r = fsync_path(layers);
+	r = store_fsync_dir_at(AT_FDCWD, layers);
 	if (r < 0)
 		return r;
 	if (ret_bytes)

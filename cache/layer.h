@@ -43,6 +43,18 @@ struct layer_limits {
 	unsigned max_depth;   /* components of a path: -ELOOP */
 	uint64_t max_ms;      /* wall time of one unpack, so no layer holds a worker: -ETIMEDOUT (0:
 				 none) */
+	/*
+	 * All trees together, counted by their uncompressed streams (the
+	 * index's layer_bytes): layer_queue keeps the count and refuses a layer
+	 * that would pass it with -EDQUOT. UINT64_MAX: no cap.
+	 */
+	uint64_t max_total_bytes;
+	/*
+	 * What this one unpack may add under max_total_bytes (the stream, and
+	 * file sizes summed): -EDQUOT past it. Set by layer_queue per layer;
+	 * UINT64_MAX: no cap.
+	 */
+	uint64_t room_bytes;
 	/* Not a limit: when set (may be NULL), an unpack stops with -ECANCELED. */
 	const _Atomic bool *stop;
 };
@@ -67,6 +79,7 @@ bool layer_present(const char *store_dir, const struct digest *diffid);
  *   -EINVAL        the blob is not a (compressed) tar, or is cut short
  *   -EPERM         an entry names an absolute path, `..`, or goes through a symlink
  *   -EFBIG, -E2BIG, -ENAMETOOLONG, -ELOOP, -ETIMEDOUT   a limit above
+ *   -EDQUOT        the tree would pass limits->room_bytes (the cap of all trees)
  *   -ECANCELED     limits->stop was set
  *   others         from the filesystem (-ENOSPC, -EIO ...)
  * When the tree is already there, 0 without reading. ret_bytes (may be

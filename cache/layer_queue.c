@@ -33,7 +33,7 @@ struct layer_queue {
 	struct digest *ring;
 	size_t cap, head, len;
 	bool resume, rescan, busy;
-	int64_t dropped, unpacked, failed, unpacking;
+	int64_t dropped, unpacked, failed, over_cap, unpacking;
 };
 
 int layer_config_diffids(const void *data, size_t len, struct digest_list *ret)
@@ -132,20 +132,58 @@ static bool permanent(int err)
 	       err == -E2BIG || err == -ENAMETOOLONG || err == -ELOOP || err == -ETIMEDOUT;
 }
 
-/* Unpack one layer unless it is done (or failed for good) already; its row says how it went. */
+/*
+ * What the next tree may add under the cap of all trees: the cap less the
+ * bytes of the UNPACKED rows. Only this worker adds trees, so the room
+ * cannot shrink under an unpack (GC only frees).
+ */
+static uint64_t room_left(struct layer_queue *q)
+{
+	int64_t count = 0, bytes = 0;
+
+	if (q->limits.max_total_bytes == UINT64_MAX)
+		return UINT64_MAX;
+	if (index_layer_totals(store_index(q->store), &count, &bytes) < 0)
+		return 0; /* cannot count: add nothing */
+	return (uint64_t)bytes >= q->limits.max_total_bytes
+		       ? 0
+		       : q->limits.max_total_bytes - (uint64_t)bytes;
+}
+
+/*
+ * Nothing to do for this row: done, failed for good, or refused for the
+ * cap (its size then the least it needs) while the room is still short.
+ */
+static bool settled(const struct index_layer *row, const char *dir, uint64_t room)
+{
+	if (row->state == INDEX_LAYER_UNPACKED)
+		return layer_present(dir, &row->diffid);
+	if (row->state != INDEX_LAYER_FAILED)
+		return false;
+	if (row->error == -EDQUOT)
+		return (uint64_t)row->size > room;
+	return permanent(row->error);
+}
+
+/* Unpack one layer unless it is settled already; its row says how it went. */
 static void unpack_one(struct layer_queue *q, const struct digest *blob,
 		       const struct digest *diffid)
 {
 	struct index *idx = store_index(q->store);
 	const char *dir = store_dir(q->store);
+	struct layer_limits limits = q->limits;
 	struct index_layer row;
 	uint64_t bytes = 0;
 	int fd, r;
 
-	if (index_get_layer(idx, diffid, &row) == 0 &&
-	    ((row.state == INDEX_LAYER_FAILED && permanent(row.error)) ||
-	     (row.state == INDEX_LAYER_UNPACKED && layer_present(dir, diffid))))
-		return;
+	limits.room_bytes = room_left(q);
+	if (index_get_layer(idx, diffid, &row) == 0) {
+		if (settled(&row, dir, limits.room_bytes))
+			return;
+		/* an UNPACKED row whose tree is gone counts no more */
+		if (row.state == INDEX_LAYER_UNPACKED && limits.room_bytes != UINT64_MAX)
+			limits.room_bytes += (uint64_t)row.size;
+	}
 	r = store_open_blob(q->store, blob, &fd);
 	if (r < 0) { /* gone since: nothing to unpack from */
 		index_remove_layer(idx, diffid);
@@ -157,7 +195,7 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 		return;
 	}
 	count(q, &q->unpacking, 1);
-	r = layer_unpack(dir, fd, diffid, &q->limits, &bytes);
+	r = layer_unpack(dir, fd, diffid, &limits, &bytes);
 	count(q, &q->unpacking, -1);
 	close(fd);
 	if (r == -ECANCELED)
@@ -168,12 +206,16 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 		if (index_get_layer(idx, diffid, &old) == 0)
 			bytes = (uint64_t)old.size;
 	}
+	if (r == -EDQUOT) /* it needs more than the room: tried again once there is more */
+		bytes = limits.room_bytes + 1;
 	row.state = r == 0 ? INDEX_LAYER_UNPACKED : INDEX_LAYER_FAILED;
 	row.error = r;
 	row.size = (int64_t)bytes;
 	row.updated = time(NULL);
 	index_put_layer(idx, &row);
 	count(q, r == 0 ? &q->unpacked : &q->failed, 1);
+	if (r == -EDQUOT)
+		count(q, &q->over_cap, 1);
 }
 
 /* If m is an image manifest whose config and layers are all here, unpack its layers. */
@@ -232,7 +274,7 @@ static void rescan(struct layer_queue *q)
 	digest_list_free(&manifests);
 }
 
-/* Rows to redo: all but those that failed for good. */
+/* Rows to redo: all but those that failed for good (unpack_one judges the cap's). */
 static int collect_unfinished(const struct index_layer *layer, void *ctx)
 {
 	if (layer->state == INDEX_LAYER_FAILED && permanent(layer->error))
@@ -367,6 +409,14 @@ void layer_queue_commit_hook(const struct digest *d, void *ctx)
 	layer_queue_blob(ctx, d);
 }
 
+void layer_queue_rescan(struct layer_queue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->rescan = true;
+	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
 void layer_queue_drain(struct layer_queue *q)
 {
 	pthread_mutex_lock(&q->lock);
@@ -382,6 +432,7 @@ void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret)
 	ret->dropped = q->dropped;
 	ret->unpacked = q->unpacked;
 	ret->failed = q->failed;
+	ret->over_cap = q->over_cap;
 	ret->busy = q->unpacking;
 	pthread_mutex_unlock(&q->lock);
 }

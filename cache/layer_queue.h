@@ -12,6 +12,14 @@
  * that failed for a reason in the content (-EBADMSG, -EINVAL, -EPERM and
  * the limits' errnos: layer.h); others (-ENOSPC ...) are tried again.
  *
+ * All trees together stay under limits->max_total_bytes: each unpack may
+ * add only the room left (the cap less the index's layer_bytes), and a
+ * layer that needs more fails with -EDQUOT, nothing of it kept. Its row
+ * then holds the least it needs (size: the room it was given, plus one),
+ * and it is tried again only once there is that much room (GC freed
+ * trees, or a larger cap at the next start). Until then a level finds no
+ * tree for it and unpacks that layer itself.
+ *
  * The queue never blocks its callers: when it is full the event is
  * dropped and the worker rescans every manifest once it has drained, so
  * nothing is lost. At start the worker resumes what a crash interrupted
@@ -38,6 +46,7 @@ struct layer_queue_stats {
 	int64_t dropped;  /* events dropped on a full queue (each forces a rescan) */
 	int64_t unpacked; /* layers this process unpacked */
 	int64_t failed;	  /* layers this process failed to unpack */
+	int64_t over_cap; /* of those, refused for the cap of all trees (-EDQUOT) */
 	int64_t busy;	  /* 1 while a layer is being unpacked */
 };
 
@@ -54,6 +63,9 @@ void layer_queue_free(struct layer_queue *q);
 int layer_queue_blob(struct layer_queue *q, const struct digest *d);
 /* A store commit hook (store_set_commit_hook) that calls layer_queue_blob; ctx is the queue. */
 void layer_queue_commit_hook(const struct digest *d, void *ctx);
+
+/* Look at every manifest again soon (room came back: GC removed trees). Never blocks. */
+void layer_queue_rescan(struct layer_queue *q);
 
 /* Wait until the queue is empty and the worker idle (tests, and `dindfs` commands). */
 void layer_queue_drain(struct layer_queue *q);

@@ -94,7 +94,7 @@ static int open_subdir(int parent_fd, const char *name, int *ret_fd)
 	return 0;
 }
 
-static int fsync_dir_at(int parent_fd, const char *name)
+int store_fsync_dir_at(int parent_fd, const char *name)
 {
 	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r = 0;
@@ -440,7 +440,7 @@ int store_writer_commit(struct store_writer *w, const char *media_type, struct d
 	fault(STORE_STAGE_RENAMED);
 	memcpy(fanout, actual.hex, FANOUT_LEN);
 	fanout[FANOUT_LEN] = '\0';
-	r = fsync_dir_at(s->blobs_fd, fanout);
+	r = store_fsync_dir_at(s->blobs_fd, fanout);
 	if (r == 0)
 		r = index_put_blob(s->index, &actual, (int64_t)w->size, media_type, time(NULL));
 	/* writer_free() gives the bytes back to tmp/'s count: they are in blobs/ now */

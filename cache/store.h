@@ -131,4 +131,10 @@ enum store_stage {
 };
 extern void (*store_fault_hook)(enum store_stage stage);
 
+/*
+ * fsync the directory name under parent_fd (AT_FDCWD, or a directory), so a
+ * rename into it is durable. The store's and the layer trees' one way to do it.
+ */
+int store_fsync_dir_at(int parent_fd, const char *name);
+
 #endif

@@ -41,6 +41,8 @@ struct fs_config {
 	size_t n_allow_origins;
 	int64_t tag_ttl;  /* seconds a tag is trusted before upstream is asked again */
 	int64_t max_size; /* run GC past this many store bytes; -1: never */
+	/* all unpacked layer trees together (bytes); -1: the default (fs/layers.c) */
+	int64_t max_layers_size;
 	bool allow_other;
 	const char *workspace;	 /* served at MOUNTPOINT/workspace; NULL: none */
 	int64_t workspace_uid;	 /* who owns what is created there; -1: the directory's owner */

@@ -9,10 +9,11 @@
 
 #include "fs_internal.h"
 #include "gc.h"
+#include "layers.h"
 
 static void gc_once(struct fs *fs)
 {
-	struct gc_result res;
+	struct gc_result res = {0};
 	int64_t count, bytes;
 
 	if (index_blob_totals(store_index(fs->store), &count, &bytes) < 0 ||
@@ -21,6 +22,8 @@ static void gc_once(struct fs *fs)
 	if (gc_run(fs->store, fs->cfg->max_size, &res) < 0)
 		fs_log(fs, "gc: the store stays at %lld bytes, over the limit",
 		       (long long)res.remaining_bytes);
+	if (res.removed_layers > 0)
+		fs_layers_rescan(fs->layers); /* what the cap refused may fit now */
 }
 
 static void *gc_main(void *arg)

@@ -61,6 +61,7 @@ struct layer_inode {
 struct fs_layers {
 	struct layer_inode top; /* layers/ itself: never freed */
 	struct layer_queue *queue;
+	uint64_t max_total; /* the cap of all trees (layer_limits.max_total_bytes) */
 	pthread_mutex_t lock;
 	struct layer_inode **buckets;
 	size_t n_inodes;
@@ -715,9 +716,44 @@ const struct fs_family fs_layers_family = {
 	.ops = &layers_ops,
 };
 
+/*
+ * The cap of all trees: --max-layers-size, else the trees already there
+ * plus half of what is free on the store's file system now, so that trees
+ * alone never take more than half the room that was left for everything
+ * else (blobs, the workspace, the host).
+ */
+static uint64_t default_max_total(struct fs *fs)
+{
+	int64_t count = 0, bytes = 0;
+	struct statvfs sv;
+
+	if (statvfs(store_dir(fs->store), &sv) < 0)
+		return 0; /* cannot tell: unpack nothing rather than fill the disk */
+	index_layer_totals(store_index(fs->store), &count, &bytes);
+	return (uint64_t)bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+}
+
+/* The unpacker's limits: layer.h's defaults, the cap, and the tests' shorter deadline. */
+static void queue_limits(struct fs *fs, struct layer_limits *ret)
+{
+	const char *ms = getenv(FS_LAYER_TIMEOUT_ENV);
+
+	layer_limits_default(ret);
+	ret->max_total_bytes = fs->cfg->max_layers_size >= 0 ? (uint64_t)fs->cfg->max_layers_size
+							     : default_max_total(fs);
+	if (ms && *ms) {
+		char *end;
+		unsigned long long v = strtoull(ms, &end, 10);
+
+		if (!*end && v > 0)
+			ret->max_ms = v;
+	}
+}
+
 int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 {
 	struct fs_layers *l = calloc(1, sizeof(*l));
+	struct layer_limits limits;
 	char path[4096];
 	int r;
 
@@ -735,8 +771,11 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 		l->top.fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		r = l->top.fd < 0 ? -errno : 0;
 	}
-	if (r == 0)
-		r = layer_queue_new(fs->store, NULL, LAYER_QUEUE_DEFAULT_CAPACITY, &l->queue);
+	if (r == 0) {
+		queue_limits(fs, &limits);
+		l->max_total = limits.max_total_bytes;
+		r = layer_queue_new(fs->store, &limits, LAYER_QUEUE_DEFAULT_CAPACITY, &l->queue);
+	}
 	if (r < 0) {
 		if (l->top.fd > 0)
 			close(l->top.fd);
@@ -782,6 +821,12 @@ void fs_layers_free(struct fs_layers *l)
 	free(l);
 }
 
+void fs_layers_rescan(struct fs_layers *l)
+{
+	if (l && l->queue)
+		layer_queue_rescan(l->queue);
+}
+
 int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 {
 	struct layer_queue_stats qs = {0};
@@ -795,6 +840,8 @@ int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 	ret->unpacking = qs.busy;
 	ret->unpacked_now = qs.unpacked;
 	ret->failed_now = qs.failed;
+	ret->over_cap_now = qs.over_cap;
+	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
 	pthread_mutex_lock(&l->lock);
 	ret->inodes = (int64_t)l->n_inodes;
 	pthread_mutex_unlock(&l->lock);

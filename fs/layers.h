@@ -14,6 +14,12 @@
 
 struct fs_layers;
 
+/*
+ * Milliseconds one unpack may take, instead of layer.h's 15 minutes: for
+ * tests, which cannot wait that long for ETIMEDOUT.
+ */
+#define FS_LAYER_TIMEOUT_ENV "DINDFS_LAYER_TIMEOUT_MS"
+
 /* The family, for fs->families[FS_SLOT_LAYERS]. */
 extern const struct fs_family fs_layers_family;
 
@@ -29,11 +35,16 @@ void fs_layers_stop(struct fs_layers *l);
 /* Stop, and close every descriptor. Accepts NULL. */
 void fs_layers_free(struct fs_layers *l);
 
+/* GC removed trees: layers refused for the cap may fit now. Accepts NULL. */
+void fs_layers_rescan(struct fs_layers *l);
+
 struct fs_layers_stats {
 	int64_t pending;      /* events waiting for the worker */
 	int64_t unpacking;    /* 1 while a layer is being unpacked */
 	int64_t unpacked_now; /* layers this daemon unpacked */
 	int64_t failed_now;   /* layers this daemon failed to unpack */
+	int64_t over_cap_now; /* of those, refused for the cap of all trees (EDQUOT) */
+	int64_t max_bytes;    /* that cap (--max-layers-size or its default) */
 	int64_t inodes;	      /* layer inodes the kernel holds */
 };
 

@@ -46,11 +46,12 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	/* the unpacked layers (layers.h): in the store, and this daemon's worker */
 	index_layer_totals(store_index(fs->store), &layers, &layer_bytes);
 	fs_layers_stats(fs->layers, &ls);
-	more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "layers", (json_int_t)layers,
-			 "layer_bytes", (json_int_t)layer_bytes, "layers_pending",
-			 (json_int_t)ls.pending, "layers_unpacking", (json_int_t)ls.unpacking,
-			 "layers_unpacked", (json_int_t)ls.unpacked_now, "layers_failed",
-			 (json_int_t)ls.failed_now);
+	more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "layers", (json_int_t)layers,
+			 "layer_bytes", (json_int_t)layer_bytes, "layers_max_bytes",
+			 (json_int_t)ls.max_bytes, "layers_pending", (json_int_t)ls.pending,
+			 "layers_unpacking", (json_int_t)ls.unpacking, "layers_unpacked",
+			 (json_int_t)ls.unpacked_now, "layers_failed", (json_int_t)ls.failed_now,
+			 "layers_over_cap", (json_int_t)ls.over_cap_now);
 	if (!more || json_object_update(obj, more) < 0) {
 		json_decref(more);
 		json_decref(obj);

@@ -12,6 +12,8 @@ LIBFUSE317_PACKAGES=(meson ninja-build dpkg-dev g++ pkg-config)
 TEST_PACKAGES=(check sqlite3 clang-format
 	# the test registries and their fixtures (tests/registry.sh, tests/fixtures/)
 	docker-registry skopeo apache2-utils busybox-static python3 curl openssl bc
+	# getcap, for a file capability in an unpacked layer (tests/hostile_layers.sh)
+	libcap2-bin
 	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh;
 	# compose.yaml's start and stop in tests/container.sh
 	docker.io debootstrap docker-compose

@@ -672,6 +672,46 @@ START_TEST(test_sparse_and_lying_sizes_count_in_full)
 }
 END_TEST
 
+/* The room left under the cap of all trees: past it -EDQUOT, at it the tree is kept. */
+START_TEST(test_room_under_the_cap_is_edquot)
+{
+	static char big[10001];
+	struct spec specs[1] = {{AE_IFREG, "big", 0644, 0, 0, big, NULL, NULL}};
+	size_t len, sparse_len;
+	unsigned char *tar, *sparse;
+	struct digest diffid;
+	int fd;
+
+	memset(big, 'b', 10000);
+	tar = make_tar(specs, 1, &len);
+	diffid = test_digest_of(tar, len);
+	limits.room_bytes = len - 1; /* the stream is one byte too long */
+	fd = blob_fd(tar, len);
+	ck_assert_int_eq(layer_unpack(dir, fd, &diffid, &limits, NULL), -EDQUOT);
+	close(fd);
+	ck_assert(!layer_present(dir, &diffid));
+	assert_nothing_kept();
+	/* a header's size counts before a byte is written: a 1 TiB sparse file */
+	limits.max_bytes = (uint64_t)1 << 41;
+	limits.room_bytes = (uint64_t)1 << 30;
+	sparse = make_big_tar((la_int64_t)1 << 40, true, &sparse_len);
+	fd = blob_fd(sparse, sparse_len);
+	ck_assert_int_eq(layer_unpack(dir, fd, &(struct digest){0}, &limits, NULL), -EDQUOT);
+	close(fd);
+	assert_nothing_kept();
+	limits.room_bytes = len; /* exactly the room */
+	fd = blob_fd(tar, len);
+	ck_assert_int_eq(layer_unpack(dir, fd, &diffid, &limits, NULL), 0);
+	close(fd);
+	ck_assert(layer_present(dir, &diffid));
+	layer_limits_default(&limits);
+	ck_assert_uint_eq(limits.room_bytes, UINT64_MAX);
+	ck_assert_uint_eq(limits.max_total_bytes, UINT64_MAX);
+	free(sparse);
+	free(tar);
+}
+END_TEST
+
 START_TEST(test_not_a_layer_is_einval)
 {
 	const struct spec specs[] = {{AE_IFREG, "file", 0644, 0, 0, "content", NULL, NULL}};
@@ -798,6 +838,7 @@ static Suite *layer_suite(void)
 	tcase_add_test(tc, test_limits_have_their_errno);
 	tcase_add_test(tc, test_slow_layer_times_out);
 	tcase_add_test(tc, test_sparse_and_lying_sizes_count_in_full);
+	tcase_add_test(tc, test_room_under_the_cap_is_edquot);
 	tcase_add_test(tc, test_not_a_layer_is_einval);
 	tcase_add_test(tc, test_present_remove_and_foreach);
 	tcase_add_test(tc, test_crash_before_rename_leaves_only_tmp);

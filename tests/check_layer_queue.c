@@ -41,14 +41,35 @@ struct image {
 
 static struct image img;
 
-static unsigned char *make_layer(int i, size_t *ret_len, size_t *ret_tar_len,
-				 struct digest *ret_diffid)
+/* data, gzipped: one gzip member. */
+static unsigned char *gzip_bytes(const void *data, size_t len, size_t *ret_len)
 {
-	unsigned char *tar = malloc(BUF_MAX), *z = malloc(BUF_MAX);
+	unsigned char *z = malloc(BUF_MAX);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t zused = 0;
+
+	archive_write_add_filter_gzip(a);
+	archive_write_set_format_raw(a);
+	ck_assert_int_eq(archive_write_open_memory(a, z, BUF_MAX, &zused), ARCHIVE_OK);
+	archive_entry_set_filetype(e, AE_IFREG);
+	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
+	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	archive_entry_free(e);
+	*ret_len = zused;
+	return z;
+}
+
+/* A tar of one file, file<i>, holding "layer <i>". */
+static unsigned char *make_tar(int i, size_t *ret_len)
+{
+	unsigned char *tar = malloc(BUF_MAX);
 	struct archive *a = archive_write_new();
 	struct archive_entry *e = archive_entry_new();
 	char name[32], data[32];
-	size_t used = 0, zused = 0;
+	size_t used = 0;
 
 	snprintf(name, sizeof(name), "file%d", i);
 	snprintf(data, sizeof(data), "layer %d\n", i);
@@ -62,35 +83,68 @@ static unsigned char *make_layer(int i, size_t *ret_len, size_t *ret_tar_len,
 	ck_assert_int_eq(archive_write_data(a, data, strlen(data)), (la_ssize_t)strlen(data));
 	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
 	archive_write_free(a);
+	archive_entry_free(e);
+	*ret_len = used;
+	return tar;
+}
+
+static unsigned char *make_layer(int i, size_t *ret_len, size_t *ret_tar_len,
+				 struct digest *ret_diffid)
+{
+	size_t used;
+	unsigned char *tar = make_tar(i, &used), *z;
+
 	*ret_diffid = test_digest_of(tar, used);
 	*ret_tar_len = used;
-
-	a = archive_write_new();
-	archive_write_add_filter_gzip(a);
-	archive_write_set_format_raw(a);
-	ck_assert_int_eq(archive_write_open_memory(a, z, BUF_MAX, &zused), ARCHIVE_OK);
-	archive_entry_clear(e);
-	archive_entry_set_filetype(e, AE_IFREG);
-	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
-	ck_assert_int_eq(archive_write_data(a, tar, used), (la_ssize_t)used);
-	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
-	archive_write_free(a);
-	archive_entry_free(e);
+	z = gzip_bytes(tar, used, ret_len);
 	free(tar);
-	*ret_len = zused;
 	return z;
 }
 
-/* The image's documents; bad_diffid puts a wrong diff-id in the config. */
-static void make_image(bool bad_diffid)
+/*
+ * A gzip bomb: layer i's tar, then BOMB_MIB MiB of zeros after its end (a
+ * concatenation of gzip members, each 1 MiB of zeros), about 1 KiB each.
+ * Unpacking it means decompressing all of it (what follows the tar counts
+ * for the diff-id), so it runs for seconds while writing one small file.
+ */
+#define BOMB_MIB 16384
+static void make_bomb(int i)
 {
-	char d[N_LAYERS][DIGEST_STRING_SIZE], c[DIGEST_STRING_SIZE], wrong[DIGEST_STRING_SIZE];
-	int i;
+	size_t tar_len, head_len, zeros_len, k;
+	unsigned char *tar = make_tar(i, &tar_len), *head, *zeros, *bomb;
+	void *mib = calloc(1, 1 << 20);
 
-	for (i = 0; i < N_LAYERS; i++) {
+	head = gzip_bytes(tar, tar_len, &head_len);
+	zeros = gzip_bytes(mib, 1 << 20, &zeros_len);
+	bomb = malloc(head_len + BOMB_MIB * zeros_len);
+	memcpy(bomb, head, head_len);
+	for (k = 0; k < BOMB_MIB; k++)
+		memcpy(bomb + head_len + k * zeros_len, zeros, zeros_len);
+	free(img.blobs[i]);
+	img.blobs[i] = bomb;
+	img.blob_len[i] = head_len + BOMB_MIB * zeros_len;
+	img.blob[i] = test_digest_of(bomb, img.blob_len[i]);
+	img.diffid[i] = test_digest_of(tar, tar_len); /* not the stream's: it never gets there */
+	img.tar_len[i] = tar_len + ((size_t)BOMB_MIB << 20);
+	free(mib);
+	free(zeros);
+	free(head);
+	free(tar);
+}
+
+static void make_layers(void)
+{
+	for (int i = 0; i < N_LAYERS; i++) {
 		img.blobs[i] = make_layer(i, &img.blob_len[i], &img.tar_len[i], &img.diffid[i]);
 		img.blob[i] = test_digest_of(img.blobs[i], img.blob_len[i]);
 	}
+}
+
+/* The config and manifest of the layers; bad_diffid puts a wrong diff-id in the config. */
+static void make_documents(bool bad_diffid)
+{
+	char d[N_LAYERS][DIGEST_STRING_SIZE], c[DIGEST_STRING_SIZE], wrong[DIGEST_STRING_SIZE];
+
 	digest_format(&img.diffid[0], d[0]);
 	digest_format(&img.diffid[1], d[1]);
 	digest_format(&img.blob[1], wrong);
@@ -112,6 +166,13 @@ static void make_image(bool bad_diffid)
 		 "\",\"size\":%zu,\"digest\":\"%s\"}]}",
 		 strlen(img.config), c, img.blob_len[0], d[0], img.blob_len[1], d[1]);
 	img.manifest_digest = test_digest_of(img.manifest, strlen(img.manifest));
+}
+
+/* The image's layers and documents; bad_diffid puts a wrong diff-id in the config. */
+static void make_image(bool bad_diffid)
+{
+	make_layers();
+	make_documents(bad_diffid);
 }
 
 static void put_manifest(void)
@@ -152,13 +213,47 @@ static void teardown(void)
 	test_rmdir(dir);
 }
 
-static struct layer_queue *start_queue(void)
+/* A worker with these limits (NULL: the defaults) and room for capacity events. */
+static struct layer_queue *start_queue_with(const struct layer_limits *limits, size_t capacity)
 {
 	struct layer_queue *q;
 
-	ck_assert_int_eq(layer_queue_new(store, NULL, 16, &q), 0);
+	ck_assert_int_eq(layer_queue_new(store, limits, capacity, &q), 0);
 	store_set_commit_hook(store, layer_queue_commit_hook, q);
 	return q;
+}
+
+static struct layer_queue *start_queue(void)
+{
+	return start_queue_with(NULL, 16);
+}
+
+/* A worker whose trees together may hold max_total bytes. */
+static struct layer_queue *start_capped_queue(uint64_t max_total)
+{
+	struct layer_limits limits;
+
+	layer_limits_default(&limits);
+	limits.max_total_bytes = max_total;
+	return start_queue_with(&limits, 16);
+}
+
+static void assert_row(int i, enum index_layer_state state, int error, int64_t size)
+{
+	struct index_layer row;
+
+	ck_assert_int_eq(index_get_layer(store_index(store), &img.diffid[i], &row), 0);
+	ck_assert_int_eq(row.state, state);
+	ck_assert_int_eq(row.error, error);
+	ck_assert_int_eq(row.size, size);
+}
+
+static void assert_tmp_empty(void)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/layers/tmp", dir);
+	ck_assert_int_eq(test_count_entries(path), 0);
 }
 
 static void stop_queue(struct layer_queue *q)
@@ -384,6 +479,191 @@ START_TEST(test_fsck_repairs_layers)
 }
 END_TEST
 
+START_TEST(test_cap_refuses_the_layer_that_would_pass_it)
+{
+	struct layer_queue *q;
+	struct layer_queue_stats st;
+	int64_t count, bytes;
+	uint64_t cap;
+
+	make_image(false);
+	cap = img.tar_len[0] + img.tar_len[1] - 1; /* one byte short of both */
+	q = start_capped_queue(cap);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	ck_assert(layer_present(dir, &img.diffid[0]));
+	ck_assert(!layer_present(dir, &img.diffid[1]));
+	assert_tmp_empty(); /* nothing of the refused tree is kept */
+	/* why, and the least it needs: the room it had (tar_len[1] - 1), plus one */
+	assert_row(1, INDEX_LAYER_FAILED, -EDQUOT, (int64_t)img.tar_len[1]);
+	ck_assert_int_eq(index_layer_totals(store_index(store), &count, &bytes), 0);
+	ck_assert_int_eq(count, 1);
+	ck_assert_int_eq(bytes, (int64_t)img.tar_len[0]);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.unpacked, 1);
+	ck_assert_int_eq(st.failed, 1);
+	ck_assert_int_eq(st.over_cap, 1);
+	stop_queue(q);
+
+	q = start_capped_queue(cap); /* still no room: not tried again */
+	layer_queue_drain(q);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.unpacked + st.failed, 0);
+	stop_queue(q);
+
+	q = start_capped_queue(cap + 1); /* exactly both: it fits */
+	layer_queue_drain(q);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.unpacked, 1);
+	ck_assert_int_eq(st.over_cap, 0);
+	stop_queue(q);
+	assert_unpacked();
+	ck_assert_int_eq(index_layer_totals(store_index(store), &count, &bytes), 0);
+	ck_assert_int_eq(bytes, (int64_t)cap + 1);
+}
+END_TEST
+
+START_TEST(test_cap_room_back_after_a_rescan)
+{
+	struct digest other = test_digest_of("other", 5);
+	struct index_layer big = {
+		.diffid = other, .blob = other, .state = INDEX_LAYER_UNPACKED, .size = 1 << 20};
+	struct layer_queue *q;
+	struct layer_queue_stats st;
+	char path[4096];
+
+	make_image(false);
+	/* another image's tree takes all the room */
+	ck_assert_int_eq(index_put_layer(store_index(store), &big), 0);
+	ck_assert_int_eq(layer_recover(dir, NULL), 0); /* makes layers/ */
+	ck_assert_int_eq(layer_path(dir, &other, path, sizeof(path)), 0);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	q = start_capped_queue(1 << 20);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	assert_row(0, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	assert_row(1, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	/* GC takes it away and asks for a rescan (fs/gc_thread.c) */
+	ck_assert_int_eq(layer_remove(dir, &other), 0);
+	ck_assert_int_eq(index_remove_layer(store_index(store), &other), 0);
+	layer_queue_rescan(q);
+	layer_queue_drain(q);
+	assert_unpacked();
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.unpacked, 2);
+	ck_assert_int_eq(st.over_cap, 2);
+	stop_queue(q);
+}
+END_TEST
+
+START_TEST(test_cap_zero_unpacks_nothing)
+{
+	struct layer_queue *q = start_capped_queue(0);
+	struct layer_queue_stats st;
+
+	make_image(false);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	ck_assert(!layer_present(dir, &img.diffid[0]));
+	ck_assert(!layer_present(dir, &img.diffid[1]));
+	assert_row(0, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	assert_row(1, INDEX_LAYER_FAILED, -EDQUOT, 1);
+	assert_tmp_empty();
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.over_cap, 2);
+	stop_queue(q);
+}
+END_TEST
+
+START_TEST(test_timeout_through_the_queue)
+{
+	struct layer_limits limits;
+	struct layer_queue *q;
+	struct layer_queue_stats st;
+
+	make_layers();
+	make_bomb(0); /* BOMB_MIB MiB to decompress: seconds, far past the deadline */
+	make_documents(false);
+	layer_limits_default(&limits);
+	limits.max_ms =
+		1000; /* the small layer after it needs far less, even on a loaded machine */
+	q = start_queue_with(&limits, 16);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	assert_row(0, INDEX_LAYER_FAILED, -ETIMEDOUT, 0);
+	ck_assert(!layer_present(dir, &img.diffid[0]));
+	assert_tmp_empty();
+	/* the worker went on to the next layer */
+	ck_assert(layer_present(dir, &img.diffid[1]));
+	assert_row(1, INDEX_LAYER_UNPACKED, 0, (int64_t)img.tar_len[1]);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.failed, 1);
+	ck_assert_int_eq(st.unpacked, 1);
+	stop_queue(q);
+	q = start_queue_with(&limits, 16); /* for good: not tried again */
+	layer_queue_drain(q);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.failed + st.unpacked, 0);
+	stop_queue(q);
+}
+END_TEST
+
+/* Holds the worker inside an unpack until the test lets it go. */
+static int hook_entered[2], hook_release[2];
+
+static void hold_worker(const char *tmp_dir)
+{
+	char c = 0;
+
+	(void)tmp_dir;
+	ck_assert_int_eq(write(hook_entered[1], &c, 1), 1);
+	ck_assert_int_eq(read(hook_release[0], &c, 1), 1);
+}
+
+START_TEST(test_full_queue_never_blocks_a_committer)
+{
+	struct layer_queue *q;
+	struct layer_queue_stats st;
+	struct digest other[5];
+	unsigned char *junk = test_random_bytes(100, 7);
+	char c = 0;
+	int i;
+
+	ck_assert_int_eq(pipe(hook_entered), 0);
+	ck_assert_int_eq(pipe(hook_release), 0);
+	make_image(false);
+	q = start_queue_with(NULL, 2);
+	put_blobs();
+	layer_queue_drain(q); /* no image yet: nothing held, nothing dropped */
+	layer_fault_hook = hold_worker;
+	put_manifest();
+	ck_assert_int_eq(read(hook_entered[0], &c, 1), 1); /* the worker is inside layer 0 */
+	for (i = 0; i < 5; i++) {
+		other[i] = test_digest_of(&i, sizeof(i));
+		ck_assert_int_eq(layer_queue_blob(q, &other[i]), i < 2 ? 0 : -EAGAIN);
+	}
+	/* a commit while the queue is full and the worker busy returns at once */
+	ck_assert_int_eq(store_put(store, junk, 100, NULL, NULL, NULL), 0);
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.pending, 2);
+	ck_assert_int_eq(st.dropped, 4);
+	ck_assert_int_eq(st.busy, 1);
+	layer_fault_hook = NULL; /* layer 1 goes straight on */
+	ck_assert_int_eq(write(hook_release[1], &c, 1), 1);
+	layer_queue_drain(q); /* the events, then the rescan the drops asked for */
+	assert_unpacked();
+	layer_queue_get_stats(q, &st);
+	ck_assert_int_eq(st.pending, 0);
+	ck_assert_int_eq(st.unpacked, 2);
+	stop_queue(q);
+	free(junk);
+}
+END_TEST
+
 static int config(const char *json, struct digest_list *l)
 {
 	return layer_config_diffids(json, strlen(json), l);
@@ -426,6 +706,11 @@ static Suite *layer_queue_suite(void)
 	tcase_add_test(tc, test_gc_drops_trees_whose_blob_is_gone);
 	tcase_add_test(tc, test_fsck_repairs_layers);
 	tcase_add_test(tc, test_config_diffids);
+	tcase_add_test(tc, test_cap_refuses_the_layer_that_would_pass_it);
+	tcase_add_test(tc, test_cap_room_back_after_a_rescan);
+	tcase_add_test(tc, test_cap_zero_unpacks_nothing);
+	tcase_add_test(tc, test_timeout_through_the_queue);
+	tcase_add_test(tc, test_full_queue_never_blocks_a_committer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -107,6 +107,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 		{"negative-ttl", required_argument, NULL, 'N'},
 		{"upstream-timeout", required_argument, NULL, 'T'},
 		{"max-size", required_argument, NULL, 'm'},
+		{"max-layers-size", required_argument, NULL, 'M'},
 		{"limit", required_argument, NULL, 'L'},
 		{"log", required_argument, NULL, 'l'},
 		{"pidfile", required_argument, NULL, 'p'},
@@ -122,6 +123,7 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 	o->fs.negative_ttl = DEFAULT_NEGATIVE_TTL;
 	o->fs.upstream_timeout = DEFAULT_UPSTREAM_TIMEOUT;
 	o->fs.max_size = -1;
+	o->fs.max_layers_size = -1;
 	o->fs.log_fd = -1;
 	o->fs.workspace_uid = -1;
 	o->fs.workspace_gid = -1;
@@ -208,6 +210,12 @@ static int parse_mount_options(const struct tool_command *cmd, int argc, char **
 			if (tool_parse_size(optarg, &o->fs.max_size) < 0)
 				return tool_usage_error(cmd, "bad size '%s' (try 500M or 20G)",
 							optarg);
+			break;
+		case 'M':
+			if (tool_parse_size(optarg, &o->fs.max_layers_size) < 0)
+				return tool_usage_error(
+					cmd, "bad --max-layers-size '%s' (try 500M or 20G)",
+					optarg);
 			break;
 		case 'L':
 			if (parse_limit(&o->fs.limits, optarg) < 0)
@@ -430,7 +438,8 @@ const struct tool_command tool_cmd_mount = {
 	.synopsis = "[--store DIR] [--workspace DIR [--workspace-owner UID:GID|preserve]\n"
 		    "       [--workspace-overlay-xattrs]]\n"
 		    "       [--upstream HOST=URL]... [--registry NAME]... [--allow-origin URL]...\n"
-		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--no-passthrough]\n"
+		    "       [--tag-ttl SECONDS] [--max-size SIZE] [--max-layers-size SIZE]\n"
+		    "       [--no-passthrough]\n"
 		    "       [--limit NAME=SIZE]... [--negative-ttl SECONDS] [--upstream-timeout "
 		    "SECONDS]\n"
 		    "       [--log FILE] [--pidfile FILE] [-f] [-o allow_other] MOUNTPOINT",
@@ -464,6 +473,10 @@ const struct tool_command tool_cmd_mount = {
 		 "included\n"
 		 "                         (default 30)\n"
 		 "  --max-size SIZE        run GC when the store grows past SIZE (500M, 20G)\n"
+		 "  --max-layers-size SIZE the most all unpacked layer trees together may hold;\n"
+		 "                         a layer past it is not unpacked (levels unpack it\n"
+		 "                         themselves). Default: the trees there plus half the\n"
+		 "                         free space of the store's file system at start\n"
 		 "  --no-passthrough       serve file data through the daemon even where the\n"
 		 "                         kernel could read the backing files itself\n"
 		 "  --limit NAME=SIZE      one of the limits on what a level can make the daemon\n"
