@@ -191,6 +191,8 @@ static int record(grpc_channel *channel, const struct pending *p, char *why, siz
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	/* a containerd that restarts: wait for it, up to the deadline */
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
 	ops[0].data.send_initial_metadata.count = 1;
 	ops[0].data.send_initial_metadata.metadata = &header;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
