@@ -105,7 +105,8 @@ lap "L1 a"
 
 # ---- L1 b: nothing to fetch, nothing to unpack -----------------------------------------
 
-start_level snap-b dindfs-dind:13
+# Debian's docker-registry (a Go binary on libc alone) inside L1 b, for docker push
+start_level snap-b dindfs-dind:13 -v "$(command -v docker-registry):/usr/local/bin/docker-registry:ro"
 before=$(lv snap-b 'du -sxk /var/lib/docker | cut -f1')
 stats_save "$MNT" "$WORK/stats.b0"
 # docker images right after the pull: the snapshotter records the layer blobs
@@ -162,6 +163,21 @@ done
 check "... every blob in it with the digest it is named by" blobs_verified "$WORK/saved/blobs/sha256"
 check "... and nothing was fetched upstream for it" \
 	test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
+# docker push reads the layer blobs through the links, from the host's store
+expect_exit 0 "a registry in L1 b" lv snap-b "mkdir -p /tmp/reg && printf '%s\n' 'version: 0.1' \
+	'storage: {filesystem: {rootdirectory: /tmp/reg}}' 'http: {addr: 127.0.0.1:5055}' >/tmp/reg.yml &&
+	{ docker-registry serve /tmp/reg.yml >/tmp/reg.log 2>&1 & } &&
+	for i in \$(seq 50); do grep -q 'listening on' /tmp/reg.log && exit 0; sleep 0.2; done; exit 1"
+expect_exit 0 "docker push of it to that registry" \
+	lv snap-b "docker tag $IMAGE 127.0.0.1:5055/layered:1 && docker push -q 127.0.0.1:5055/layered:1"
+expect_exit 0 "... which then holds" lv snap-b "ls /tmp/reg/docker/registry/v2/blobs/sha256/*/ | sort"
+for layer in $(cat "$image/layers"); do
+	expect_match "$WORK/out" "^${layer#sha256:}\$" "... layer $layer (the registry checks each digest)"
+done
+expect_exit 0 "... and tags the image's manifest" \
+	lv snap-b "cat /tmp/reg/docker/registry/v2/repositories/layered/_manifests/tags/1/current/link"
+check "... unchanged ($(cat "$image/manifest.digest"))" test "$(cat "$WORK/out")" = "$(cat "$image/manifest.digest")"
+expect_exit 0 "docker rmi of the pushed tag" lv snap-b "docker rmi 127.0.0.1:5055/layered:1"
 expect_exit 0 "docker rmi of the derived image and of it" lv snap-b "docker rmi derived:1 $IMAGE"
 expect_exit 0 "docker images no longer lists it" lv snap-b "docker images -q $IMAGE"
 expect_lines "$WORK/out" 0 "... (no line)"
