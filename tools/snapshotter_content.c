@@ -31,7 +31,10 @@
 #define NAMESPACE_HEADER "containerd-namespace"
 /* One record call, including the wait for containerd's metadata lock. */
 #define RECORD_TIMEOUT_MS 30000
-#define TAG_RECORD	  ((void *)1)
+/* Messages read from one call before it is cancelled. */
+#define RECORD_MESSAGES_MAX 8
+#define TAG_RECORD	    ((void *)1)
+#define TAG_READ	    ((void *)2)
 
 struct pending {
 	struct pending *next;
@@ -157,10 +160,10 @@ static int record(grpc_channel *channel, const struct pending *p, char *why, siz
 	grpc_metadata header;
 	grpc_call *call;
 	grpc_event ev;
-	grpc_op ops[6];
+	grpc_op ops[5], read;
 	char ref[sizeof("dindfs-shared-") + DIGEST_STRING_SIZE];
 	uint8_t *data;
-	size_t len;
+	size_t len, n;
 	int r = -EIO;
 
 	snprintf(ref, sizeof(ref), "dindfs-shared-%s", p->digest);
@@ -200,16 +203,34 @@ static int record(grpc_channel *channel, const struct pending *p, char *why, siz
 	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
 	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &response;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-	ops[5].data.recv_status_on_client.status = &status;
-	ops[5].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 6, TAG_RECORD, NULL) != GRPC_CALL_OK) {
+	ops[4].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[4].data.recv_status_on_client.trailing_metadata = &trailing;
+	ops[4].data.recv_status_on_client.status = &status;
+	ops[4].data.recv_status_on_client.status_details = &details;
+	if (grpc_call_start_batch(call, ops, 5, TAG_RECORD, NULL) != GRPC_CALL_OK) {
 		snprintf(why, why_size, "cannot start the call");
 		goto out_unref;
 	}
+	/*
+	 * The status arrives only once every message is read, and containerd
+	 * answers a COMMIT with two (contentserver.go sends it, then its
+	 * deferred send again): read until the stream ends (the deadline bounds it).
+	 */
+	for (n = 0; n < RECORD_MESSAGES_MAX; n++) {
+		memset(&read, 0, sizeof(read));
+		read.op = GRPC_OP_RECV_MESSAGE;
+		read.data.recv_message.recv_message = &response;
+		if (grpc_call_start_batch(call, &read, 1, TAG_READ, NULL) != GRPC_CALL_OK)
+			break;
+		grpc_completion_queue_pluck(cq, TAG_READ, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+					    NULL);
+		if (!response)
+			break;
+		grpc_byte_buffer_destroy(response);
+		response = NULL;
+	}
+	if (n == RECORD_MESSAGES_MAX)
+		grpc_call_cancel(call, NULL);
 	/* the call's deadline ends the wait */
 	ev = grpc_completion_queue_pluck(cq, TAG_RECORD, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	if (ev.type == GRPC_OP_COMPLETE &&
