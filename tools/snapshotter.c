@@ -478,9 +478,9 @@ static int prepare_remote(struct snap *s, const char *key, const char *target,
 		return r;
 	/*
 	 * containerd will not fetch this layer's blob: link it from the host's
-	 * store (also when the snapshot exists: a GC may have removed the link).
-	 * Without it only docker images and save miss the layer, so a blob
-	 * that cannot be linked does not fail the Prepare.
+	 * store and record it (also when the snapshot exists: a GC may have
+	 * removed the link). Without it only docker images, save and push miss
+	 * the layer, so a blob that cannot be linked does not fail the Prepare.
 	 */
 	if (s->content)
 		snap_content_add(s->content, key, labels);

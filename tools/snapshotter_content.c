@@ -403,6 +403,8 @@ int snap_content_add(struct snap_content *c, const char *key, const struct snap_
 	c->busy = true; /* the worker owes this one: drain waits for it */
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
+	/* one worker, first in first out: an empty queue means this one is done */
+	snap_content_drain(c, SNAP_CONTENT_WAIT_MS);
 	return 0;
 }
 

@@ -17,9 +17,14 @@
  *     with the expected digest and size, no data): containerd's metadata
  *     store shares content the backend holds, so nothing is copied.
  *
- * Step 2 must not run inside Prepare: containerd calls Prepare inside its
- * metadata write transaction, and the Write waits for that transaction.
- * The worker sends it once Prepare has answered.
+ * Prepare waits for step 2, up to SNAP_CONTENT_WAIT_MS, so that
+ * `docker images` right after `docker pull` lists the image. That is safe
+ * because containerd (1.6, 1.7 and 2.x, metadata/snapshot.go
+ * createSnapshot) calls a snapshotter's Prepare between its metadata
+ * transactions, not inside one, and the Write takes none of the locks
+ * Prepare's caller holds. The call runs on a worker thread with its own
+ * deadline, so a containerd that did hold a transaction across Prepare
+ * would cost the wait, not a deadlock, and the record would land after.
  */
 #ifndef DINDFS_SNAPSHOTTER_CONTENT_H
 #define DINDFS_SNAPSHOTTER_CONTENT_H
@@ -35,6 +40,8 @@
 #define SNAP_NAMESPACE_MAX 76
 /* blobs waiting for the worker; more are linked but not recorded */
 #define SNAP_CONTENT_QUEUE_MAX 4096
+/* how long Prepare waits for its blob's record */
+#define SNAP_CONTENT_WAIT_MS 5000
 
 struct snap_content;
 
@@ -51,8 +58,9 @@ void snap_content_free(struct snap_content *c);
 /*
  * For a Prepare of KEY ("NAMESPACE/ID/NAME", as containerd names keys to a
  * proxy snapshotter) with LABELS that a shared layer answered: link the
- * blob named by the cri.layer-digest label and queue its record. 0 when
- * linked or already present and queued, -ENOENT no such label or no such
+ * blob named by the cri.layer-digest label and record it (waiting up to
+ * SNAP_CONTENT_WAIT_MS). 0 when linked or already present and recorded or
+ * still being recorded, -ENOENT no such label or no such
  * blob under ROOT/blobs, -EINVAL a malformed digest or namespace (nothing
  * is made), -EAGAIN the queue is full (linked, not recorded).
  */
