@@ -199,5 +199,13 @@ check "... whose digests still verify" blobs_verified "$MNT/blobs/sha256"
 expect_exit 0 "docker pull of it once more" lv snap-b "docker pull -q $IMAGE >/dev/null &&
 	docker images --format '{{.Repository}}:{{.Tag}}' $IMAGE && docker run --rm --network none $IMAGE cat /etc/greeting"
 check "... is listed and runs" test "$(cat "$WORK/out")" = "$(printf '%s\nfrom layer 2' "$IMAGE")"
+# the record lands before Prepare answers: docker images never misses it
+listed=0
+for round in 1 2 3 4 5; do
+	lv snap-b "docker rmi -f $IMAGE >/dev/null && docker pull -q $IMAGE >/dev/null &&
+		docker images -q $IMAGE" >"$WORK/round" 2>&1 && [[ $(wc -l <"$WORK/round") == 1 ]] &&
+		listed=$((listed + 1))
+done
+check "docker rmi, docker pull, then at once docker images: listed $listed times of 5" test "$listed" = 5
 lap "L1 b"
 finish
