@@ -107,12 +107,13 @@ int snap_content_link(const char *content_dir, const char *root, const char *dig
 		      int64_t *ret_size)
 {
 	char blob[PATH_SIZE], link[PATH_SIZE];
-	const char *hex = digest + strlen(SHA256_PREFIX);
 	struct stat st;
+	const char *hex;
 	int r;
 
 	if (!snap_content_digest_valid(digest))
 		return -EINVAL;
+	hex = digest + strlen(SHA256_PREFIX);
 	if ((size_t)snprintf(blob, sizeof(blob), "%s/blobs/sha256/%s", root, hex) >= sizeof(blob))
 		return -ENAMETOOLONG;
 	/* the host's blob itself: a link or a directory there is never followed */
