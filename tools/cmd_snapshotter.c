@@ -133,11 +133,9 @@ const struct tool_command tool_cmd_snapshotter = {
 		 "  --state DIR            snapshots and their database (default " DEFAULT_STATE
 		 ");\n"
 		 "                         not on overlayfs: it holds overlay upper layers\n"
-		 "  --content DIR          containerd's content store (its root's\n"
-		 "                         io.containerd.content.v1.content): a shared layer's "
-		 "blob\n"
-		 "                         is linked there from MOUNTPOINT/blobs, no copy\n"
-		 "  --containerd SOCKET    record each linked blob in the snapshot's containerd\n"
-		 "                         namespace (docker images and save then see it)\n",
+		 "  --content DIR          link shared layers' blobs from MOUNTPOINT/blobs into\n"
+		 "                         DIR, containerd's io.containerd.content.v1.content\n"
+		 "  --containerd SOCKET    record those blobs in the snapshot's containerd\n"
+		 "                         namespace, so docker images, save and push see them\n",
 	.run = run_snapshotter,
 };
