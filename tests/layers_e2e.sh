@@ -7,11 +7,13 @@
 #          then files, then a layer that deletes one and makes a directory
 #          opaque); dindfs mounted, the image pulled into it, its layers
 #          unpacked by the host daemon under the mount's layers/
-#   L1 a:  pulls the image: containerd finds every layer in the shared trees
+#   L1 a:  pulls the image: containerd finds every layer in the shared trees,
+#          and its content store links each layer blob to the host's
 #   L1 b:  pulls it again: no layer blob is read from the mount (only the
 #          config), /var/lib/docker grows by well under 1 MB; containers see
 #          the right files, whiteouts honoured, writes stay in the container;
-#          docker images, build FROM, rmi and save
+#          docker images lists it at once, build FROM, save (every layer, the
+#          right digests), rmi (containerd's GC removes the links alone)
 #
 # Levels run with --network none. Needs the DinD image dindfs-dind:13 (built
 # here, cached in the shared data-root as for tests/e2e.sh).
@@ -86,21 +88,41 @@ expect_exit 0 "the level's dockerd uses the containerd image store with dindfs a
 expect_match "$WORK/out" '^dindfs ' "docker info: storage driver dindfs"
 expect_exit 0 "dindfs doctor in L1 a" lv snap-a "dindfs doctor >/tmp/doctor; grep 'shared layers' /tmp/doctor"
 expect_match "$WORK/out" '^ok +shared layers: yes ' "... says the level uses the shared layers"
+CONTENT=/var/lib/docker/containerd/io.containerd.content.v1.content
+stats_save "$MNT" "$WORK/stats.a0"
 expect_exit 0 "L1 a: docker pull $IMAGE" lv snap-a "docker pull -q $IMAGE"
+stats_save "$MNT" "$WORK/stats.a1"
+opened=$(($(stat_in "$WORK/stats.a1" blob_hits) - $(stat_in "$WORK/stats.a0" blob_hits)))
+check "... opens two files of the mount's store ($opened): the manifest and the config, no layer" \
+	test "$opened" = 2
 expect_exit 0 "L1 a: containerd's content store" lv snap-a "ctr -n moby content ls -q | sort"
-check "... holds the manifest and the config alone: every layer is a shared tree, none was fetched" \
-	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest")"
+check "... lists the manifest, the config and the three layer blobs" \
+	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest" "$image/layers")"
+for layer in $(cat "$image/layers"); do
+	expect_exit 0 "layer $layer in the content store" lv snap-a "readlink $CONTENT/blobs/sha256/${layer#sha256:}"
+	check "... is a link to the host's blob, no copy" grep -qx "/dindfs/blobs/sha256/${layer#sha256:}" "$WORK/out"
+done
 lap "L1 a"
 
 # ---- L1 b: nothing to fetch, nothing to unpack -----------------------------------------
 
-start_level snap-b dindfs-dind:13
+# Debian's docker-registry (a Go binary on libc alone) inside L1 b, for docker push
+start_level snap-b dindfs-dind:13 -v "$(command -v docker-registry):/usr/local/bin/docker-registry:ro"
 before=$(lv snap-b 'du -sxk /var/lib/docker | cut -f1')
-expect_exit 0 "L1 b: docker pull $IMAGE" lv snap-b "docker pull -q $IMAGE"
+stats_save "$MNT" "$WORK/stats.b0"
+# docker images right after the pull: the snapshotter records the layer blobs
+# from a worker thread once Prepare has answered (README, "Shared layers")
+expect_exit 0 "L1 b: docker pull $IMAGE, then at once docker images" \
+	lv snap-b "docker pull -q $IMAGE >/dev/null && docker images --format '{{.Repository}}:{{.Tag}}' $IMAGE"
+check "... lists it" test "$(cat "$WORK/out")" = "$IMAGE"
+stats_save "$MNT" "$WORK/stats.b1"
 after=$(lv snap-b 'du -sxk /var/lib/docker | cut -f1')
+opened=$(($(stat_in "$WORK/stats.b1" blob_hits) - $(stat_in "$WORK/stats.b0" blob_hits)))
+check "... the pull opened two files of the mount's store ($opened): the manifest and the config, no layer" \
+	test "$opened" = 2
 expect_exit 0 "L1 b: containerd's content store" lv snap-b "ctr -n moby content ls -q | sort"
-check "... holds the manifest and the config alone: no layer blob was fetched" \
-	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest")"
+check "... lists the manifest, the config and the three layer blobs" \
+	test "$(cat "$WORK/out")" = "$(sort "$image/manifest.digest" "$image/config.digest" "$image/layers")"
 check "the levels' pulls sent no blob request upstream" \
 	test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
 check "L1 b's /var/lib/docker grew by well under 1 MB ($((after - before)) KiB; the image is 3 MB)" \
@@ -133,30 +155,57 @@ expect_exit 0 "docker build FROM it" \
 		docker build --network none -q -t derived:1 - && docker run --rm --network none derived:1 cat /built"
 check "... sees the image's files" grep -qx 'from layer 2' "$WORK/out"
 
-# Without its layer blobs in containerd's content store, moby 26.1 leaves the
-# image out of `docker images` (daemon/containerd/image_list.go: not
-# CheckContentAvailable) and `docker save` writes an archive without them
-# (image_exporter.go: archive.WithSkipMissing). `ctr content fetch` through
-# the mirror brings the blobs from the host's cache (README, "Shared layers").
-expect_exit 0 "docker images, before the blobs are fetched" lv snap-b "docker images -q $IMAGE"
-expect_lines "$WORK/out" 0 "... leaves the image out (moby 26.1: its layer blobs are absent)"
-expect_exit 0 "ctr content fetch of the image, through the mirror" \
-	lv snap-b "ctr -n moby content fetch --hosts-dir /etc/containerd/certs.d docker.io/library/$IMAGE >/dev/null &&
-		ctr -n moby content ls -q | sort"
+expect_exit 0 "docker save of it" lv snap-b "docker save -o /tmp/saved.tar $IMAGE"
+mkdir -p "$WORK/saved"
+expect_exit 0 "... writes an archive" lv snap-b "cat /tmp/saved.tar"
+cp "$WORK/out" "$WORK/saved.tar" # expect_exit writes out again
+expect_exit 0 "... that unpacks" tar -x -C "$WORK/saved" -f "$WORK/saved.tar"
 for layer in $(cat "$image/layers"); do
-	expect_match "$WORK/out" "^$layer\$" "... brings layer $layer into the content store"
+	check "... that holds layer $layer" test -s "$WORK/saved/blobs/sha256/${layer#sha256:}"
 done
-check "... and nothing from upstream" test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
-expect_exit 0 "docker images then lists it" lv snap-b "docker images --format '{{.Repository}}:{{.Tag}}' $IMAGE"
-check "... as $IMAGE" grep -qx "$IMAGE" "$WORK/out"
-expect_exit 0 "docker save of it" lv snap-b "docker save -o /tmp/saved.tar $IMAGE && tar -tf /tmp/saved.tar"
+check "... every blob in it with the digest it is named by" blobs_verified "$WORK/saved/blobs/sha256"
+check "... and nothing was fetched upstream for it" \
+	test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
+# docker push reads the layer blobs through the links, from the host's store
+expect_exit 0 "a registry in L1 b" lv snap-b "mkdir -p /tmp/reg && printf '%s\n' 'version: 0.1' \
+	'storage: {filesystem: {rootdirectory: /tmp/reg}}' 'http: {addr: 127.0.0.1:5055}' >/tmp/reg.yml &&
+	{ docker-registry serve /tmp/reg.yml >/tmp/reg.log 2>&1 & } &&
+	for i in \$(seq 50); do grep -q 'listening on' /tmp/reg.log && exit 0; sleep 0.2; done; exit 1"
+expect_exit 0 "docker push of it to that registry" \
+	lv snap-b "docker tag $IMAGE 127.0.0.1:5055/layered:1 && docker push -q 127.0.0.1:5055/layered:1"
+expect_exit 0 "... which then holds" lv snap-b "ls /tmp/reg/docker/registry/v2/blobs/sha256/*/ | sort"
 for layer in $(cat "$image/layers"); do
-	expect_match "$WORK/out" "^blobs/sha256/${layer#sha256:}\$" "... holds layer $layer"
+	expect_match "$WORK/out" "^${layer#sha256:}\$" "... layer $layer (the registry checks each digest)"
 done
+expect_exit 0 "... and tags the image's manifest" \
+	lv snap-b "cat /tmp/reg/docker/registry/v2/repositories/layered/_manifests/tags/1/current/link"
+check "... unchanged ($(cat "$image/manifest.digest"))" test "$(cat "$WORK/out")" = "$(cat "$image/manifest.digest")"
+expect_exit 0 "docker rmi of the pushed tag" lv snap-b "docker rmi 127.0.0.1:5055/layered:1"
 expect_exit 0 "docker rmi of the derived image and of it" lv snap-b "docker rmi derived:1 $IMAGE"
 expect_exit 0 "docker images no longer lists it" lv snap-b "docker images -q $IMAGE"
 expect_lines "$WORK/out" 0 "... (no line)"
-expect_exit 0 "docker pull of it once more" lv snap-b "docker pull -q $IMAGE && docker run --rm --network none $IMAGE cat /etc/greeting"
-check "... runs" grep -qx 'from layer 2' "$WORK/out"
+# links_gone: containerd's GC has removed every layer's link
+links_gone() {
+	local layer
+	for layer in $(cat "$image/layers"); do
+		lv snap-b "test ! -L $CONTENT/blobs/sha256/${layer#sha256:}" || return 1
+	done
+}
+check "containerd's GC removes the layer links" wait_until 30 links_gone
+for layer in $(cat "$image/layers"); do
+	check "... and keeps the host's blob of $layer" test -f "$MNT/blobs/sha256/${layer#sha256:}"
+done
+check "... whose digests still verify" blobs_verified "$MNT/blobs/sha256"
+expect_exit 0 "docker pull of it once more" lv snap-b "docker pull -q $IMAGE >/dev/null &&
+	docker images --format '{{.Repository}}:{{.Tag}}' $IMAGE && docker run --rm --network none $IMAGE cat /etc/greeting"
+check "... is listed and runs" test "$(cat "$WORK/out")" = "$(printf '%s\nfrom layer 2' "$IMAGE")"
+# the record lands before Prepare answers: docker images never misses it
+listed=0
+for round in 1 2 3 4 5; do
+	lv snap-b "docker rmi -f $IMAGE >/dev/null && docker pull -q $IMAGE >/dev/null &&
+		docker images -q $IMAGE" >"$WORK/round" 2>&1 && [[ $(wc -l <"$WORK/round") == 1 ]] &&
+		listed=$((listed + 1))
+done
+check "docker rmi, docker pull, then at once docker images: listed $listed times of 5" test "$listed" = 5
 lap "L1 b"
 finish

@@ -86,6 +86,9 @@ expect_match "$WORK/out" '^default/[0-9]+/c1\|3$' "... c1, committed"
 expect_match "$WORK/out" '^default/[0-9]+/k2\|2$' "... k2, active"
 expect_exit 2 "a stray argument is a usage error" "$DINDFS" snapshotter extra
 expect_match "$WORK/err" "unexpected argument 'extra'" "... that names it"
+expect_exit 2 "--containerd without --content is a usage error" \
+	"$DINDFS" snapshotter --containerd "$WORK/containerd.sock"
+expect_match "$WORK/err" "--containerd needs --content" "... that says so"
 printf x >"$WORK/file"
 expect_exit 1 "a socket path that is a file is refused" \
 	"$DINDFS" snapshotter --root "$WORK/root" --socket "$WORK/file" --state "$WORK/state"

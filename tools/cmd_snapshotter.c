@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "snapshotter.h"
+#include "snapshotter_content.h"
 #include "snapshotter_rpc.h"
 
 #define DEFAULT_SOCKET "/run/dindfs/snapshotter.sock"
@@ -48,11 +49,15 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 		{"root", required_argument, NULL, 'r'},
 		{"socket", required_argument, NULL, 's'},
 		{"state", required_argument, NULL, 'd'},
+		{"content", required_argument, NULL, 'c'},
+		{"containerd", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *root = tool_default_root(), *socket = DEFAULT_SOCKET, *state = DEFAULT_STATE;
+	const char *content = NULL, *containerd = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
+	struct snap_content *links = NULL;
 	struct snap *s;
 	int c, r;
 
@@ -69,34 +74,55 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 		case 'd':
 			state = optarg;
 			break;
+		case 'c':
+			content = optarg;
+			break;
+		case 'a':
+			containerd = optarg;
+			break;
 		default:
 			return tool_other_option(cmd, c, argv);
 		}
 	}
 	if (optind != argc)
 		return tool_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (containerd && !content)
+		return tool_usage_error(cmd, "--containerd needs --content");
 	r = snap_open(state, root, &s);
 	if (r < 0) {
 		tool_error("cannot open the snapshotter's state in '%s': %s", state, strerror(-r));
 		return TOOL_EXIT_FAILED;
 	}
+	if (content) {
+		r = snap_content_new(content, root, containerd, &links);
+		if (r < 0) {
+			tool_error("cannot link blobs into '%s': %s", content, strerror(-r));
+			snap_free(s);
+			return TOOL_EXIT_FAILED;
+		}
+		snap_set_content(s, links);
+	}
 	r = socket_dir(socket);
 	if (r < 0) {
 		tool_error("cannot make the directory of '%s': %s", socket, strerror(-r));
 		snap_free(s);
+		snap_content_free(links);
 		return TOOL_EXIT_FAILED;
 	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	r = snap_grpc_serve(s, socket, &stop);
 	snap_free(s);
+	snap_content_free(links);
 	return r < 0 ? TOOL_EXIT_FAILED : TOOL_EXIT_OK;
 }
 
 const struct tool_command tool_cmd_snapshotter = {
 	.name = "snapshotter",
 	.brief = "serve containerd a snapshotter over the mount's shared layers",
-	.synopsis = "[--root MOUNTPOINT] [--socket PATH] [--state DIR]",
+	.synopsis =
+		"[--root MOUNTPOINT] [--socket PATH] [--state DIR] [--content DIR [--containerd "
+		"SOCKET]]",
 	.summary = "A containerd proxy snapshotter (containerd.services.snapshots.v1) on a unix\n"
 		   "socket: layers the host daemon unpacked under MOUNTPOINT/layers become\n"
 		   "snapshots without a download or an unpack; others unpack into DIR as with\n"
@@ -106,6 +132,10 @@ const struct tool_command tool_cmd_snapshotter = {
 		 "  --socket PATH          the gRPC socket (default " DEFAULT_SOCKET ")\n"
 		 "  --state DIR            snapshots and their database (default " DEFAULT_STATE
 		 ");\n"
-		 "                         not on overlayfs: it holds overlay upper layers\n",
+		 "                         not on overlayfs: it holds overlay upper layers\n"
+		 "  --content DIR          link shared layers' blobs from MOUNTPOINT/blobs into\n"
+		 "                         DIR, containerd's io.containerd.content.v1.content\n"
+		 "  --containerd SOCKET    record those blobs in the snapshot's containerd\n"
+		 "                         namespace, so docker images, save and push see them\n",
 	.run = run_snapshotter,
 };

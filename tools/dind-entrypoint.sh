@@ -158,6 +158,7 @@ fi
 SNAP_ROOT=${DINDFS_SNAPSHOTTER_ROOT:-$ROOT}
 SNAP_SOCKET=/run/dindfs/snapshotter.sock
 CONTAINERD_SOCKET=/run/containerd/containerd.sock
+CONTAINERD_ROOT=/var/lib/docker/containerd
 
 # engine_has_snapshotters: dockerd is 26.1 or later (the containerd image store
 # with a proxy snapshotter as its storage driver).
@@ -191,9 +192,14 @@ if [[ ${DINDFS_SNAPSHOTTER:-auto} != off && -d $SNAP_ROOT/layers ]] && wants_con
 	engine_has_snapshotters && command -v containerd >/dev/null; then
 	# state and containerd's root on /var/lib/docker: overlayfs upper layers
 	# cannot live on the container's own overlayfs
+	# A shared layer's blob is linked into containerd's content store from
+	# $SNAP_ROOT/blobs and recorded in the pull's namespace, so docker images,
+	# save and push see it without a copy.
 	mkdir -p /run/dindfs /etc/containerd
 	dindfs snapshotter --root "$SNAP_ROOT" --socket "$SNAP_SOCKET" \
-		--state /var/lib/docker/dindfs-snapshotter >>"$LOGS/dindfs-snapshotter.log" 2>&1 &
+		--state /var/lib/docker/dindfs-snapshotter \
+		--content "$CONTAINERD_ROOT/io.containerd.content.v1.content" \
+		--containerd "$CONTAINERD_SOCKET" >>"$LOGS/dindfs-snapshotter.log" 2>&1 &
 	snap_pid=$!
 	wait_socket "$SNAP_SOCKET" "$snap_pid" ||
 		die "dindfs snapshotter did not start: $(grep . "$LOGS/dindfs-snapshotter.log" | tail -1)"
@@ -201,7 +207,7 @@ if [[ ${DINDFS_SNAPSHOTTER:-auto} != off && -d $SNAP_ROOT/layers ]] && wants_con
 		# Written by dind-entrypoint: containerd for this level's dockerd, with
 		# dindfs snapshotter as the snapshotter named "dindfs".
 		version = 2
-		root = "/var/lib/docker/containerd"
+		root = "$CONTAINERD_ROOT"
 		state = "/run/containerd"
 		disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		[grpc]

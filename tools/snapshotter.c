@@ -17,12 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snapshotter_content.h"
 #include "snapshotter_meta.h"
 
 struct snap {
 	sqlite3 *db;
-	char *state; /* STATE, absolute */
-	char *root;  /* the mount, or NULL */
+	char *state;		      /* STATE, absolute */
+	char *root;		      /* the mount, or NULL */
+	struct snap_content *content; /* links to the mount's blobs, or NULL */
 };
 
 #define PATH_SIZE 4096
@@ -249,6 +251,11 @@ out_free:
 	return r;
 }
 
+void snap_set_content(struct snap *s, struct snap_content *content)
+{
+	s->content = content;
+}
+
 void snap_free(struct snap *s)
 {
 	if (!s)
@@ -447,8 +454,9 @@ out:
  * committed PARENT (or none): commit it as TARGET and return -EEXIST, or
  * return 0 when the mount holds no such tree (unpack locally).
  */
-static int prepare_remote(struct snap *s, const char *target, const struct snap_row *parent,
-			  const struct snap_info *parent_info, const struct snap_labels *labels)
+static int prepare_remote(struct snap *s, const char *key, const char *target,
+			  const struct snap_row *parent, const struct snap_info *parent_info,
+			  const struct snap_labels *labels)
 {
 	char diff_id[DIGEST_STRING_SIZE], lower[PATH_SIZE];
 	const char *parent_chain = NULL;
@@ -468,6 +476,14 @@ static int prepare_remote(struct snap *s, const char *target, const struct snap_
 		return 0;
 	if (r < 0)
 		return r;
+	/*
+	 * containerd will not fetch this layer's blob: link it from the host's
+	 * store and record it (also when the snapshot exists: a GC may have
+	 * removed the link). Without it only docker images, save and push miss
+	 * the layer, so a blob that cannot be linked does not fail the Prepare.
+	 */
+	if (s->content)
+		snap_content_add(s->content, key, labels);
 	if ((size_t)snprintf(lower, sizeof(lower), "%s/layers/%s", s->root, diff_id) >=
 	    sizeof(lower))
 		return 0;
@@ -513,7 +529,7 @@ int snap_prepare(struct snap *s, const char *key, const char *parent,
 	}
 	target = snap_labels_get(labels, SNAP_LABEL_REF);
 	if (!view && target) {
-		r = prepare_remote(s, target, has_parent ? &prow : NULL, &pinfo, labels);
+		r = prepare_remote(s, key, target, has_parent ? &prow : NULL, &pinfo, labels);
 		if (r < 0)
 			goto out;
 	}

@@ -83,6 +83,14 @@ int snap_open(const char *state_dir, const char *root, struct snap **ret);
 /* Accepts NULL. */
 void snap_free(struct snap *s);
 
+struct snap_content;
+/*
+ * Link the layer blob of every remote snapshot Prepare makes or finds into
+ * containerd's content store (snapshotter_content.h); S does not own
+ * CONTENT, which must outlive it. NULL: no links.
+ */
+void snap_set_content(struct snap *s, struct snap_content *content);
+
 /*
  * A new active snapshot (view false) or view KEY on PARENT (NULL or ""
  * for none), and the mounts to use it. -EEXIST when KEY exists, or when a
