@@ -299,13 +299,24 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs_layers *l = layers_of(req);
 	struct layer_inode *inode = inode_of(l, ino);
-	struct layer_dir *d = (struct layer_dir *)(uintptr_t)fi->fh;
+	struct layer_dir own = {0}, *d = (struct layer_dir *)(uintptr_t)fi->fh;
 	char *buf = calloc(1, size), *p = buf;
 	size_t left = size;
-	int err = 0;
+	int err = 0, fd;
 
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
+	if (!d) { /* no opendir (ops.c): a stream of this request's own, sought to off */
+		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || !(own.dir = fdopendir(fd))) {
+			err = errno;
+			if (fd >= 0)
+				close(fd);
+			free(buf);
+			return (void)fuse_reply_err(req, err);
+		}
+		d = &own;
+	}
 	if (off != d->offset) {
 		seekdir(d->dir, off);
 		d->entry = NULL;
@@ -365,6 +376,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, size - left);
 	free(buf);
+	if (own.dir)
+		closedir(own.dir);
 }
 
 static void layers_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
