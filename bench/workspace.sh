@@ -213,7 +213,7 @@ done
 # requests_of MNT: the workspace's requests by kind, as "kind=count" words.
 requests_of() {
 	python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))["workspace_requests"]
+r = json.load(open(sys.argv[1])).get("workspace_requests", {})  # none before issue 13
 print(" ".join(f"{k}={v}" for k, v in r.items() if v))' "$1/.dindfs/stats"
 }
 declare -A served
