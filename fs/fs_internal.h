@@ -78,13 +78,14 @@ struct fs_family {
 	void (*forget)(struct fs *fs, fuse_ino_t ino, uint64_t n);
 	const struct fuse_lowlevel_ops *ops; /* every operation but init and the forgets */
 	/*
-	 * Whether the kernel may keep this family's listings now (NULL: never).
-	 * Without opendir (fs->no_opendir) the kernel keeps every listing it
-	 * read until told otherwise; a family that says yes here tells it
-	 * when one changes, the others' are dropped at each readdir (ops.c).
-	 * Their readdir gets no handle (fi->fh 0) then, nor a releasedir.
+	 * Whether the kernel may keep the listing of directory ino now (NULL:
+	 * never). Without opendir (fs->no_opendir) the kernel keeps every
+	 * listing it read until told otherwise; a family that says yes here
+	 * tells it when one changes, the others are dropped at each readdir
+	 * (ops.c). Their readdir gets no handle (fi->fh 0) then, nor a
+	 * releasedir.
 	 */
-	bool (*keeps_listings)(struct fs *fs);
+	bool (*keeps_listing)(struct fs *fs, fuse_ino_t ino);
 };
 
 /* Where fs->families holds each family; an unused slot is NULL. */

@@ -720,12 +720,19 @@ static void layers_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 	forget_inode(fs->layers, inode_of(fs->layers, ino), n);
 }
 
+/* A tree's directories never change once it is in place; layers/ itself does. */
+static bool layers_keeps_listing(struct fs *fs, fuse_ino_t ino)
+{
+	return inode_of(fs->layers, ino) != &fs->layers->top;
+}
+
 const struct fs_family fs_layers_family = {
 	.tag = FS_FAMILY_LAYERS,
 	.root_name = FS_LAYERS_NAME,
 	.lookup_root = layers_lookup_root,
 	.forget = layers_forget,
 	.ops = &layers_ops,
+	.keeps_listing = layers_keeps_listing,
 };
 
 int fs_layers_new(struct fs *fs, struct fs_layers **ret)

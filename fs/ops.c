@@ -125,7 +125,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * (git status opens every directory of the tree each time). The
 	 * first opendir is answered ENOSYS, and the kernel sends none again
 	 * on this connection, for any family: each lists without a handle,
-	 * and says whether the kernel may keep its listings (keeps_listings).
+	 * and says whether the kernel may keep its listings (keeps_listing).
 	 */
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
 		fs->no_opendir = true;
@@ -178,7 +178,7 @@ static void drop_listing(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fs_of(req);
 	const struct fs_family *f = fs->families[slot_of(fs, ino)];
 
-	if (fs->no_opendir && !(f->keeps_listings && f->keeps_listings(fs)))
+	if (fs->no_opendir && !(f->keeps_listing && f->keeps_listing(fs, ino)))
 		fuse_lowlevel_notify_inval_inode(fs->session, ino, 0, 0);
 }
 

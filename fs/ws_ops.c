@@ -224,8 +224,9 @@ static void ws_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 }
 
 /* Listings the kernel keeps are told stale by the watch, while it watches everything. */
-static bool ws_keeps_listings(struct fs *fs)
+static bool ws_keeps_listing(struct fs *fs, fuse_ino_t ino)
 {
+	(void)ino;
 	return fs_ws_watching(fs->ws);
 }
 
@@ -235,5 +236,5 @@ const struct fs_family fs_ws_family = {
 	.lookup_root = ws_lookup_root,
 	.forget = ws_forget,
 	.ops = &ws_ops,
-	.keeps_listings = ws_keeps_listings,
+	.keeps_listing = ws_keeps_listing,
 };
