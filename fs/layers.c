@@ -324,6 +324,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	for (;;) {
 		struct fuse_entry_param e = {0};
+		bool dots;
 		size_t n;
 
 		if (!d->entry) {
@@ -334,13 +335,24 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				break;
 			}
 		}
-		if (strcmp(d->entry->d_name, ".") == 0 || strcmp(d->entry->d_name, "..") == 0 ||
-		    (inode == &l->top && !top_shows(d->entry->d_name))) {
+		/*
+		 * . and .. are listed: a listing is then never empty, so the
+		 * kernel's copy of one always has a page to drop (ops.c).
+		 */
+		dots = strcmp(d->entry->d_name, ".") == 0 || strcmp(d->entry->d_name, "..") == 0;
+		if (!dots && inode == &l->top && !top_shows(d->entry->d_name)) {
 			d->offset = d->entry->d_off;
 			d->entry = NULL;
 			continue;
 		}
-		if (plus) {
+		if (plus && dots) { /* a name only (ino 0): the kernel has them */
+			e.attr.st_ino = d->entry->d_ino;
+			e.attr.st_mode = S_IFDIR;
+			n = fuse_add_direntry_plus(req, p, left, d->entry->d_name, &e,
+						   d->entry->d_off);
+			if (n > left)
+				break;
+		} else if (plus) {
 			int r = lookup_child(l, inode, d->entry->d_name, &e);
 
 			if (r == -ENOENT) { /* gone since (GC): skip it */
