@@ -14,6 +14,11 @@
 #   seq read (cold)    1 GiB, the file dropped from the page cache first
 #   seq read (warm)    1 GiB, again
 #   create+unlink      10,000 files, one after another
+# and, once per target after the rounds, how long an edit made to the
+# directory directly (on the host) takes to show through the target: 100
+# samples, each a same-size rewrite of one file polled for through the
+# mount (p50 and p99, ms; 2000 ms at most each). With them, the requests
+# dindfs served for a warm git status, by kind (.dindfs/stats).
 # With FUSE317_BUILD=DIR (a build made with -DDINDFS_LIBFUSE317=ON), two
 # more targets: libfuse 3.17's own passthrough_hp (the best peer, built by
 # scripts/libfuse317.sh beside the library) and dindfs of that build
@@ -173,6 +178,57 @@ for ((r = 1; r <= rounds; r++)); do
 	done
 done
 
+# host_edit HOST_FILE MOUNT_FILE: "p50 p99" ms from a host write to the mount showing it.
+host_edit() {
+	python3 - "$1" "$2" <<-'EOF'
+		import statistics, sys, time
+		host, mnt = sys.argv[1], sys.argv[2]
+		def read():
+		    try:
+		        with open(mnt) as f:
+		            return f.read()
+		    except OSError:
+		        return None
+		waits = []
+		for i in range(100):
+		    text = "%08d\n" % i  # the same size every time: the data must be told stale
+		    with open(host, "w") as f:
+		        f.write(text)
+		    start = time.monotonic()
+		    while read() != text and time.monotonic() - start < 2:
+		        pass
+		    waits.append((time.monotonic() - start) * 1000)
+		    time.sleep(0.01)
+		waits.sort()
+		print("%.1f %.1f" % (statistics.median(waits), waits[98]))
+	EOF
+}
+declare -A edit
+for t in "${TARGETS[@]}"; do
+	[[ $t == native ]] && continue
+	echo start >"$WORK/$t.dir/edit"
+	cat "${ROOT[$t]}/edit" >/dev/null # known to the target's caches first
+	edit[$t]=$(host_edit "$WORK/$t.dir/edit" "${ROOT[$t]}/edit")
+done
+# requests_of MNT: the workspace's requests by kind, as "kind=count" words.
+requests_of() {
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1])).get("workspace_requests", {})  # none before issue 13
+print(" ".join(f"{k}={v}" for k, v in r.items() if v))' "$1/.dindfs/stats"
+}
+declare -A served
+for t in dindfs dindfs-pt; do
+	[[ -n ${ROOT[$t]:-} ]] || continue
+	git_status "${ROOT[$t]}" # warm
+	before=$(requests_of "$WORK/$t.mnt")
+	git_status "${ROOT[$t]}"
+	served[$t]=$(python3 -c 'import sys
+a = dict(w.split("=") for w in sys.argv[1].split())
+b = dict(w.split("=") for w in sys.argv[2].split())
+d = {k: int(v) - int(a.get(k, 0)) for k, v in b.items() if int(v) != int(a.get(k, 0))}
+print(sum(d.values()), " ".join(f"{k}={v}" for k, v in d.items()))' "$before" "$(requests_of "$WORK/$t.mnt")")
+done
+
 printf '\nmedian seconds of %d interleaved rounds (ratio to native)\n' "$rounds"
 printf '%-30s' ""
 for t in "${TARGETS[@]}"; do printf '%18s' "$t"; done
@@ -190,6 +246,15 @@ for op in tree "${OPS[@]}"; do
 	done
 	echo
 done
+printf '%-30s' "host edit shows, p50/p99 ms"
+for t in "${TARGETS[@]}"; do
+	if [[ $t == native ]]; then printf '%18s' "-"; else printf '%18s' "${edit[$t]/ //}"; fi
+done
+echo
+for t in "${!served[@]}"; do
+	echo "$t: requests of a warm git status: ${served[$t]}"
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "goals for dindfs: git status, find + lstat, untar + stat + rm <= 1.30x native;"
 echo "10,000 create+unlink <= 2.50x; sequential write and read <= 1.10x; faster than"

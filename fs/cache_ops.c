@@ -151,20 +151,30 @@ static mode_t dirent_type(enum fs_kind kind)
  * A listing of the cache namespace. Its readdirplus entries carry no inode
  * (ino 0): the kernel takes them as names only and looks up what it needs.
  */
-static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
-			   bool plus)
+static void list_cache_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi, bool plus)
 {
-	struct fs_file *f = fs_file_of(fi);
-	char *buf = malloc(size);
-	size_t used = 0;
+	struct fs *fs = fs_of(req);
+	struct fs_dirent *entries;
+	size_t n_entries, used = 0;
+	char *buf;
 	off_t i;
+	int r;
 
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
-	for (i = off; i >= 0 && (size_t)i < f->n_entries; i++) {
-		struct fuse_entry_param e = {.attr = {.st_ino = (ino_t)i + 2,
-						      .st_mode = dirent_type(f->entries[i].kind)}};
-		const char *name = f->entries[i].name;
+	/* the listing of the open directory, or without opendir (ops.c) one made now */
+	if (fi->fh) {
+		entries = fs_file_of(fi)->entries;
+		n_entries = fs_file_of(fi)->n_entries;
+	} else {
+		r = fs_list_dir(fs, fs_node_of(fs, ino), &entries, &n_entries);
+		if (r < 0)
+			return (void)fuse_reply_err(req, -r);
+	}
+	buf = malloc(size);
+	for (i = off; buf && i >= 0 && (size_t)i < n_entries; i++) {
+		struct fuse_entry_param e = {
+			.attr = {.st_ino = (ino_t)i + 2, .st_mode = dirent_type(entries[i].kind)}};
+		const char *name = entries[i].name;
 		size_t n =
 			plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
 			     : fuse_add_direntry(req, buf + used, size - used, name, &e.attr,
@@ -174,20 +184,25 @@ static void list_cache_dir(fuse_req_t req, size_t size, off_t off, struct fuse_f
 			break;
 		used += n;
 	}
-	fuse_reply_buf(req, buf, used);
+	if (buf)
+		fuse_reply_buf(req, buf, used);
+	else
+		fuse_reply_err(req, ENOMEM);
 	free(buf);
+	if (!fi->fh)
+		fs_free_dirents(entries, n_entries);
 }
 
 void fs_cache_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
-	list_cache_dir(req, size, off, fi, false);
+	list_cache_dir(req, ino, size, off, fi, false);
 }
 
 void fs_cache_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			  struct fuse_file_info *fi)
 {
-	list_cache_dir(req, size, off, fi, true);
+	list_cache_dir(req, ino, size, off, fi, true);
 }
 
 void fs_cache_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

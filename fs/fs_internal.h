@@ -25,6 +25,7 @@
 #include "fs.h"
 #include "hash.h"
 #include "index.h"
+#include "opcount.h"
 #include "registry.h"
 #include "store.h"
 
@@ -76,6 +77,15 @@ struct fs_family {
 	/* Count n fewer lookups on ino; no reply (ops.c replies once for a batch). */
 	void (*forget)(struct fs *fs, fuse_ino_t ino, uint64_t n);
 	const struct fuse_lowlevel_ops *ops; /* every operation but init and the forgets */
+	/*
+	 * Whether the kernel may keep the listing of directory ino now (NULL:
+	 * never). Without opendir (fs->no_opendir) the kernel keeps every
+	 * listing it read until told otherwise; a family that says yes here
+	 * tells it when one changes, the others are dropped at each readdir
+	 * (ops.c). Their readdir gets no handle (fi->fh 0) then, nor a
+	 * releasedir.
+	 */
+	bool (*keeps_listing)(struct fs *fs, fuse_ino_t ino);
 };
 
 /* Where fs->families holds each family; an unused slot is NULL. */
@@ -171,6 +181,9 @@ struct fs_stats {
 	atomic_uint_fast64_t blob_hits;
 	atomic_uint_fast64_t blob_misses;
 	atomic_uint_fast64_t passthrough_opens; /* opens the kernel serves itself */
+	struct fs_opcount requests;		/* every request, by kind (ops.c) */
+	struct fs_opcount
+		family_requests[FS_SLOTS]; /* the same, by FS_SLOT_* of the family served */
 };
 
 struct fs_ws;
@@ -202,6 +215,7 @@ struct fs {
 	struct fuse_session *session;
 	struct fs_stats stats;
 	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
+	bool no_opendir;	 /* opendir is answered ENOSYS: none comes (ops.c, at init) */
 
 	pthread_mutex_t nodes_lock;
 	struct fs_hash nodes; /* the inode table (node.c) */

@@ -300,13 +300,24 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs_layers *l = layers_of(req);
 	struct layer_inode *inode = inode_of(l, ino);
-	struct layer_dir *d = (struct layer_dir *)(uintptr_t)fi->fh;
+	struct layer_dir own = {0}, *d = (struct layer_dir *)(uintptr_t)fi->fh;
 	char *buf = calloc(1, size), *p = buf;
 	size_t left = size;
-	int err = 0;
+	int err = 0, fd;
 
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
+	if (!d) { /* no opendir (ops.c): a stream of this request's own, sought to off */
+		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || !(own.dir = fdopendir(fd))) {
+			err = errno;
+			if (fd >= 0)
+				close(fd);
+			free(buf);
+			return (void)fuse_reply_err(req, err);
+		}
+		d = &own;
+	}
 	if (off != d->offset) {
 		seekdir(d->dir, off);
 		d->entry = NULL;
@@ -314,6 +325,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	for (;;) {
 		struct fuse_entry_param e = {0};
+		bool dots;
 		size_t n;
 
 		if (!d->entry) {
@@ -324,13 +336,24 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				break;
 			}
 		}
-		if (strcmp(d->entry->d_name, ".") == 0 || strcmp(d->entry->d_name, "..") == 0 ||
-		    (inode == &l->top && !top_shows(d->entry->d_name))) {
+		/*
+		 * . and .. are listed: a listing is then never empty, so the
+		 * kernel's copy of one always has a page to drop (ops.c).
+		 */
+		dots = strcmp(d->entry->d_name, ".") == 0 || strcmp(d->entry->d_name, "..") == 0;
+		if (!dots && inode == &l->top && !top_shows(d->entry->d_name)) {
 			d->offset = d->entry->d_off;
 			d->entry = NULL;
 			continue;
 		}
-		if (plus) {
+		if (plus && dots) { /* a name only (ino 0): the kernel has them */
+			e.attr.st_ino = d->entry->d_ino;
+			e.attr.st_mode = S_IFDIR;
+			n = fuse_add_direntry_plus(req, p, left, d->entry->d_name, &e,
+						   d->entry->d_off);
+			if (n > left)
+				break;
+		} else if (plus) {
 			int r = lookup_child(l, inode, d->entry->d_name, &e);
 
 			if (r == -ENOENT) { /* gone since (GC): skip it */
@@ -366,6 +389,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, size - left);
 	free(buf);
+	if (own.dir)
+		closedir(own.dir);
 }
 
 static void layers_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -708,12 +733,19 @@ static void layers_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 	forget_inode(fs->layers, inode_of(fs->layers, ino), n);
 }
 
+/* A tree's directories never change once it is in place; layers/ itself does. */
+static bool layers_keeps_listing(struct fs *fs, fuse_ino_t ino)
+{
+	return inode_of(fs->layers, ino) != &fs->layers->top;
+}
+
 const struct fs_family fs_layers_family = {
 	.tag = FS_FAMILY_LAYERS,
 	.root_name = FS_LAYERS_NAME,
 	.lookup_root = layers_lookup_root,
 	.forget = layers_forget,
 	.ops = &layers_ops,
+	.keeps_listing = layers_keeps_listing,
 };
 
 /*

@@ -12,26 +12,47 @@
 
 #include "cache_ops.h"
 
-/* The family of ino; an inode of none is a broken invariant. */
-static const struct fs_family *family_of(struct fs *fs, fuse_ino_t ino)
+/* The slot of ino's family; an inode of none is a broken invariant. */
+static size_t slot_of(struct fs *fs, fuse_ino_t ino)
 {
 	uint32_t tag = ino == FUSE_ROOT_ID ? FS_FAMILY_CACHE : *(const uint32_t *)(uintptr_t)ino;
 	size_t i;
 
 	for (i = 0; i < FS_SLOTS; i++)
 		if (fs->families[i] && fs->families[i]->tag == tag)
-			return fs->families[i];
+			return i;
 	fs_internal_error("inode %#" PRIx64 " is of no family (tag %#" PRIx32 ")", (uint64_t)ino,
 			  tag);
 }
 
-/* The family of a and b, or NULL after replying EXDEV when they are of two. */
-static const struct fs_family *family_of_both(fuse_req_t req, fuse_ino_t a, fuse_ino_t b)
+/* One more request of kind (opcount.h), served by the family in slot. */
+static void count(struct fs *fs, size_t slot, enum fs_op kind)
+{
+	fs_opcount_add(&fs->stats.requests, kind);
+	fs_opcount_add(&fs->stats.family_requests[slot], kind);
+}
+
+/* The family of ino, the request counted as kind for it. */
+static const struct fs_family *counted(fuse_req_t req, fuse_ino_t ino, enum fs_op kind)
 {
 	struct fs *fs = fs_of(req);
-	const struct fs_family *f = family_of(fs, a);
+	size_t slot = slot_of(fs, ino);
 
-	if (f == family_of(fs, b))
+	count(fs, slot, kind);
+	return fs->families[slot];
+}
+
+/*
+ * The family of a and b (the request counted as kind for a's), or NULL
+ * after replying EXDEV when they are of two.
+ */
+static const struct fs_family *family_of_both(fuse_req_t req, fuse_ino_t a, fuse_ino_t b,
+					      enum fs_op kind)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = counted(req, a, kind);
+
+	if (f == fs->families[slot_of(fs, b)])
 		return f;
 	fuse_reply_err(req, EXDEV);
 	return NULL;
@@ -41,29 +62,41 @@ static const struct fs_family *family_of_both(fuse_req_t req, fuse_ino_t a, fuse
 #define CALL(f, op, req, ...)                                                                      \
 	((f)->ops->op ? (f)->ops->op(req, __VA_ARGS__) : (void)fuse_reply_err(req, EACCES))
 
-static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t nlookup)
-{
-	family_of(fs, ino)->forget(fs, ino, nlookup);
-}
+/* Count op for ino's family and call it there. */
+#define DISPATCH(op, ino, req, ...)                                                                \
+	do {                                                                                       \
+		const struct fs_family *f_ = counted(req, ino, FS_OP_##op);                        \
+                                                                                                   \
+		CALL(f_, op, req, __VA_ARGS__);                                                    \
+	} while (0)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	forget_one(fs_of(req), ino, nlookup);
+	counted(req, ino, FS_OP_forget)->forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
-static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+static void op_forget_multi(fuse_req_t req, size_t n, struct fuse_forget_data *forgets)
 {
 	struct fs *fs = fs_of(req);
-	size_t i;
+	bool seen[FS_SLOTS] = {false};
+	size_t i, slot;
 
-	for (i = 0; i < count; i++)
-		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+	fs_opcount_add(&fs->stats.requests, FS_OP_forget_multi);
+	for (i = 0; i < n; i++) {
+		slot = slot_of(fs, forgets[i].ino);
+		if (!seen[slot]) /* once for each family it has inodes of */
+			fs_opcount_add(&fs->stats.family_requests[slot], FS_OP_forget_multi);
+		seen[slot] = true;
+		fs->families[slot]->forget(fs, forgets[i].ino, forgets[i].nlookup);
+	}
 	fuse_reply_none(req);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fs *fs = userdata;
+
 	fs_passthrough_init(userdata, conn);
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
@@ -87,6 +120,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * and appends from several writers would overwrite each other.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * No opendir: a directory open costs no request, nor its release
+	 * (git status opens every directory of the tree each time). The
+	 * first opendir is answered ENOSYS, and the kernel sends none again
+	 * on this connection, for any family: each lists without a handle,
+	 * and says whether the kernel may keep its listings (keeps_listing).
+	 */
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		fs->no_opendir = true;
 	/* POSIX locks stay in the kernel that all levels share (workspace.c) */
 	conn->want &= ~(unsigned)FUSE_CAP_POSIX_LOCKS;
 }
@@ -101,82 +143,107 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	for (i = 0; parent_ino == FUSE_ROOT_ID && i < FS_SLOTS; i++) {
 		const struct fs_family *f = fs->families[i];
 
-		if (f && f->root_name && strcmp(name, f->root_name) == 0)
+		if (f && f->root_name && strcmp(name, f->root_name) == 0) {
+			count(fs, i, FS_OP_lookup);
 			return f->lookup_root(fs, req);
+		}
 	}
-	CALL(family_of(fs, parent_ino), lookup, req, parent_ino, name);
+	DISPATCH(lookup, parent_ino, req, parent_ino, name);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), getattr, req, ino, fi);
+	DISPATCH(getattr, ino, req, ino, fi);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), opendir, req, ino, fi);
+	if (fs_of(req)->no_opendir) { /* the first, and the last (op_init) */
+		counted(req, ino, FS_OP_opendir);
+		return (void)fuse_reply_err(req, ENOSYS);
+	}
+	DISPATCH(opendir, ino, req, ino, fi);
+}
+
+/*
+ * Without opendir the kernel keeps whatever listing it reads. What a
+ * family does not track stays fresh thus: its pages go at each readdir,
+ * so the one at the end of a listing leaves the kernel's copy without
+ * them, and the next listing (from offset 0) asks again. Told before the
+ * reply, from the request's own thread: the kernel holds no page lock
+ * while it waits for a reply.
+ */
+static void drop_listing(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fs_of(req);
+	const struct fs_family *f = fs->families[slot_of(fs, ino)];
+
+	if (fs->no_opendir && !(f->keeps_listing && f->keeps_listing(fs, ino)))
+		fuse_lowlevel_notify_inval_inode(fs->session, ino, 0, 0);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), readdir, req, ino, size, off, fi);
+	drop_listing(req, ino);
+	DISPATCH(readdir, ino, req, ino, size, off, fi);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), readdirplus, req, ino, size, off, fi);
+	drop_listing(req, ino);
+	DISPATCH(readdirplus, ino, req, ino, size, off, fi);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), releasedir, req, ino, fi);
+	DISPATCH(releasedir, ino, req, ino, fi);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), fsyncdir, req, ino, datasync, fi);
+	DISPATCH(fsyncdir, ino, req, ino, datasync, fi);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	CALL(family_of(fs_of(req), ino), getxattr, req, ino, name, size);
+	DISPATCH(getxattr, ino, req, ino, name, size);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	CALL(family_of(fs_of(req), ino), listxattr, req, ino, size);
+	DISPATCH(listxattr, ino, req, ino, size);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	CALL(family_of(fs_of(req), ino), statfs, req, ino);
+	DISPATCH(statfs, ino, req, ino);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	CALL(family_of(fs_of(req), ino), readlink, req, ino);
+	DISPATCH(readlink, ino, req, ino);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	CALL(family_of(fs_of(req), parent), mknod, req, parent, name, mode, rdev);
+	DISPATCH(mknod, parent, req, parent, name, mode, rdev);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	CALL(family_of(fs_of(req), parent), mkdir, req, parent, name, mode);
+	DISPATCH(mkdir, parent, req, parent, name, mode);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
-	CALL(family_of(fs_of(req), parent), symlink, req, target, parent, name);
+	DISPATCH(symlink, parent, req, target, parent, name);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	const struct fs_family *f = family_of_both(req, ino, newparent);
+	const struct fs_family *f = family_of_both(req, ino, newparent, FS_OP_link);
 
 	if (f)
 		CALL(f, link, req, ino, newparent, newname);
@@ -184,13 +251,13 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	CALL(family_of(fs_of(req), parent), rmdir, req, parent, name);
+	DISPATCH(rmdir, parent, req, parent, name);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
-	const struct fs_family *f = family_of_both(req, parent, newparent);
+	const struct fs_family *f = family_of_both(req, parent, newparent, FS_OP_rename);
 
 	if (f)
 		CALL(f, rename, req, parent, name, newparent, newname, flags);
@@ -198,31 +265,31 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), fsync, req, ino, datasync, fi);
+	DISPATCH(fsync, ino, req, ino, datasync, fi);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	CALL(family_of(fs_of(req), ino), setxattr, req, ino, name, value, size, flags);
+	DISPATCH(setxattr, ino, req, ino, name, value, size, flags);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	CALL(family_of(fs_of(req), ino), removexattr, req, ino, name);
+	DISPATCH(removexattr, ino, req, ino, name);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), fallocate, req, ino, mode, off, len, fi);
+	DISPATCH(fallocate, ino, req, ino, mode, off, len, fi);
 }
 
 static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	const struct fs_family *f = family_of_both(req, ino_in, ino_out);
+	const struct fs_family *f = family_of_both(req, ino_in, ino_out, FS_OP_copy_file_range);
 
 	if (f)
 		CALL(f, copy_file_range, req, ino_in, off_in, fi_in, ino_out, off_out, fi_out, len,
@@ -231,57 +298,57 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
-	CALL(family_of(fs_of(req), ino), flock, req, ino, fi, op);
+	DISPATCH(flock, ino, req, ino, fi, op);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), open, req, ino, fi);
+	DISPATCH(open, ino, req, ino, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), read, req, ino, size, off, fi);
+	DISPATCH(read, ino, req, ino, size, off, fi);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), lseek, req, ino, off, whence, fi);
+	DISPATCH(lseek, ino, req, ino, off, whence, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), parent_ino), create, req, parent_ino, name, mode, fi);
+	DISPATCH(create, parent_ino, req, parent_ino, name, mode, fi);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), setattr, req, ino, attr, to_set, fi);
+	DISPATCH(setattr, ino, req, ino, attr, to_set, fi);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), write_buf, req, ino, in, off, fi);
+	DISPATCH(write_buf, ino, req, ino, in, off, fi);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), flush, req, ino, fi);
+	DISPATCH(flush, ino, req, ino, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	CALL(family_of(fs_of(req), ino), release, req, ino, fi);
+	DISPATCH(release, ino, req, ino, fi);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
-	CALL(family_of(fs_of(req), parent_ino), unlink, req, parent_ino, name);
+	DISPATCH(unlink, parent_ino, req, parent_ino, name);
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

@@ -201,6 +201,13 @@ int fs_run(const struct fs_config *cfg, int ready_fd)
 	}
 	fuse_loop_cfg_set_max_threads(loop, MAX_THREADS);
 	fuse_loop_cfg_set_clone_fd(loop, 0);
+	/*
+	 * FUSE over io_uring (kernel 6.14+, libfuse 3.18; not in Debian yet)
+	 * would plug in here: requests taken from per-CPU rings instead of
+	 * read() on /dev/fuse, saving a context switch per request, which is
+	 * most of what a request costs (bench/workspace.sh). libfuse 3.18
+	 * turns it on with the session option "io_uring" before this loop.
+	 */
 	r = fuse_session_loop_mt(fs.session, loop);
 	fuse_loop_cfg_destroy(loop);
 	fs_upstream_free(fs.upstream); /* its jobs stop and reply */

@@ -38,6 +38,8 @@ int fs_ws_new(struct fs *fs, struct fs_ws **ret);
  * before the session goes. Accepts NULL.
  */
 void fs_ws_stop_watching(struct fs_ws *ws);
+/* Whether every directory the kernel holds is watched now (ws_watch.c). */
+bool fs_ws_watching(struct fs_ws *ws);
 /* What .dindfs/stats says of the workspace. */
 struct fs_ws_counters {
 	uint64_t lookups, getattrs; /* requests served */

@@ -309,39 +309,53 @@ void fs_ws_rename(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const cha
 
 /* ---- directories ------------------------------------------------------------ */
 
-void fs_ws_opendir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * The directory's stream, opened at its first readdir: with the listing
+ * kept in the kernel (cache_readdir), most opens of a directory never
+ * read it, and cost the daemon only this reply and the release.
+ */
+static int dir_stream(struct fs_ws *ws, struct ws_inode *inode, struct ws_dir *d)
 {
-	struct ws_inode *inode = ws_inode_of(ws, ino);
-	struct ws_dir *d = calloc(1, sizeof(*d));
-	int pfd, fd, r;
+	int pfd, fd;
 
-	if (!d)
-		return (void)fuse_reply_err(req, ENOMEM);
+	if (d->dp)
+		return 0;
 	pfd = ws_fd_get(ws, inode);
-	if (pfd < 0) {
-		r = pfd;
-		goto out_free;
-	}
+	if (pfd < 0)
+		return pfd;
 	fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	r = fd < 0 ? -errno : 0;
 	ws_fd_put(ws, inode);
-	if (r < 0)
-		goto out_free;
+	if (fd < 0)
+		return -errno;
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
-		r = -errno;
+		int r = -errno;
+
 		close(fd);
-		goto out_free;
+		return r;
 	}
+	return 0;
+}
+
+void fs_ws_opendir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct ws_dir *d = calloc(1, sizeof(*d));
+
+	(void)ws_inode_of(ws, ino);
+	if (!d)
+		return (void)fuse_reply_err(req, ENOMEM);
 	fi->fh = (uintptr_t)d;
-	if (!fs_reply_open(req, fi)) {
-		closedir(d->dp);
-		free(d);
+	/*
+	 * The kernel keeps the listing (in the directory's page cache) across
+	 * opens while the directory is watched: a change through the mount
+	 * drops it in the kernel itself, one on the host through ws_watch.c.
+	 */
+	if (atomic_load(&ws->watching)) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
 	}
-	return;
-out_free:
-	free(d);
-	fuse_reply_err(req, -r);
+	if (!fs_reply_open(req, fi))
+		free(d);
 }
 
 static bool is_dot_or_dotdot(const char *name)
@@ -350,7 +364,10 @@ static bool is_dot_or_dotdot(const char *name)
 }
 
 /*
- * One buffer of entries from where the kernel left off. With plus, each
+ * One buffer of entries from where the kernel left off: from the open
+ * directory's stream, or without opendir (fi->fh 0) from one of the
+ * request's own, sought to off (a cookie the file system keeps valid
+ * across opens, as telldir's are for NFS). With plus, each
  * entry but . and .. is looked up (and counted) as it goes in; one that
  * does not fit is forgotten again. An error after some entries were added
  * ends the buffer early instead: the kernel asks again from there.
@@ -359,7 +376,7 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 		   struct fuse_file_info *fi, bool plus)
 {
 	struct ws_inode *dir = ws_inode_of(ws, ino);
-	struct ws_dir *d = dir_of(fi);
+	struct ws_dir own = {0}, *d = fi->fh ? dir_of(fi) : &own;
 	char *buf = malloc(size ? size : 1);
 	/*
 	 * readdirplus counts a lookup for each entry: taken back if the reply
@@ -374,6 +391,12 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 		free(buf);
 		free(counted);
 		return (void)fuse_reply_err(req, ENOMEM);
+	}
+	r = dir_stream(ws, dir, d);
+	if (r < 0) {
+		free(buf);
+		free(counted);
+		return (void)fuse_reply_err(req, -r);
 	}
 	if (off != d->offset) {
 		seekdir(d->dp, off);
@@ -435,6 +458,8 @@ void fs_ws_readdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, size_t size
 			fs_ws_forget(ws, counted[--n_counted], 1);
 	free(counted);
 	free(buf);
+	if (own.dp)
+		closedir(own.dp);
 }
 
 void fs_ws_releasedir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -443,7 +468,8 @@ void fs_ws_releasedir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct f
 
 	(void)ws;
 	(void)ino;
-	closedir(d->dp);
+	if (d->dp)
+		closedir(d->dp);
 	free(d);
 	fuse_reply_err(req, 0);
 }
@@ -451,11 +477,16 @@ void fs_ws_releasedir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct f
 void fs_ws_fsyncdir(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, int datasync,
 		    struct fuse_file_info *fi)
 {
-	int fd = dirfd(dir_of(fi)->dp);
+	struct ws_dir own = {0}, *d = fi->fh ? dir_of(fi) : &own; /* none without opendir */
+	int r = dir_stream(ws, ws_inode_of(ws, ino), d), fd;
 
-	(void)ws;
-	(void)ino;
-	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	fd = dirfd(d->dp);
+	r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+	if (own.dp)
+		closedir(own.dp);
+	fuse_reply_err(req, r);
 }
 
 /* ---- the file system, and xattrs -------------------------------------------- */

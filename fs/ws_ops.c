@@ -223,10 +223,18 @@ static void ws_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 	fs_ws_forget(fs->ws, ino, n);
 }
 
+/* Listings the kernel keeps are told stale by the watch, while it watches everything. */
+static bool ws_keeps_listing(struct fs *fs, fuse_ino_t ino)
+{
+	(void)ino;
+	return fs_ws_watching(fs->ws);
+}
+
 const struct fs_family fs_ws_family = {
 	.tag = FS_FAMILY_WORKSPACE,
 	.root_name = FS_WS_NAME,
 	.lookup_root = ws_lookup_root,
 	.forget = ws_forget,
 	.ops = &ws_ops,
+	.keeps_listing = ws_keeps_listing,
 };

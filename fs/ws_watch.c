@@ -6,10 +6,10 @@
  * the table makes the inode, removed at its last forget). A thread of its
  * own reads the events and tells the kernel what they make stale: a name
  * made, removed or renamed in a directory (fuse_lowlevel_notify_inval_entry,
- * and the directory's own attributes), the attributes or the data of a
- * file in it (fuse_lowlevel_notify_inval_inode). It holds no lock while it
- * notifies: a notification may wait for the kernel, which may wait for a
- * request a FUSE thread serves.
+ * and the directory's attributes and the listing the kernel keeps), the
+ * attributes or the data of a file in it (fuse_lowlevel_notify_inval_inode).
+ * It holds no lock while it notifies: a notification may wait for the
+ * kernel, which may wait for a request a FUSE thread serves.
  *
  * What a level changes through the mount raises the same events (inotify
  * cannot tell who made them); the kernel's caches are already right then,
@@ -57,6 +57,11 @@ struct ws_watch {
 double ws_timeout(struct fs_ws *ws)
 {
 	return atomic_load(&ws->watching) ? WS_LONG_TIMEOUT : WS_SHORT_TIMEOUT;
+}
+
+bool fs_ws_watching(struct fs_ws *ws)
+{
+	return atomic_load(&ws->watching);
 }
 
 static void watch_failed(struct fs_ws *ws, int err)
@@ -183,7 +188,8 @@ static void notify_event(struct fs_ws *ws, const struct inotify_event *ev)
 			fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), -1, 0);
 	} else if (ev->mask & ENTRY_EVENTS) {
 		fuse_lowlevel_notify_inval_entry(se, ws_ino_of(dir), ev->name, strlen(ev->name));
-		fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), -1, 0);
+		/* offset 0: the listing the kernel keeps (cache_readdir) goes too */
+		fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), 0, 0);
 	} else if ((ino = child_ino(ws, dir, ev->name))) {
 		/* attributes only (-1), or the data too */
 		fuse_lowlevel_notify_inval_inode(se, ino, ev->mask & DATA_EVENTS ? 0 : -1, 0);

@@ -150,6 +150,46 @@ check "a name not looked up before: ENOENT" \
 	test "$(fsop stat "$WS/hostdir/never-seen" 2>&1)" = stat:ENOENT
 check "that one reached the daemon: one lookup" \
 	test "$(stat_of "$MNT" workspace_lookups)" = $((lookups0 + 1))
+
+# What the kernel answers alone: .dindfs/stats counts every request the
+# workspace serves, by kind (workspace_requests). Directories are listed
+# without opendir (the kernel offers FUSE_CAP_NO_OPENDIR_SUPPORT here), and
+# the kernel keeps the listings, which the watch drops on host changes.
+ws_requests() { # the workspace's requests of every kind, as "kind=count" words
+	T python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["workspace_requests"]
+print(" ".join(f"{k}={v}" for k, v in sorted(r.items())))' "$MNT/.dindfs/stats"
+}
+ws_kind() { stat_of "$MNT" "workspace_requests.$1"; } # KIND
+listed() { fsop list "$WS/$1" | grep -qx "$2"; }     # DIR NAME
+list_quiet() { local before; fsop list "$WS/hostdir" >/dev/null && before=$(ws_requests) &&
+	fsop list "$WS/hostdir" >/dev/null && [[ $(ws_requests) == "$before" ]]; }
+before=$(ws_requests)
+three_stats
+check "a warm stat of three names: no request of any kind reaches the workspace" \
+	test "$(ws_requests)" = "$before"
+check "the watch's notifications of the listing are in" wait_until 10 list_quiet
+before=$(ws_requests)
+fsop list "$WS/hostdir" >/dev/null
+fsop list "$WS/hostdir" >/dev/null
+check "two warm listings: no request of any kind (no opendir, readdir, lookup or getattr)" \
+	test "$(ws_requests)" = "$before"
+# the first opendir of all (the root's, above) was answered ENOSYS: the kernel sent no more
+check "no opendir ever reached the workspace" test "$(ws_kind opendir)" = 0
+echo four >"$DIR/hostdir/h4"
+check "a file made on the host is in the kept listing within 1 s" wait_until 1 listed hostdir h4
+echo five >"$WS/hostdir/h5"
+check "one made through the mount is in it at once" listed hostdir h5
+rm "$WS/hostdir/h5"
+check "and gone from it at once when removed through the mount" not listed hostdir h5
+# The cache's listings are not kept: a blob committed since the last listing shows.
+fsop list "$MNT/blobs/sha256" >"$WORK/blobs-before"
+head -c 5000 /dev/urandom >"$WORK/listed-blob"
+listed_digest=$(sha256sum "$WORK/listed-blob" | cut -c1-64)
+T cp "$WORK/listed-blob" "$MNT/ingest/sha256:$listed_digest"
+blob_listed() { fsop list "$MNT/blobs/sha256" | grep -qx "$1"; }
+check "the blob was not in the listing before" not grep -qx "$listed_digest" "$WORK/blobs-before"
+check "blobs/sha256 lists a blob ingested after it was listed" blob_listed "$listed_digest"
 rm -r "$DIR/hostdir"
 check "a directory removed on the host: gone within 1 s" wait_until 1 absent hostdir
 
