@@ -18,50 +18,13 @@
 #include "snapshotter.h"
 #include "snapshotter_rpc.h"
 #include "snapshots.pb-c.h"
+#include "snap_fixture.h"
 #include "testutil.h"
 
 #define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define B64 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 /* sha256("sha256:" A64 " sha256:" B64), by Python's hashlib */
 #define CHAIN_AB "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c"
-
-static char *dir;
-static char state[1024], root[1024];
-static struct snap *s;
-
-static void setup(void)
-{
-	char path[1100];
-
-	dir = test_mkdtemp();
-	snprintf(state, sizeof(state), "%s/state", dir);
-	snprintf(root, sizeof(root), "%s/root", dir);
-	snprintf(path, sizeof(path), "%s/layers", root);
-	ck_assert_int_eq(mkdir(root, 0755), 0);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	ck_assert_int_eq(snap_open(state, root, &s), 0);
-}
-
-static void teardown(void)
-{
-	snap_free(s);
-	test_rmdir(dir);
-}
-
-/* ROOT/layers/sha256:HEX/ with one file, as the host daemon leaves a layer. */
-static void make_layer(const char *hex, const char *file)
-{
-	char path[1300];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/layers/sha256:%s", root, hex);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/layers/sha256:%s/%s", root, hex, file);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(file, f);
-	fclose(f);
-}
 
 /* The one mount of M, as "type source opt,opt,..." */
 static char *mount_string(const struct snap_mounts *m)

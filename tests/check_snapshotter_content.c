@@ -23,6 +23,7 @@
 #include "content.pb-c.h"
 #include "snapshotter.h"
 #include "snapshotter_content.h"
+#include "snap_fixture.h"
 #include "testutil.h"
 
 #define A64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -30,44 +31,6 @@
 #define C64 "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 #define D64 "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
 #define E64 "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
-
-static char *dir;
-static char state[1024], root[1024];
-static struct snap *s;
-
-static void setup(void)
-{
-	char path[1100];
-
-	dir = test_mkdtemp();
-	snprintf(state, sizeof(state), "%s/state", dir);
-	snprintf(root, sizeof(root), "%s/root", dir);
-	snprintf(path, sizeof(path), "%s/layers", root);
-	ck_assert_int_eq(mkdir(root, 0755), 0);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	ck_assert_int_eq(snap_open(state, root, &s), 0);
-}
-
-static void teardown(void)
-{
-	snap_free(s);
-	test_rmdir(dir);
-}
-
-/* ROOT/layers/sha256:HEX/ with one file, as the host daemon leaves a layer. */
-static void make_layer(const char *hex, const char *file)
-{
-	char path[1300];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/layers/sha256:%s", root, hex);
-	ck_assert_int_eq(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/layers/sha256:%s/%s", root, hex, file);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(file, f);
-	fclose(f);
-}
 
 START_TEST(test_content_digest_valid)
 {

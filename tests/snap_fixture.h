@@ -1,0 +1,22 @@
+/*
+ * What both snapshotter suites start from: a scratch directory with a
+ * catalogue (state) and a mount root holding layers/, opened as `s`, and
+ * layer trees made as the host daemon leaves them.
+ */
+#ifndef DINDFS_TESTS_SNAP_FIXTURE_H
+#define DINDFS_TESTS_SNAP_FIXTURE_H
+
+#include "snapshotter.h"
+
+extern char *dir;
+extern char state[1024], root[1024];
+extern struct snap *s;
+
+/* Check fixtures: make the directories and open `s`; close and remove. */
+void setup(void);
+void teardown(void);
+
+/* ROOT/layers/sha256:HEX/ with one file FILE holding its own name. */
+void make_layer(const char *hex, const char *file);
+
+#endif
