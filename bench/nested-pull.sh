@@ -29,8 +29,9 @@
 #
 # "L1" is a container of the DinD image built from the Dockerfile (on
 # $DIND_SUITE, default trixie), run with the explicit capability set of
-# design.md and a tmpfs /var/lib/docker, by a dockerd of the bench's own
-# (tests/docker_lib.sh). Every pull is timed inside L1, with a fresh L1 (an
+# design.md and a tmpfs /var/lib/docker, by the tests' "host" dockerd
+# (tests/docker_lib.sh: its shared data-root keeps the images built, so a
+# run rebuilds only what changed). Every pull is timed inside L1, with a fresh L1 (an
 # empty dockerd) each time; "cold" and "warm" are the state of the cache in
 # between. Upstream bytes are read on the upstream side: the bytes of blob
 # GETs in its registry's access log, and the bytes the host side of the
@@ -68,8 +69,26 @@
 #   dindfs yet.
 #
 # ROWS (default all of them) picks rows, for a quick run while working on
-# one: any of direct distribution dindfs container docker-load at-once ghcr.
-# The ratios whose rows did not run are left out.
+# one: any of direct distribution dindfs container docker-load at-once ghcr
+# layers. The ratios whose rows did not run are left out.
+#
+# layers: the shared layers (README, "Shared layers"), on the containerd
+# image store of $DIND_SUITE's dockerd (26.1 on trixie), L1s on no network:
+#   layers cold            a fresh cache, L1 with dindfs snapshotter pulls
+#                          (nothing unpacked on the host yet), against
+#   layers cold, snapshotter off
+#                          the same with DINDFS_SNAPSHOTTER=off (today's
+#                          cold pull on that store)             at most 1.05
+#   layers warm pull+run   once the host daemon has unpacked the layers, a
+#                          fresh L1: docker pull && docker run --rm IMAGE
+#                          true, against docker load -i of a tar && docker
+#                          run in a fresh L1 (classic store)    at most 0.25
+#   disk added by it       du -sxk of L1's /var/lib/docker before and after,
+#                          / the image size                     under 0.01
+#   read every file        in a container: find / -xdev -type f -exec cat,
+#                          timed inside it, on the shared layers against
+#                          the image unpacked locally (snapshotter off)
+#                                                               at most 1.20
 set -euo pipefail
 plot=$(realpath -m "${PLOT:-nested-pull.png}")
 cd "$(dirname "$0")/.."
@@ -78,7 +97,7 @@ random_mb=${2:-170}
 rounds=${3:-1}
 rate=${4:-100mbit}
 read -r -a concurrent <<<"${CONCURRENT-4 8}"
-read -r -a rows_wanted <<<"${ROWS-direct distribution dindfs container docker-load at-once ghcr}"
+read -r -a rows_wanted <<<"${ROWS-direct distribution dindfs container docker-load at-once ghcr layers}"
 dind_suite=${DIND_SUITE:-trixie}
 [[ $(id -u) == 0 ]] || { echo "bench/nested-pull.sh: run as root" >&2; exit 1; }
 . scripts/deps.sh
@@ -127,9 +146,11 @@ quietly() {
 
 setup_images() {
 	local base
-	dockerd_start bench
-	DIND_HOST=$bench_HOST
-	base=$("$SRC/scripts/base-image.sh" --host "$bench_HOST" bookworm "$dind_suite" | tail -1)
+	# the tests' "host" dockerd: its data-root (tests/docker_lib.sh) keeps the
+	# base images, the DinD image's layers and big:v1 from run to run
+	dockerd_start host
+	DIND_HOST=$host_HOST
+	base=$("$SRC/scripts/base-image.sh" --host "$host_HOST" bookworm "$dind_suite" | tail -1)
 	say "building the DinD image on $base"
 	quietly dk build -q --network host --build-arg "BASE_IMAGE=$base" -t "$DIND_IMAGE" "$SRC"
 	if want container; then
@@ -148,15 +169,17 @@ setup_images() {
 setup_upstream() {
 	wan_up "$rate"
 	wan_registry up 5000
-	skopeo copy -q --src-daemon-host "$bench_HOST" --dest-tls-verify=false \
+	skopeo copy -q --src-daemon-host "$host_HOST" --dest-tls-verify=false \
 		"docker-daemon:big:$TAG" "docker://$up_HOSTPORT/$REPO:$TAG"
 	IMAGE_BYTES=$(skopeo inspect --raw --tls-verify=false "docker://$up_HOSTPORT/$REPO:$TAG" |
 		python3 -c 'import json, sys; m = json.load(sys.stdin)
 print(m["config"]["size"] + sum(l["size"] for l in m["layers"]))')
 	say "upstream: $up_URL/$REPO:$TAG, $((IMAGE_BYTES / 1000000)) MB (config and layers)"
+	DIFF_IDS=$(skopeo inspect --config --tls-verify=false "docker://$up_HOSTPORT/$REPO:$TAG" |
+		python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin)["rootfs"]["diff_ids"]))')
 	if want ghcr; then
 		wan_registry gh 5003
-		skopeo copy -q --src-daemon-host "$bench_HOST" --dest-tls-verify=false \
+		skopeo copy -q --src-daemon-host "$host_HOST" --dest-tls-verify=false \
 			"docker-daemon:big:$TAG" "docker://$gh_HOSTPORT/$GH_REPO:$TAG"
 		say "the second upstream, as ghcr.io: $gh_URL/$GH_REPO:$TAG"
 	fi
@@ -225,7 +248,7 @@ l1_rm() {
 # timed_in NAME COMMAND: run COMMAND (bash) in the L1 NAME; print when it
 # started and ended there (seconds of L1's clock, the host's).
 timed_in() {
-	dk exec "$1" bash -c 's=$EPOCHREALTIME; '"$2"' >/dev/null || exit; echo "$s $EPOCHREALTIME"'
+	dk exec "$1" bash -c 's=$EPOCHREALTIME; { '"$2"'; } >/dev/null || exit; echo "$s $EPOCHREALTIME"'
 }
 
 # What upstream has sent: blob bytes in its access log, and the bytes the
@@ -426,6 +449,85 @@ row_at_once() {
 	for ((i = 1; i <= n; i++)); do l1_rm "once-$i"; done
 }
 
+# ---- shared layers ------------------------------------------------------------
+
+CD_STORE=(-e 'DOCKERD_CONFIG={"features": {"containerd-snapshotter": true}}')
+declare -A DISK READ
+
+# layers_unpacked: the host daemon has every layer of the image under layers/.
+layers_unpacked() {
+	local d
+	for d in $DIFF_IDS; do [[ -d $CACHE_MNT/layers/$d ]] || return 1; done
+}
+
+# vardisk NAME: KiB in the L1's /var/lib/docker (a tmpfs; the shared trees
+# are symlinks out of it).
+vardisk() { dk exec "$1" du -sxk /var/lib/docker | cut -f1; }
+
+# read_all LABEL NAME: in a container of the image in L1 NAME, read every
+# file once, timed inside the container (no container start in the figure).
+read_all() {
+	local t
+	t=$(dk exec "$2" docker run --rm --network none "big:$TAG" sh -c \
+		's=$(date +%s.%N); n=$(find / -xdev -type f -exec cat {} + | wc -c); echo "$s $(date +%s.%N) $n"') || {
+		echo "bench/nested-pull.sh: $1: reading the image's files failed in $2" >&2
+		return 1
+	}
+	READ[$1]+="$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t") "
+	printf '  %-46s %s s (%s bytes)\n' "read every file, $1" "$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")" "${t##* }"
+}
+
+# measure_disk LABEL NAME COMMAND: measure, with the growth of L1's
+# /var/lib/docker by COMMAND recorded in DISK (bytes / the image), then
+# READ_AFTER (a label) reads every file before the L1 goes.
+measure_disk() {
+	local label=$1 name=$2 before after t
+	level_wait "$name"
+	before=$(vardisk "$name")
+	upstream_mark
+	t=$(timed_in "$name" "$3") || {
+		echo "bench/nested-pull.sh: $label: '$3' failed in $name" >&2
+		return 1
+	}
+	after=$(vardisk "$name")
+	record "$label" "$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")"
+	DISK[$label]+="$(awk -v k=$((after - before)) -v s="$IMAGE_BYTES" 'BEGIN { printf "%.5f", k * 1024 / s }') "
+	say "$label: /var/lib/docker grew by $((after - before)) KiB"
+	if [[ -n ${READ_AFTER:-} ]]; then # twice: the second from the page cache
+		read_all "$READ_AFTER" "$name"
+		read_all "$READ_AFTER again" "$name"
+	fi
+	l1_rm "$name"
+}
+
+row_layers() {
+	local i
+	# today's cold pull on the containerd store, then the image read from
+	# its local unpack
+	cache_host_mount
+	l1_on_cache layers-off "${CD_STORE[@]}" -e DINDFS_SNAPSHOTTER=off
+	READ_AFTER=local measure_disk "layers cold, snapshotter off" layers-off "docker pull big:$TAG"
+	# through dindfs snapshotter, the host holding nothing
+	cache_host_mount
+	l1_on_cache layers-cold "${CD_STORE[@]}"
+	READ_AFTER="" measure_disk "layers cold" layers-cold "docker pull big:$TAG"
+	for ((i = 0; i < 1200; i++)); do
+		layers_unpacked && break
+		sleep 0.1
+	done
+	layers_unpacked || {
+		echo "bench/nested-pull.sh: the host daemon did not unpack the image's layers in 120 s" >&2
+		return 1
+	}
+	l1_on_cache layers-warm "${CD_STORE[@]}"
+	READ_AFTER=shared measure_disk "layers warm pull+run" layers-warm \
+		"docker pull big:$TAG && docker run --rm --network none big:$TAG true"
+	level_run load-run "${DIND[@]}" --tmpfs /var/lib/docker:exec --network none \
+		-v "$WORK/tar:/tar:ro" "$DIND_IMAGE"
+	READ_AFTER="" measure_disk "docker load tar+run" load-run \
+		"docker load -i /tar/big.tar && docker run --rm --network none big:$TAG true"
+}
+
 # ---- the report -----------------------------------------------------------------
 
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
@@ -450,8 +552,8 @@ _ratio_out() { # LABEL RATIO OP GOAL (OP "" : no goal; "~" : within 1 +- GOAL)
 	if [[ -n $3 ]]; then
 		goal_col=$4
 		verdict=$(awk -v r="$2" -v g="$4" -v op="$3" 'BEGIN {
-			r = sprintf("%.2f", r) + 0
-			ok = op == "<=" ? r <= g : op == "~" ? r >= 1 - g && r <= 1 + g : r == g
+			if (op != "<") r = sprintf("%.2f", r) + 0 # "<": small fractions, unrounded
+			ok = op == "<" ? r < g : op == "<=" ? r <= g : op == "~" ? r >= 1 - g && r <= 1 + g : r == g
 			print ok ? "met" : "missed" }')
 	fi
 	if [[ $3 == "~" ]]; then # the plot marks both ends
@@ -459,7 +561,11 @@ _ratio_out() { # LABEL RATIO OP GOAL (OP "" : no goal; "~" : within 1 +- GOAL)
 		low_col=$(echo "1 - $4" | bc -l | sed 's/^\./0./')
 		goal_text=$low_col-$goal_col
 	fi
-	printf '%-52s %6.2f   %-9s %s\n' "$1" "$2" "$goal_text" "$verdict"
+	if [[ $3 == "<" ]]; then # small fractions (disk): more digits
+		printf '%-52s %6.4f   %-9s %s\n' "$1" "$2" "$goal_text" "$verdict"
+	else
+		printf '%-52s %6.2f   %-9s %s\n' "$1" "$2" "$goal_text" "$verdict"
+	fi
 	printf '"%s" %.3f %s %s\n' "$1" "$2" "$goal_col" "$low_col" >>"$WORK/ratios.dat"
 }
 
@@ -495,6 +601,20 @@ report() {
 				"dindfs ghcr.io mirror $temp$suffix" "dindfs mirror $temp$suffix" "~" 0.05
 		done
 	done
+	ratio_line "layers cold / cold with snapshotter off" "layers cold" \
+		"layers cold, snapshotter off" "<=" 1.05
+	ratio_line "layers warm pull+run / docker load tar+run" "layers warm pull+run" \
+		"docker load tar+run" "<=" 0.25
+	if [[ -v "DISK[layers warm pull+run]" ]]; then
+		_ratio_out "layers warm: disk added / image" "$(med "${DISK[layers warm pull+run]}")" "<" 0.01
+		_ratio_out "docker load tar+run: disk added / image" "$(med "${DISK[docker load tar+run]}")" "" ""
+	fi
+	if [[ -v "READ[shared]" && -v "READ[local]" ]]; then
+		_ratio_out "read every file: shared layers / local unpack" \
+			"$(echo "$(med "${READ[shared]}") / $(med "${READ[local]}")" | bc -l)" "<=" 1.20
+		_ratio_out "read every file again: shared / local" \
+			"$(echo "$(med "${READ[shared again]}") / $(med "${READ[local again]}")" | bc -l)" "" ""
+	fi
 	for n in "${concurrent[@]}"; do
 		bytes_line "$n at once, dindfs: upstream bytes / image" "$n at once, dindfs" "=" 1.00
 		ratio_line "$n at once, dindfs: slowest / dindfs mirror cold" "$n at once, dindfs" \
@@ -557,6 +677,7 @@ for ((round = 1; round <= rounds; round++)); do
 		row_ghcr classic
 		row_ghcr containerd
 	fi
+	if want layers; then row_layers; fi
 	if want at-once; then
 		for n in "${concurrent[@]}"; do
 			row_at_once "$n" dindfs
