@@ -24,7 +24,9 @@ TEST_PACKAGES=(check sqlite3 clang-format
 	systemd jq)
 # For the benchmarks (bench/), on top of the tests: the peers they compare with,
 # a TCP forwarder to the emulated WAN and the plots (bench/nested-pull.sh).
-BENCH_PACKAGES=(bindfs socat gnuplot-nox)
+BENCH_PACKAGES=(bindfs socat gnuplot-nox
+	# to build pjdfstest outside the repository for bench/pjdfstest.sh
+	autoconf automake libtool)
 # For the demo (scripts/demo.sh), on top of the build: a dockerd, base
 # images without Docker Hub, and a local registry when there is no internet.
 DEMO_PACKAGES=(docker.io debootstrap docker-registry skopeo curl ca-certificates)
