@@ -92,28 +92,6 @@ static unsigned char *make_tar(const struct spec *specs, size_t n, size_t *ret_l
 	return buf;
 }
 
-/* gzip a buffer with libarchive (format raw, filter gzip). */
-static unsigned char *gzip(const unsigned char *data, size_t len, size_t *ret_len)
-{
-	unsigned char *buf = malloc(TAR_MAX);
-	struct archive *a = archive_write_new();
-	struct archive_entry *e = archive_entry_new();
-	size_t used = 0;
-
-	ck_assert_ptr_nonnull(buf);
-	archive_write_add_filter_gzip(a);
-	archive_write_set_format_raw(a);
-	ck_assert_int_eq(archive_write_open_memory(a, buf, TAR_MAX, &used), ARCHIVE_OK);
-	archive_entry_set_filetype(e, AE_IFREG);
-	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
-	ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
-	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
-	archive_entry_free(e);
-	archive_write_free(a);
-	*ret_len = used;
-	return buf;
-}
-
 /* Write a blob to a file under dir and open it. */
 static int blob_fd(const void *data, size_t len)
 {
@@ -137,7 +115,7 @@ static int unpack_specs(const struct spec *specs, size_t n, bool gzipped, struct
 	int fd, r;
 
 	if (gzipped)
-		z = gzip(tar, len, &zlen);
+		z = test_gzip(tar, len, &zlen);
 	fd = gzipped ? blob_fd(z, zlen) : blob_fd(tar, len);
 	r = layer_unpack(dir, fd, &diffid, &limits, NULL);
 	close(fd);
@@ -535,7 +513,7 @@ START_TEST(test_diffid_mismatch_keeps_nothing)
 {
 	const struct spec specs[] = {{AE_IFREG, "file", 0644, 0, 0, "content", NULL, NULL}};
 	size_t len, zlen;
-	unsigned char *tar = make_tar(specs, 1, &len), *z = gzip(tar, len, &zlen);
+	unsigned char *tar = make_tar(specs, 1, &len), *z = test_gzip(tar, len, &zlen);
 	struct digest compressed = test_digest_of(z, zlen);
 	int fd = blob_fd(z, zlen);
 
@@ -723,7 +701,7 @@ START_TEST(test_not_a_layer_is_einval)
 	ck_assert_int_eq(layer_unpack(dir, fd, &d, &limits, NULL), -EINVAL);
 	close(fd);
 	tar = make_tar(specs, 1, &len);
-	z = gzip(tar, len, &zlen);
+	z = test_gzip(tar, len, &zlen);
 	d = test_digest_of(tar, len);
 	fd = blob_fd(z, zlen / 2); /* cut short */
 	ck_assert_int_eq(layer_unpack(dir, fd, &d, &limits, NULL), -EINVAL);

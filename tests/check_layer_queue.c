@@ -41,27 +41,6 @@ struct image {
 
 static struct image img;
 
-/* data, gzipped: one gzip member. */
-static unsigned char *gzip_bytes(const void *data, size_t len, size_t *ret_len)
-{
-	unsigned char *z = malloc(BUF_MAX);
-	struct archive *a = archive_write_new();
-	struct archive_entry *e = archive_entry_new();
-	size_t zused = 0;
-
-	archive_write_add_filter_gzip(a);
-	archive_write_set_format_raw(a);
-	ck_assert_int_eq(archive_write_open_memory(a, z, BUF_MAX, &zused), ARCHIVE_OK);
-	archive_entry_set_filetype(e, AE_IFREG);
-	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
-	ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
-	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
-	archive_write_free(a);
-	archive_entry_free(e);
-	*ret_len = zused;
-	return z;
-}
-
 /* A tar of one file, file<i>, holding "layer <i>". */
 static unsigned char *make_tar(int i, size_t *ret_len)
 {
@@ -96,7 +75,7 @@ static unsigned char *make_layer(int i, size_t *ret_len, size_t *ret_tar_len,
 
 	*ret_diffid = test_digest_of(tar, used);
 	*ret_tar_len = used;
-	z = gzip_bytes(tar, used, ret_len);
+	z = test_gzip(tar, used, ret_len);
 	free(tar);
 	return z;
 }
@@ -114,8 +93,8 @@ static void make_bomb(int i)
 	unsigned char *tar = make_tar(i, &tar_len), *head, *zeros, *bomb;
 	void *mib = calloc(1, 1 << 20);
 
-	head = gzip_bytes(tar, tar_len, &head_len);
-	zeros = gzip_bytes(mib, 1 << 20, &zeros_len);
+	head = test_gzip(tar, tar_len, &head_len);
+	zeros = test_gzip(mib, 1 << 20, &zeros_len);
 	bomb = malloc(head_len + BOMB_MIB * zeros_len);
 	memcpy(bomb, head, head_len);
 	for (k = 0; k < BOMB_MIB; k++)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <check.h>
 #include <time.h>
 
@@ -101,4 +103,26 @@ struct digest test_make_image(struct store *s, const char *repository, const cha
 					    shared_layer, ret_layers, &manifest),
 			 0);
 	return manifest;
+}
+
+unsigned char *test_gzip(const void *data, size_t len, size_t *ret_len)
+{
+	/* gzip grows incompressible data by a few bytes per 16 KiB block. */
+	size_t cap = len + len / 64 + 4096, used = 0;
+	unsigned char *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+
+	ck_assert_ptr_nonnull(buf);
+	archive_write_add_filter_gzip(a);
+	archive_write_set_format_raw(a);
+	ck_assert_int_eq(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+	archive_entry_set_filetype(e, AE_IFREG);
+	ck_assert_int_eq(archive_write_header(a, e), ARCHIVE_OK);
+	ck_assert_int_eq(archive_write_data(a, data, len), (la_ssize_t)len);
+	ck_assert_int_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_entry_free(e);
+	archive_write_free(a);
+	*ret_len = used;
+	return buf;
 }

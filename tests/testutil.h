@@ -36,6 +36,12 @@ struct digest test_make_image(struct store *s, const char *repository, const cha
 			      int n_layers, size_t layer_size, uint32_t seed,
 			      const struct digest *shared_layer, struct digest *ret_layers);
 
+/*
+ * data as one gzip member (libarchive's raw format, gzip filter), in a
+ * malloc'd buffer of *ret_len bytes, or a test failure. Caller frees.
+ */
+unsigned char *test_gzip(const void *data, size_t len, size_t *ret_len);
+
 /* Run a Check suite (fork mode) and return main()'s exit status. */
 struct Suite;
 int test_run(struct Suite *suite);
