@@ -35,6 +35,26 @@ check() {
 	if "$@"; then pass "$what"; else fail "$what"; fi
 }
 
+# check_ok DESCRIPTION COMMAND...: check, and fail with it too (for an `if`
+# or before `||` only: a bare failing call would end the script, set -e).
+check_ok() {
+	local what=$1; shift
+	if "$@"; then pass "$what"; else fail "$what"; return 1; fi
+}
+
+# holders_of MNT: after an unmount failed with EBUSY, say which processes
+# hold something under MNT (a cwd, a root or an open file), to tell a test's
+# own leftover from another program walking the machine's mounts.
+holders_of() {
+	local mnt=$1 link pid target
+	for link in /proc/[0-9]*/cwd /proc/[0-9]*/root /proc/[0-9]*/fd/*; do
+		target=$(readlink "$link" 2>/dev/null) || continue
+		[[ $target == "$mnt" || $target == "$mnt"/* ]] || continue
+		pid=${link#/proc/}; pid=${pid%%/*}
+		echo "# $mnt held by $pid ($(cat "/proc/$pid/comm" 2>/dev/null)): $target"
+	done
+}
+
 # expect_exit CODE DESCRIPTION COMMAND...: run, capturing stdout/stderr in
 # $WORK/out and $WORK/err, and compare the exit status.
 expect_exit() {

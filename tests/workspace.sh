@@ -362,7 +362,7 @@ mkdir -p "$LOWER/dir" "$OVL" "$WS/upper" "$WS/work"
 echo low >"$LOWER/file"
 echo inner >"$LOWER/dir/inner"
 on_exit "umount '$OVL' 2>/dev/null"
-if check "an overlayfs with upper and work dirs in the workspace mounts" T mount -t overlay overlay \
+if check_ok "an overlayfs with upper and work dirs in the workspace mounts" T mount -t overlay overlay \
 	-o "lowerdir=$LOWER,upperdir=$WS/upper,workdir=$WS/work,redirect_dir=on" "$OVL"; then
 	echo new >"$OVL/new"
 	check "a write lands in the upper dir" test "$(cat "$DIR/upper/new")" = new
@@ -555,7 +555,7 @@ check "the canary says what it said" test "$(ls -A "$OUTSIDE" | tr '\n' ' ')" = 
 
 # ---- --workspace-owner --------------------------------------------------------------------
 
-check "dindfs umount" T "$DINDFS" umount "$MNT"
+check_ok "dindfs umount" T "$DINDFS" umount "$MNT" || holders_of "$MNT"
 check "the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
 # This daemon may hold 2048 descriptors: far fewer inodes than the tree has,
 # so they are closed and reopened by handle as the kernel comes back to them.
@@ -623,7 +623,7 @@ check "git status" test "$(cat "$WORK/status")" = " M stdio.h"
 check "git fsck" git_ws fsck --no-progress
 check "the whole tree again, from the start" T diff -r --no-dereference \
 	--exclude=.git --exclude=stdio.h /usr/include "$WS/src"
-check "dindfs umount" T "$DINDFS" umount "$MNT"
+check_ok "dindfs umount" T "$DINDFS" umount "$MNT" || holders_of "$MNT"
 check "unmounted" not is_mounted "$MNT"
 check "the mount log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
 
@@ -654,7 +654,7 @@ check "preserve: root's mknod of a character device (1:3) is EPERM" \
 	test "$(mknod_errno c 1 3 "$WS/pres/null")" = EPERM
 check "and of a block device (7:0) too" test "$(mknod_errno b 7 0 "$WS/pres/loop")" = EPERM
 check "neither is on disk" test ! -e "$DIR/pres/null" -a ! -e "$DIR/pres/loop"
-check "dindfs umount" T "$DINDFS" umount "$MNT"
+check_ok "dindfs umount" T "$DINDFS" umount "$MNT" || holders_of "$MNT"
 check "its log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
 
 finish
