@@ -440,6 +440,7 @@ static void layers_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	f->fd = fd;
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->keep_cache = 1; /* immutable: the pages stay valid */
+	fi->noflush = 1;    /* nothing is written: a close sends no FLUSH */
 	f->backed = fs_backing_get(fs, req, &l->lock, &inode->backing, fd, fi);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		if (f->backed)
