@@ -166,11 +166,14 @@ static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const c
 	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
 		int rfd = reopen(fd, O_RDONLY | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
 
-		close(fd);
-		if (rfd < 0)
+		if (rfd >= 0) {
+			close(fd);
+			fd = rfd;
+			readable = true;
+		} else if (rfd != -EACCES && rfd != -EPERM) { /* out of descriptors, or memory */
+			close(fd);
 			return rfd;
-		fd = rfd;
-		readable = true;
+		} /* else unreadable to the daemon: opens are EACCES, xattrs none */
 	}
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh) {
