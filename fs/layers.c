@@ -8,9 +8,10 @@
  * devices), times, xattrs (trusted.overlay.opaque), symlinks and link
  * counts, so a level can hand the paths to overlayfs as lower dirs.
  *
- * The shape is libfuse's passthrough_ll: an inode holds an O_PATH|O_NOFOLLOW
- * descriptor of its file, opened by one name relative to its parent's, and
- * the table maps (st_dev, st_ino) to it; nothing a request names is
+ * The shape is libfuse's passthrough_ll: an inode holds a descriptor of its
+ * file, opened O_PATH|O_NOFOLLOW by one name relative to its parent's (then,
+ * for a directory or regular file, reopened for reading through that
+ * descriptor), and the table maps (st_dev, st_ino) to it; nothing a request names is
  * resolved as a path, "." and ".." are refused, so nothing above a tree is
  * reachable. A tree never changes once it is there, so entries and
  * attributes are cached a long time and opens keep the page cache (or go
@@ -50,7 +51,8 @@
 
 struct layer_inode {
 	uint32_t family; /* FS_FAMILY_LAYERS: first, as in every family's inodes */
-	int fd;		 /* O_PATH|O_NOFOLLOW */
+	int fd;		 /* O_RDONLY for directories and regular files, else O_PATH */
+	bool readable;	 /* fd is O_RDONLY: reads and xattrs go through it */
 	dev_t dev;
 	ino_t ino;
 	uint64_t nlookup;	   /* guarded by l->lock */
@@ -74,11 +76,8 @@ struct layer_dir {
 	struct dirent *entry;
 };
 
-/* An open file. */
-struct layer_file {
-	int fd;
-	bool backed; /* counted in its inode's backing */
-};
+/* fi->fh of an open file counted in its inode's backing (passthrough); else 0 */
+#define OPEN_BACKED 1
 
 static struct fs_layers *layers_of(fuse_req_t req)
 {
@@ -120,6 +119,17 @@ static int attr_of(struct fs_layers *l, struct layer_inode *inode, struct stat *
 	return r;
 }
 
+/* A real descriptor (not O_PATH) of fd's file, for reading. Regular files and directories only. */
+static int reopen(int fd, int flags)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, flags | O_CLOEXEC); /* the magic link: the file itself */
+	return r < 0 ? -errno : r;
+}
+
 /*
  * Find or make the inode of name in parent and count one lookup; fill e.
  * In layers/ only complete trees (sha256:<hex> directories) are there.
@@ -130,6 +140,7 @@ static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const c
 	struct layer_inode *inode, *fresh;
 	struct digest d;
 	struct stat st;
+	bool readable;
 	size_t b;
 	int fd, r;
 
@@ -147,6 +158,23 @@ static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const c
 		close(fd);
 		return r;
 	}
+	/*
+	 * Opened for reading once, here: opens and xattrs of the file then
+	 * cost no system call of their own, and reads need no open (no_open).
+	 */
+	readable = false;
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+		int rfd = reopen(fd, O_RDONLY | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+
+		if (rfd >= 0) {
+			close(fd);
+			fd = rfd;
+			readable = true;
+		} else if (rfd != -EACCES && rfd != -EPERM) { /* out of descriptors, or memory */
+			close(fd);
+			return rfd;
+		} /* else unreadable to the daemon: opens are EACCES, xattrs none */
+	}
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh) {
 		close(fd);
@@ -154,6 +182,7 @@ static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const c
 	}
 	fresh->family = FS_FAMILY_LAYERS;
 	fresh->fd = fd;
+	fresh->readable = readable;
 	fresh->dev = st.st_dev;
 	fresh->ino = st.st_ino;
 	b = bucket_of(st.st_dev, st.st_ino);
@@ -248,18 +277,6 @@ static void layers_readlink(fuse_req_t req, fuse_ino_t ino)
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	buf[n] = '\0';
 	fuse_reply_readlink(req, buf);
-}
-
-/* A real descriptor (not O_PATH) of inode's file, for reading. Regular files and directories only.
- */
-static int reopen(struct layer_inode *inode, int flags)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", inode->fd);
-	fd = open(path, flags | O_CLOEXEC); /* the magic link: the file itself */
-	return fd < 0 ? -errno : fd;
 }
 
 static void layers_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -420,44 +437,33 @@ static void layers_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct fs *fs = fs_of(req);
 	struct fs_layers *l = fs->layers;
 	struct layer_inode *inode = inode_of(l, ino);
-	struct layer_file *f;
 	struct stat st;
-	int fd, r;
+	int r;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return (void)fuse_reply_err(req, EROFS);
 	r = stat_of(inode->fd, &st);
-	if (r == 0 && !S_ISREG(st.st_mode))
+	if (r == 0 && (!S_ISREG(st.st_mode) || !inode->readable))
 		r = -EACCES; /* devices and fifos never open here (the mount is nodev) */
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	f = calloc(1, sizeof(*f));
-	fd = f ? reopen(inode, O_RDONLY) : -ENOMEM;
-	if (fd < 0) {
-		free(f);
-		return (void)fuse_reply_err(req, -fd);
-	}
-	f->fd = fd;
-	fi->fh = (uint64_t)(uintptr_t)f;
+	/* reads go through the inode's own descriptor: nothing to open */
 	fi->keep_cache = 1; /* immutable: the pages stay valid */
-	f->backed = fs_backing_get(fs, req, &l->lock, &inode->backing, fd, fi);
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		if (f->backed)
-			fs_backing_put(fs, NULL, &l->lock, &inode->backing);
-		close(fd);
-		free(f);
-	}
+	fi->noflush = 1;    /* nothing is written: a close sends no FLUSH */
+	fi->fh =
+		fs_backing_get(fs, req, &l->lock, &inode->backing, inode->fd, fi) ? OPEN_BACKED : 0;
+	if (fuse_reply_open(req, fi) == -ENOENT && fi->fh == OPEN_BACKED)
+		fs_backing_put(fs, NULL, &l->lock, &inode->backing);
 }
 
 static void layers_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
-	struct layer_file *f = (struct layer_file *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	(void)ino;
+	(void)fi; /* opened or not (no_open): the inode's descriptor reads */
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = f->fd;
+	buf.buf[0].fd = inode_of(layers_of(req), ino)->fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -465,12 +471,8 @@ static void layers_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void layers_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	struct layer_file *f = (struct layer_file *)(uintptr_t)fi->fh;
-
-	if (f->backed)
+	if (fi->fh == OPEN_BACKED)
 		fs_backing_put(fs, req, &fs->layers->lock, &inode_of(fs->layers, ino)->backing);
-	close(f->fd);
-	free(f);
 	fuse_reply_err(req, 0);
 }
 
@@ -489,10 +491,13 @@ static void layers_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fu
 static void layers_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			 struct fuse_file_info *fi)
 {
-	struct layer_file *f = (struct layer_file *)(uintptr_t)fi->fh;
-	off_t at = lseek(f->fd, off, whence);
+	off_t at;
 
-	(void)ino;
+	(void)fi;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return (void)fuse_reply_err(req, EINVAL); /* the kernel seeks the rest itself */
+	/* the shared descriptor's offset moves, but every read names its own */
+	at = lseek(inode_of(layers_of(req), ino)->fd, off, whence);
 	if (at < 0)
 		return (void)fuse_reply_err(req, errno);
 	fuse_reply_lseek(req, at);
@@ -504,19 +509,10 @@ static void layers_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	fuse_reply_err(req, ENOLCK); /* as the cache's files: nothing to lock against */
 }
 
-/* xattrs: of a directory or regular file through a real descriptor; other kinds have none. */
+/* xattrs: of a directory or regular file through its descriptor; other kinds have none. */
 static int xattr_fd(struct layer_inode *inode)
 {
-	struct stat st;
-	int r = stat_of(inode->fd, &st);
-
-	if (r < 0)
-		return r;
-	if (S_ISDIR(st.st_mode))
-		return reopen(inode, O_RDONLY | O_DIRECTORY);
-	if (S_ISREG(st.st_mode))
-		return reopen(inode, O_RDONLY);
-	return -ENODATA;
+	return inode->readable ? inode->fd : -ENODATA;
 }
 
 static void reply_xattr(fuse_req_t req, size_t size, ssize_t n, const char *buf)
@@ -535,18 +531,14 @@ static void layers_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, si
 	int fd = xattr_fd(inode_of(layers_of(req), ino));
 	ssize_t n;
 
-	if (size && !buf) {
-		if (fd >= 0)
-			close(fd);
+	if (size && !buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	}
 	if (fd < 0) {
 		free(buf);
 		return (void)fuse_reply_err(req, -fd);
 	}
 	n = fgetxattr(fd, name, buf, size);
 	reply_xattr(req, size, n, buf);
-	close(fd);
 	free(buf);
 }
 
@@ -556,22 +548,14 @@ static void layers_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int fd = xattr_fd(inode_of(layers_of(req), ino));
 	ssize_t n;
 
-	if (size && !buf) {
-		if (fd >= 0)
-			close(fd);
+	if (size && !buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	}
-	if (fd == -ENODATA) { /* no xattrs */
+	if (fd < 0) { /* no xattrs */
 		free(buf);
 		return size ? (void)fuse_reply_buf(req, "", 0) : (void)fuse_reply_xattr(req, 0);
 	}
-	if (fd < 0) {
-		free(buf);
-		return (void)fuse_reply_err(req, -fd);
-	}
 	n = flistxattr(fd, buf, size);
 	reply_xattr(req, size, n, buf);
-	close(fd);
 	free(buf);
 }
 

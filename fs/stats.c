@@ -60,12 +60,14 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	json_decref(more);
 	/*
 	 * Every request the kernel sent, by kind: what its caches did not
-	 * answer; and those of them the workspace served.
+	 * answer; and those of them the workspace and the layer trees served.
 	 */
 	if (json_object_set_new(obj, "requests", fs_opcount_json(&fs->stats.requests)) < 0 ||
 	    json_object_set_new(obj, "workspace_requests",
 				fs_opcount_json(&fs->stats.family_requests[FS_SLOT_WORKSPACE])) <
-		    0) {
+		    0 ||
+	    json_object_set_new(obj, "layers_requests",
+				fs_opcount_json(&fs->stats.family_requests[FS_SLOT_LAYERS])) < 0) {
 		json_decref(obj);
 		return -ENOMEM;
 	}

@@ -143,6 +143,16 @@ check "the file the upper layer deleted is absent" not test -e "$WORK/merged/etc
 check "its neighbour is there" test "$(cat "$WORK/merged/etc/keep.conf")" == keep
 check "the opaque directory hides the lower entries" test "$(ls -A "$WORK/merged/opq")" == c
 check "busybox runs from the merged tree" test "$("$WORK/merged/bin/busybox" echo hi)" == hi
+# the requests reading every file of the merged tree sends to the trees
+layer_counts() { for k in flush lookup read; do stat_of "$MNT" "layers_requests.$k"; done | paste -sd' '; }
+read_merged() { find "$WORK/merged" -xdev -type f -exec cat {} + >/dev/null; }
+before=$(layer_counts)
+check "every file of the merged tree reads" read_merged
+after=$(layer_counts)
+expect_eq "${after%% *}" "${before%% *}" "closing a tree's files sends no FLUSH (FOPEN_NOFLUSH)"
+check "every file of the merged tree reads again" read_merged
+expect_eq "$(layer_counts)" "$after" \
+	"... and again from the kernel's caches: no FLUSH, LOOKUP or READ reaches the daemon"
 echo new >"$WORK/merged/etc/keep.conf"
 check "a write lands in the upper dir" test "$(cat "$WORK/ov-upper/etc/keep.conf")" == new
 check "and not in the shared tree" test "$(cat "$L2/etc/keep.conf")" == keep

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/layers-read.sh: issue 14's "read every file of the image", without
+# the nested bench around it. Three layer trees like bench/nested-pull.sh's
+# image (Debian 12 minbase, scripts/base-image.sh's tar, and two layers of
+# RANDOM_MB/2 MB of random bytes) are put into a store's layers/, and an
+# overlayfs is mounted over them twice: once over the mount's
+# layers/sha256:<diffid>/ (dindfs serving them) and once over the same
+# trees in the store (the backing disk, no FUSE). Each round reads every
+# file of both (`find -xdev -type f -exec cat {} +`, as nested-pull.sh's
+# row does inside its container): "cold" with a fresh dindfs mount and a
+# fresh overlayfs (the kernel knows nothing of the trees through FUSE: the
+# first read in a level after the host unpacked them; the store's files
+# stay in the page cache, as they are after an unpack), then "warm", the
+# same overlayfs again. Prints the medians and the ratios mount / disk
+# (goal: cold at most 1.20), and the trees' requests by kind per file
+# from .dindfs/stats (layers_requests; a daemon older than it: all its
+# requests), for the cold read and for the warm one, in the first round.
+#
+# Usage: bench/layers-read.sh [BUILD_DIR] [ROUNDS] [RANDOM_MB]
+#   defaults: build 5 170. Needs root (FUSE, overlayfs). TMPDIR: where the
+#   store goes (default /var/tmp; a disk, as the host's store is).
+#   MOUNT_OPTS: more `dindfs mount` options (e.g. --no-passthrough);
+#   PIN=CPU runs everything on that one CPU (taskset), which takes the
+#   wake-ups from one CPU to the other out of every request's cost.
+set -euo pipefail
+if [[ -n ${PIN:-} && -z ${_PINNED:-} ]]; then
+	_PINNED=1 exec taskset -c "$PIN" "$0" "$@"
+fi
+cd "$(dirname "$0")/.."
+build=$(realpath "${1:-build}")
+rounds=${2:-5}
+random_mb=${3:-170}
+export DINDFS=$build/dindfs
+export TMPDIR=${TMPDIR:-/var/tmp}
+[[ -x $DINDFS ]] || { echo "bench/layers-read.sh: build first: no $DINDFS" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || { echo "bench/layers-read.sh: run as root (FUSE, overlayfs)" >&2; exit 1; }
+. tests/lib.sh
+. tests/mount_lib.sh
+trap 'exit 130' INT TERM # so that lib.sh's EXIT trap unmounts
+
+base_tar=${DINDFS_CACHE:-/var/cache/dindfs}/debian-bookworm-minbase-amd64.tar
+[[ -s $base_tar ]] || {
+	echo "bench/layers-read.sh: no '$base_tar': make it with scripts/base-image.sh bookworm" >&2
+	exit 1
+}
+STORE=$WORK/store
+MNT=$WORK/mnt
+mkdir -p "$STORE/layers" "$MNT"
+# Diff-ids of our own: the trees need not match a blob to be served.
+ids=()
+for n in 1 2 3; do ids+=("sha256:$(printf 'layer %d\n' "$n" | sha256sum | cut -d' ' -f1)"); done
+tar --numeric-owner -xpf "$base_tar" -C "$(mkdir -p "$STORE/layers/${ids[0]}" && echo "$_")" \
+	--exclude './dev/*'
+for n in 1 2; do
+	mkdir -p "$STORE/layers/${ids[n]}/random"
+	head -c $((random_mb / 2 * 1000000)) /dev/urandom >"$STORE/layers/${ids[n]}/random/layer-$n"
+done
+files=$(find "$STORE/layers" -type f | wc -l)
+bytes=$(du -sb --apparent-size "$STORE/layers" | cut -f1)
+
+ovl() { printf '%s' "${1//:/\\:}"; } # a diff-id's ':' escaped for lowerdir=
+# overlay NAME ROOT: an overlayfs of the three trees under ROOT at $WORK/NAME.
+overlay() {
+	local d=$WORK/$1
+	mkdir -p "$d" "$d.upper" "$d.work"
+	on_exit "umount '$d' 2>/dev/null"
+	mount -t overlay overlay -o "lowerdir=$(ovl "$2/${ids[2]}"):$(ovl "$2/${ids[1]}"):$(ovl "$2/${ids[0]}"),upperdir=$d.upper,workdir=$d.work" "$d"
+}
+read_all() { # DIR: seconds to read every file
+	local s
+	s=$EPOCHREALTIME
+	(cd "$1" && find . -xdev -type f -exec cat {} + >/dev/null)
+	echo "$EPOCHREALTIME - $s" | tr , . | bc -l
+}
+requests() { # the trees' requests by kind, "kind=count" words
+	python3 - "$MNT/.dindfs/stats" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1])).get("layers_requests") or json.load(open(sys.argv[1]))["requests"]
+print(" ".join(f"{k}={v}" for k, v in sorted(r.items()) if v))
+EOF
+}
+per_file() { # BEFORE AFTER: the difference, per file read
+	python3 - "$1" "$2" "$files" <<'EOF'
+import sys
+a = dict(w.split("=") for w in sys.argv[1].split())
+b = dict(w.split("=") for w in sys.argv[2].split())
+n = int(sys.argv[3])
+d = {k: int(v) - int(a.get(k, 0)) for k, v in b.items()}
+print(" ".join(f"{k} {v} ({v / n:.2f})" for k, v in sorted(d.items()) if v) or "none")
+EOF
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A T
+echo "$files files, $((bytes / 1000000)) MB in 3 trees; $(basename "$build") ${MOUNT_OPTS:-}${PIN:+ on CPU $PIN}, $rounds rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= rounds; r++)); do
+	overlay disk "$STORE/layers"
+	T[disk cold]+="$(read_all "$WORK/disk") "
+	T[disk warm]+="$(read_all "$WORK/disk") "
+	umount "$WORK/disk"
+	# shellcheck disable=SC2086 # words
+	mount_dindfs "$MNT" --store "$STORE" ${MOUNT_OPTS:-} >/dev/null
+	overlay fuse "$MNT/layers"
+	before=$(requests)
+	T[mount cold]+="$(read_all "$WORK/fuse") "
+	cold=$(requests)
+	T[mount warm]+="$(read_all "$WORK/fuse") "
+	warm=$(requests)
+	umount "$WORK/fuse"
+	unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
+	printf 'round %d: disk %.2f / %.2f s, mount %.2f / %.2f s cold / warm (load %s)\n' "$r" \
+		$(for k in "disk cold" "disk warm" "mount cold" "mount warm"; do v=${T[$k]% }; echo "${v##* }"; done) \
+		"$(cut -d' ' -f1 /proc/loadavg)"
+	((r > 1)) || {
+		echo "  requests per file, cold: $(per_file "$before" "$cold")"
+		echo "  requests per file, warm: $(per_file "$cold" "$warm")"
+	}
+done
+echo
+for k in "disk cold" "mount cold" "disk warm" "mount warm"; do
+	printf '%-12s %s s   (rounds: %s)\n' "$k" "$(tr ' ' '\n' <<<"${T[$k]}" | grep . | median)" "${T[$k]}"
+done
+for t in cold warm; do
+	printf 'read every file, %s: mount / disk %.2f%s\n' "$t" \
+		"$(echo "$(tr ' ' '\n' <<<"${T[mount $t]}" | grep . | median) / $(tr ' ' '\n' <<<"${T[disk $t]}" | grep . | median)" | bc -l)" \
+		"$([[ $t == cold ]] && echo '   (goal at most 1.20)')"
+done
+echo "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
