@@ -188,6 +188,13 @@ struct fs_stats {
 
 struct fs_ws;
 
+/* What the connection took at init (ops.c), as .dindfs/stats shows it. */
+struct fs_negotiated {
+	bool killpriv_v2;     /* the daemon clears set-id bits and capabilities itself */
+	bool parallel_dirops; /* lookups and readdirs of one directory run at once */
+	unsigned max_write;   /* bytes of data one WRITE carries at most */
+};
+
 /*
  * Levels: the caller's pid-namespace depth below the daemon (whoami.c).
  * Depths from FS_LEVEL_DEEP down share one budget; callers the daemon
@@ -216,6 +223,7 @@ struct fs {
 	struct fs_stats stats;
 	atomic_bool passthrough; /* the kernel took FUSE_CAP_PASSTHROUGH (passthrough.c) */
 	bool no_opendir;	 /* opendir is answered ENOSYS: none comes (ops.c, at init) */
+	struct fs_negotiated negotiated; /* set at init (ops.c), for .dindfs/stats */
 
 	pthread_mutex_t nodes_lock;
 	struct fs_hash nodes; /* the inode table (node.c) */

@@ -58,6 +58,16 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 		return -ENOMEM;
 	}
 	json_decref(more);
+	/* what the connection took at init (ops.c) */
+	more = json_pack("{s:b, s:b, s:I}", "killpriv_v2", (int)fs->negotiated.killpriv_v2,
+			 "parallel_dirops", (int)fs->negotiated.parallel_dirops, "max_write",
+			 (json_int_t)fs->negotiated.max_write);
+	if (!more || json_object_update(obj, more) < 0) {
+		json_decref(more);
+		json_decref(obj);
+		return -ENOMEM;
+	}
+	json_decref(more);
 	/*
 	 * Every request the kernel sent, by kind: what its caches did not
 	 * answer; and those of them the workspace and the layer trees served.

@@ -33,6 +33,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,24 @@ int ws_setid_clear(const char *path, struct stat *st)
 		return -errno;
 	st->st_mode = want;
 	return 0;
+}
+
+/*
+ * Remove the file capability of the regular file fd (open) or path names,
+ * if it has one. The kernel would do it at each write, truncate and chown
+ * of the file, asking for security.capability before every write; with
+ * FUSE_HANDLE_KILLPRIV_V2 (ops.c) it leaves it to us. A level cannot set
+ * one (xattr_refused), so only a file the host gave one has it.
+ */
+int ws_caps_clear(int fd, const char *path, const struct stat *st)
+{
+	int r;
+
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	r = fd >= 0 ? fremovexattr(fd, "security.capability")
+		    : removexattr(path, "security.capability");
+	return r == 0 || errno == ENODATA || errno == EOPNOTSUPP ? 0 : -errno;
 }
 
 /*
@@ -345,9 +364,11 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		r = set_times(fd, file_fd, attr, to_set);
 	if (r == 0)
 		r = ws_stat_fd(fd, &st);
-	/* a set-id bit the host had, on a file a level now gives away or rewrites */
+	/* a set-id bit or capability the host gave a file a level now gives away or rewrites */
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
 		r = ws_setid_clear(path, &st);
+	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
+		r = ws_caps_clear(file_fd, path, &st);
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);

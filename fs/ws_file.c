@@ -83,16 +83,18 @@ static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 	free(f);
 }
 
-/* ws_setid_clear() for an open file. */
+/* ws_setid_clear() and ws_caps_clear() for an open file. */
 static int setid_drop(int fd)
 {
 	struct stat st;
 	char path[64];
+	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	ws_proc_path(path, sizeof(path), fd);
-	return ws_setid_clear(path, &st);
+	r = ws_setid_clear(path, &st);
+	return r < 0 ? r : ws_caps_clear(fd, path, &st);
 }
 
 /* Open flags for the backing file: never follow, never create here. */
@@ -113,7 +115,7 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 	fd = open(path, open_flags(fi->flags));
 	r = fd < 0 ? -errno : 0;
 	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
-		r = setid_drop(fd); /* a set-id program a level rewrites is one no more */
+		r = setid_drop(fd); /* a privileged program a level rewrites is one no more */
 	if (r == 0)
 		r = file_new(ws, req, inode, fd, fi->flags, fi);
 	ws_fd_put(ws, inode);

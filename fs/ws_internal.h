@@ -155,6 +155,11 @@ mode_t ws_setid_strip(mode_t mode);
  */
 int ws_setid_clear(const char *path, struct stat *st);
 /*
+ * Remove the file capability of the regular file st describes, named by
+ * fd (open, or -1) or path. Returns 0 or -errno.
+ */
+int ws_caps_clear(int fd, const char *path, const struct stat *st);
+/*
  * Who owns what req makes: the workspace's owner, or with --workspace-owner
  * preserve the caller (its fsuid and fsgid, as the kernel sent them).
  */

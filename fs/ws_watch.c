@@ -38,6 +38,8 @@
 	 IN_CLOSE_WRITE | IN_ONLYDIR | IN_EXCL_UNLINK)
 #define ENTRY_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
 #define DATA_EVENTS  (IN_MODIFY | IN_CLOSE_WRITE)
+/* Events read at once (their longest names), and told to the kernel as one batch. */
+#define BATCH_EVENTS 64
 /* How long the thread gathers events before it notifies (ms). */
 #define BATCH_MS 5
 /* How long the daemon waits for the thread to end at unmount (s). */
@@ -159,8 +161,13 @@ static fuse_ino_t child_ino(struct fs_ws *ws, struct ws_inode *dir, const char *
 	return ino;
 }
 
-/* One event: what it makes stale, told to the kernel. No lock is held. */
-static void notify_event(struct fs_ws *ws, const struct inotify_event *ev)
+/*
+ * One event: what it makes stale, told to the kernel. No lock is held. A
+ * name made or removed also makes the directory's attributes and listing
+ * stale: that is told once for the batch, by notify_dir(), and *dir_wd is
+ * set to the watch of the directory to tell it of (else left as it is).
+ */
+static void notify_event(struct fs_ws *ws, const struct inotify_event *ev, int *dir_wd)
 {
 	struct fuse_session *se = ws->fs->session;
 	struct ws_inode *dir;
@@ -188,12 +195,28 @@ static void notify_event(struct fs_ws *ws, const struct inotify_event *ev)
 			fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), -1, 0);
 	} else if (ev->mask & ENTRY_EVENTS) {
 		fuse_lowlevel_notify_inval_entry(se, ws_ino_of(dir), ev->name, strlen(ev->name));
-		/* offset 0: the listing the kernel keeps (cache_readdir) goes too */
-		fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), 0, 0);
+		*dir_wd = ev->wd;
 	} else if ((ino = child_ino(ws, dir, ev->name))) {
 		/* attributes only (-1), or the data too */
 		fuse_lowlevel_notify_inval_inode(se, ino, ev->mask & DATA_EVENTS ? 0 : -1, 0);
 	}
+	fs_ws_forget(ws, ws_ino_of(dir), 1);
+}
+
+/*
+ * The directory of watch wd has names made or removed: its attributes and
+ * (offset 0) the listing the kernel keeps (cache_readdir) are stale. Once a
+ * batch for each directory: a burst (rm -rf, an untar) changes many names
+ * of one directory, and each notification takes the directory's lock in
+ * the kernel, against the very operations making the burst.
+ */
+static void notify_dir(struct fs_ws *ws, int wd)
+{
+	struct ws_inode *dir = dir_of_wd(ws, wd);
+
+	if (!dir)
+		return;
+	fuse_lowlevel_notify_inval_inode(ws->fs->session, ws_ino_of(dir), 0, 0);
 	fs_ws_forget(ws, ws_ino_of(dir), 1);
 }
 
@@ -211,7 +234,10 @@ static void *watch_thread(void *arg)
 	struct fs_ws *ws = arg;
 	struct pollfd pfd[2] = {{.fd = ws->watch->fd, .events = POLLIN},
 				{.fd = ws->watch->wake, .events = POLLIN}};
-	static const size_t size = 64 * (sizeof(struct inotify_event) + NAME_MAX + 1);
+	static const size_t size = BATCH_EVENTS * (sizeof(struct inotify_event) + NAME_MAX + 1);
+	/* an event takes sizeof(struct inotify_event) at least: so many fit in buf */
+	int dirs[BATCH_EVENTS * (NAME_MAX + 1) / sizeof(struct inotify_event) + BATCH_EVENTS];
+	size_t n_dirs, i;
 	char *buf = malloc(size);
 
 	if (!buf) {
@@ -229,9 +255,11 @@ static void *watch_thread(void *arg)
 		n = read(ws->watch->fd, buf, size);
 		if (n <= 0)
 			continue;
+		n_dirs = 0;
 		for (off = 0; off < n;) {
 			const struct inotify_event *ev = (const void *)(buf + off);
 			bool seen = false;
+			int dir_wd = -1;
 
 			for (prev = 0; prev < off && !seen;) {
 				const struct inotify_event *p = (const void *)(buf + prev);
@@ -240,9 +268,16 @@ static void *watch_thread(void *arg)
 				prev += (ssize_t)(sizeof(*p) + p->len);
 			}
 			if (!seen)
-				notify_event(ws, ev);
+				notify_event(ws, ev, &dir_wd);
+			for (i = 0; dir_wd >= 0 && i < n_dirs; i++)
+				if (dirs[i] == dir_wd)
+					dir_wd = -1;
+			if (dir_wd >= 0)
+				dirs[n_dirs++] = dir_wd; /* as many as events in buf at most */
 			off += (ssize_t)(sizeof(*ev) + ev->len);
 		}
+		for (i = 0; i < n_dirs; i++)
+			notify_dir(ws, dirs[i]);
 	}
 	free(buf);
 	return NULL;
