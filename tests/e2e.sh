@@ -172,6 +172,9 @@ check "an L1 with the containerd image store (trixie) starts" start_level snap d
 	-e DINDFS_SNAPSHOTTER=off -e DOCKERD_CONFIG='{"features": {"containerd-snapshotter": true}}'
 expect_exit 0 "it runs the containerd image store" at snap "docker info -f '{{json .DriverStatus}}'"
 expect_match "$WORK/out" 'io.containerd.snapshotter' "docker info says so"
+expect_exit 0 "dindfs doctor there" at snap "dindfs doctor >/tmp/doctor; grep 'shared layers' /tmp/doctor"
+expect_match "$WORK/out" '^info +shared layers: no \(the containerd image store with the overlayfs snapshotter: the DinD entrypoint uses dindfs snapshotter when /dindfs/layers exists and DINDFS_SNAPSHOTTER is not off\)$' \
+	"... says it does not use the shared layers, and when it would"
 # pulls LEVEL WHAT: the checks in one L1
 pulls() {
 	local level=$1 what=$2

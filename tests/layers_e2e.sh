@@ -86,8 +86,9 @@ start_level snap-a dindfs-dind:13
 expect_exit 0 "the level's dockerd uses the containerd image store with dindfs as its snapshotter" \
 	lv snap-a 'docker info -f "{{.Driver}} {{json .DriverStatus}}"'
 expect_match "$WORK/out" '^dindfs ' "docker info: storage driver dindfs"
-expect_exit 0 "dindfs doctor in L1 a" lv snap-a "dindfs doctor >/tmp/doctor; grep 'shared layers' /tmp/doctor"
+expect_exit 0 "dindfs doctor in L1 a" lv snap-a "dindfs doctor >/tmp/doctor; grep -E 'shared layers|layer blobs' /tmp/doctor"
 expect_match "$WORK/out" '^ok +shared layers: yes ' "... says the level uses the shared layers"
+expect_match "$WORK/out" "^info +layer blobs: none in containerd's content store yet$" "... and no layer blob yet"
 CONTENT=/var/lib/docker/containerd/io.containerd.content.v1.content
 stats_save "$MNT" "$WORK/stats.a0"
 expect_exit 0 "L1 a: docker pull $IMAGE" lv snap-a "docker pull -q $IMAGE"
@@ -102,6 +103,18 @@ for layer in $(cat "$image/layers"); do
 	expect_exit 0 "layer $layer in the content store" lv snap-a "readlink $CONTENT/blobs/sha256/${layer#sha256:}"
 	check "... is a link to the host's blob, no copy" grep -qx "/dindfs/blobs/sha256/${layer#sha256:}" "$WORK/out"
 done
+expect_exit 0 "dindfs doctor in L1 a after the pull" \
+	lv snap-a "dindfs doctor >/tmp/doctor; rc=\$?; grep -E 'snapshotter:|layer blobs:' /tmp/doctor; exit \$rc"
+expect_match "$WORK/out" '^ok +snapshotter: dindfs snapshotter answers at /run/dindfs/snapshotter\.sock$' \
+	"... says the snapshotter answers"
+expect_match "$WORK/out" "^ok +layer blobs: 3 of the 5 blobs in containerd's content store are links to the host's store \\(no copy\\)$" \
+	"... and that the 3 layer blobs of the 5 (with the manifest and the config) are links"
+# the socket moved away for a moment: containerd keeps its connection
+expect_exit 1 "dindfs doctor in L1 a with no snapshotter socket fails" \
+	lv snap-a "mv /run/dindfs/snapshotter.sock /run/dindfs/moved.sock; dindfs doctor >/tmp/doctor; rc=\$?
+		mv /run/dindfs/moved.sock /run/dindfs/snapshotter.sock; grep 'snapshotter:' /tmp/doctor; exit \$rc"
+expect_match "$WORK/out" '^FAIL +snapshotter: no socket at /run/dindfs/snapshotter\.sock: pulls and container starts fail$' \
+	"... and says why"
 lap "L1 a"
 
 # ---- L1 b: nothing to fetch, nothing to unpack -----------------------------------------

@@ -1,6 +1,7 @@
 /*
  * dindfs doctor: run at any level, says where it is and what works — the
- * mount, dockerd and its mirror, where dockerd keeps its layers, cgroups,
+ * mount, dockerd and its mirror, where dockerd keeps its layers, whether
+ * they are the shared layers (dindfs snapshotter), cgroups,
  * capabilities and confinement, and at the host the upstream registries —
  * one line per check, each problem with its fix. Exit 1 when something is
  * broken (a FAIL); warnings alone exit 0. The checks live in doctor_*.c.
@@ -94,6 +95,7 @@ static int run_doctor(const struct tool_command *cmd, int argc, char **argv)
 	doctor_check_where(&d);
 	doctor_check_mount(&d);
 	doctor_check_dockerd(&d);
+	doctor_check_layers(&d);
 	doctor_check_routes(&d);
 	doctor_check_cgroup(&d);
 	doctor_check_security(&d);

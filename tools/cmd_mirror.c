@@ -99,6 +99,7 @@ static int run_mirror(const struct tool_command *cmd, int argc, char **argv)
 		{"tls-listen", required_argument, NULL, 't'},
 		{"cert", required_argument, NULL, 'c'},
 		{"key", required_argument, NULL, 'k'},
+		{"log-requests", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -138,6 +139,9 @@ static int run_mirror(const struct tool_command *cmd, int argc, char **argv)
 			break;
 		case 'k':
 			key_path = optarg;
+			break;
+		case 'L':
+			o.log_requests = true;
 			break;
 		default:
 			return tool_other_option(cmd, c, argv);
@@ -205,7 +209,7 @@ const struct tool_command tool_cmd_mirror = {
 	.name = "mirror",
 	.brief = "serve a dindfs mount as a registry mirror for the local dockerd",
 	.synopsis = "[--root MOUNTPOINT] [--listen ADDRESS:PORT]... "
-		    "[--tls-listen ADDRESS:PORT... --cert FILE --key FILE]",
+		    "[--tls-listen ADDRESS:PORT... --cert FILE --key FILE] [--log-requests]",
 	.summary =
 		"Answer the read side of the registry API v2 from the mount, so that a\n"
 		"dockerd with \"registry-mirrors\": [\"http://127.0.0.1:5000\"] pulls through the\n"
@@ -217,6 +221,8 @@ const struct tool_command tool_cmd_mirror = {
 		 "  --listen ADDRESS:PORT      plain HTTP here; repeatable (default " DEFAULT_LISTEN
 		 "; loopback unless told)\n"
 		 "  --tls-listen ADDRESS:PORT  HTTPS here; repeatable\n"
-		 "  --cert FILE, --key FILE    the PEM certificate (chain) and key for HTTPS\n",
+		 "  --cert FILE, --key FILE    the PEM certificate (chain) and key for HTTPS\n"
+		 "  --log-requests             one line on stderr per request: the time, the\n"
+		 "                             request, its status and milliseconds to answer\n",
 	.run = run_mirror,
 };

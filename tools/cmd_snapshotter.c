@@ -15,7 +15,7 @@
 #include "snapshotter_content.h"
 #include "snapshotter_rpc.h"
 
-#define DEFAULT_SOCKET "/run/dindfs/snapshotter.sock"
+#define DEFAULT_SOCKET SNAP_RPC_DEFAULT_SOCKET
 #define DEFAULT_STATE  "/var/lib/dindfs/snapshotter"
 
 static volatile sig_atomic_t stop;
@@ -51,6 +51,7 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 		{"state", required_argument, NULL, 'd'},
 		{"content", required_argument, NULL, 'c'},
 		{"containerd", required_argument, NULL, 'a'},
+		{"log-requests", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -58,6 +59,7 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 	const char *content = NULL, *containerd = NULL;
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct snap_content *links = NULL;
+	bool log_requests = false;
 	struct snap *s;
 	int c, r;
 
@@ -80,6 +82,9 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 		case 'a':
 			containerd = optarg;
 			break;
+		case 'L':
+			log_requests = true;
+			break;
 		default:
 			return tool_other_option(cmd, c, argv);
 		}
@@ -100,6 +105,7 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 			snap_free(s);
 			return TOOL_EXIT_FAILED;
 		}
+		snap_content_log_requests(links, log_requests);
 		snap_set_content(s, links);
 	}
 	r = socket_dir(socket);
@@ -111,7 +117,7 @@ static int run_snapshotter(const struct tool_command *cmd, int argc, char **argv
 	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	r = snap_grpc_serve(s, socket, &stop);
+	r = snap_grpc_serve(s, socket, log_requests, &stop);
 	snap_free(s);
 	snap_content_free(links);
 	return r < 0 ? TOOL_EXIT_FAILED : TOOL_EXIT_OK;
@@ -122,7 +128,7 @@ const struct tool_command tool_cmd_snapshotter = {
 	.brief = "serve containerd a snapshotter over the mount's shared layers",
 	.synopsis =
 		"[--root MOUNTPOINT] [--socket PATH] [--state DIR] [--content DIR [--containerd "
-		"SOCKET]]",
+		"SOCKET]] [--log-requests]",
 	.summary = "A containerd proxy snapshotter (containerd.services.snapshots.v1) on a unix\n"
 		   "socket: layers the host daemon unpacked under MOUNTPOINT/layers become\n"
 		   "snapshots without a download or an unpack; others unpack into DIR as with\n"
@@ -136,6 +142,8 @@ const struct tool_command tool_cmd_snapshotter = {
 		 "  --content DIR          link shared layers' blobs from MOUNTPOINT/blobs into\n"
 		 "                         DIR, containerd's io.containerd.content.v1.content\n"
 		 "  --containerd SOCKET    record those blobs in the snapshot's containerd\n"
-		 "                         namespace, so docker images, save and push see them\n",
+		 "                         namespace, so docker images, save and push see them\n"
+		 "  --log-requests         one line on stderr per call: the time, the method,\n"
+		 "                         its status and milliseconds\n",
 	.run = run_snapshotter,
 };

@@ -22,6 +22,11 @@
 #   --device-cgroup-rule='a *:* rwm' --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw
 # and in both cases --tmpfs /var/lib/docker:exec (or a volume there), and
 # -v /dindfs:/dindfs for the cache and the workspace.
+#
+# -e DINDFS_LOG_REQUESTS=1: the mirror and the snapshotter log every request
+# with its time and duration (/var/log/dindfs-mirror.log,
+# dindfs-snapshotter.log), containerd logs at debug level: to see where a
+# pull's time goes.
 set -euo pipefail
 
 ROOT=${DINDFS_ROOT:-/dindfs}
@@ -199,7 +204,8 @@ if [[ ${DINDFS_SNAPSHOTTER:-auto} != off && -d $SNAP_ROOT/layers ]] && wants_con
 	dindfs snapshotter --root "$SNAP_ROOT" --socket "$SNAP_SOCKET" \
 		--state /var/lib/docker/dindfs-snapshotter \
 		--content "$CONTAINERD_ROOT/io.containerd.content.v1.content" \
-		--containerd "$CONTAINERD_SOCKET" >>"$LOGS/dindfs-snapshotter.log" 2>&1 &
+		--containerd "$CONTAINERD_SOCKET" ${DINDFS_LOG_REQUESTS:+--log-requests} \
+		>>"$LOGS/dindfs-snapshotter.log" 2>&1 &
 	snap_pid=$!
 	wait_socket "$SNAP_SOCKET" "$snap_pid" ||
 		die "dindfs snapshotter did not start: $(grep . "$LOGS/dindfs-snapshotter.log" | tail -1)"
@@ -216,7 +222,8 @@ if [[ ${DINDFS_SNAPSHOTTER:-auto} != off && -d $SNAP_ROOT/layers ]] && wants_con
 		  type = "snapshot"
 		  address = "$SNAP_SOCKET"
 	EOF
-	containerd --config /etc/containerd/dindfs.toml >>"$LOGS/containerd.log" 2>&1 &
+	containerd --config /etc/containerd/dindfs.toml ${DINDFS_LOG_REQUESTS:+--log-level debug} \
+		>>"$LOGS/containerd.log" 2>&1 &
 	containerd_pid=$!
 	wait_socket "$CONTAINERD_SOCKET" "$containerd_pid" ||
 		die "containerd did not start: $(grep . "$LOGS/containerd.log" | tail -1)"

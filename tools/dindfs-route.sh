@@ -177,5 +177,7 @@ if no_network && command -v dnsmasq >/dev/null; then
 fi
 
 say "${#names[@]} registries go through the dindfs cache: ${names[*]}"
+# DINDFS_LOG_REQUESTS=1 (dind-entrypoint): a line per request, with its time
 exec dindfs mirror --root "$ROOT" --listen "$MIRROR" --listen 127.0.0.1:80 \
-	--tls-listen 127.0.0.1:443 --cert "$DIR/mirror.crt" --key "$DIR/mirror.key"
+	--tls-listen 127.0.0.1:443 --cert "$DIR/mirror.crt" --key "$DIR/mirror.key" \
+	${DINDFS_LOG_REQUESTS:+--log-requests}

@@ -59,6 +59,9 @@ void doctor_check_upstreams(struct doctor *d);
 /* doctor_docker.c: the local dockerd, its mirror, where it keeps its layers. */
 void doctor_check_dockerd(struct doctor *d);
 
+/* doctor_layers.c: whether this level uses the shared layers (dindfs snapshotter). */
+void doctor_check_layers(struct doctor *d);
+
 /* doctor_system.c: cgroups, capabilities, /dev/fuse, seccomp, AppArmor. */
 void doctor_check_cgroup(struct doctor *d);
 void doctor_check_security(struct doctor *d);

@@ -95,15 +95,6 @@ static void check_data_root(struct doctor *d)
 	} else if (*driver) {
 		doctor_say(d, DOCTOR_OK, "storage driver: %s", driver);
 	}
-	/* dind-entrypoint makes dindfs snapshotter the storage driver (README, "Shared layers") */
-	if (*driver && strcmp(driver, "dindfs") == 0)
-		doctor_say(d, DOCTOR_OK,
-			   "shared layers: yes (the host's unpacked layers, through "
-			   "dindfs snapshotter: nothing to download or unpack)");
-	else if (*driver)
-		doctor_say(d, DOCTOR_INFO,
-			   "shared layers: no (they need dockerd 26.1 or later and "
-			   "the mount's layers/)");
 	/* not made yet: dockerd will make it on the file system of its parent */
 	snprintf(at, sizeof(at), "%s", dir);
 	while (statfs(at, &st) < 0) {

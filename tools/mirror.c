@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ctype.h>
@@ -44,7 +45,11 @@ struct mirror {
 	struct mirror_guard *guard;
 	struct MHD_Daemon *daemons[MIRROR_LISTEN_MAX];
 	size_t n_daemons;
+	bool log_requests;
 };
+
+/* The status of the answer this thread queued last (one thread per connection). */
+static __thread unsigned last_status;
 
 /* What a request asks for, once its URL is understood. */
 enum target_kind {
@@ -97,6 +102,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
 	enum MHD_Result ret;
 
 	MHD_add_response_header(response, "Docker-Distribution-API-Version", "registry/2.0");
+	last_status = status;
 	ret = MHD_queue_response(conn, status, response);
 	MHD_destroy_response(response);
 	return ret;
@@ -632,28 +638,13 @@ static enum MHD_Result reply_token(struct MHD_Connection *conn)
 	return reply(conn, MHD_HTTP_OK, response);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_size, void **state)
+/* The answer to a request whose headers and body are all in. */
+static enum MHD_Result answer(struct mirror *m, struct MHD_Connection *conn, const char *url,
+			      bool head)
 {
-	struct mirror *m = cls;
 	struct target t;
-	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	int r;
 
-	(void)version;
-	(void)upload;
-	(void)upload_size;
-	if (!*state) /* the headers are in: from now on the answer's limits apply */
-		mirror_guard_enter(m->guard, conn, MIRROR_PHASE_ANSWER);
-	/* refused at once, without reading a body that will never be used */
-	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-		return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
-				   "this mirror only serves pulls");
-	if (!*state) { /* answer once the request is all in */
-		*state = m;
-		return MHD_YES;
-	}
 	if (strcmp(url, "/v2/") == 0 || strcmp(url, "/v2") == 0) {
 		struct MHD_Response *response =
 			MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
@@ -682,6 +673,61 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (t.kind == TARGET_TAGS)
 		return serve_tags(m, conn, &t);
 	return serve_file(m, conn, head, &t);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* --log-requests: when (the wall clock, for other logs), what, the status, how long. */
+static void log_request(const char *method, const char *url, const char *host, double ms)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	fprintf(stderr, "dindfs mirror: %s.%06ld %s %s (Host %s): %u in %.2f ms\n", when,
+		ts.tv_nsec / 1000, method, url, host ? host : "-", last_status, ms);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **state)
+{
+	struct mirror *m = cls;
+	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	enum MHD_Result ret;
+	double start;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	if (!*state) /* the headers are in: from now on the answer's limits apply */
+		mirror_guard_enter(m->guard, conn, MIRROR_PHASE_ANSWER);
+	/* refused at once, without reading a body that will never be used */
+	if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+		return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				   "this mirror only serves pulls");
+	if (!*state) { /* answer once the request is all in */
+		*state = m;
+		return MHD_YES;
+	}
+	start = m->log_requests ? now_ms() : 0;
+	last_status = 0;
+	ret = answer(m, conn, url, head);
+	if (m->log_requests)
+		log_request(
+			method, url,
+			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+			now_ms() - start);
+	return ret;
 }
 
 /* A request is done: its connection waits for the next one. */
@@ -724,6 +770,7 @@ int mirror_start(const struct mirror_options *o, struct mirror **ret, size_t *re
 	if (!m)
 		return -ENOMEM;
 	snprintf(m->root, sizeof(m->root), "%s", o->root);
+	m->log_requests = o->log_requests;
 	/* the token endpoint: on the first plain listener, else the first TLS one */
 	for (size_t i = o->n_listen; i-- > 0;)
 		if (!o->listen[i].tls || !*m->origin)

@@ -55,6 +55,8 @@ struct mirror_options {
 	size_t n_listen; /* 1 to MIRROR_LISTEN_MAX */
 	/* PEM text of the certificate (chain) and its key, for the TLS listeners */
 	const char *cert_pem, *key_pem;
+	/* one line on stderr per request: when, method, path, status, milliseconds */
+	bool log_requests;
 };
 
 /*

@@ -55,7 +55,16 @@ struct snap_content {
 	size_t queued;
 	bool stop, busy;
 	uint64_t recorded, failed;
+	bool log; /* set before the first add */
 };
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 bool snap_content_digest_valid(const char *digest)
 {
@@ -268,6 +277,7 @@ static void *worker_main(void *arg)
 	while (!c->stop) {
 		struct pending *p = c->head;
 		char why[512];
+		double start;
 		int r;
 
 		if (!p) {
@@ -282,7 +292,12 @@ static void *worker_main(void *arg)
 		c->queued--;
 		c->busy = true;
 		pthread_mutex_unlock(&c->lock);
+		start = c->log ? now_ms() : 0;
 		r = record(c->channel, p, why, sizeof(why));
+		if (c->log)
+			fprintf(stderr,
+				"dindfs snapshotter: recorded '%s' in '%s': %s in %.2f ms\n",
+				p->digest, p->ns, r < 0 ? "failed" : "ok", now_ms() - start);
 		if (r < 0)
 			fprintf(stderr,
 				"dindfs snapshotter: cannot record '%s' in containerd namespace "
@@ -372,6 +387,8 @@ int snap_content_add(struct snap_content *c, const char *key, const struct snap_
 	char ns[SNAP_NAMESPACE_MAX + 1];
 	struct pending *p;
 	int64_t size;
+	double start;
+	bool done;
 	int r;
 
 	if (!digest)
@@ -405,8 +422,17 @@ int snap_content_add(struct snap_content *c, const char *key, const struct snap_
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
 	/* one worker, first in first out: an empty queue means this one is done */
-	snap_content_drain(c, SNAP_CONTENT_WAIT_MS);
+	start = c->log ? now_ms() : 0;
+	done = snap_content_drain(c, SNAP_CONTENT_WAIT_MS);
+	if (c->log)
+		fprintf(stderr, "dindfs snapshotter: Prepare waited %.2f ms for '%s'%s\n",
+			now_ms() - start, digest, done ? "" : " (timed out)");
 	return 0;
+}
+
+void snap_content_log_requests(struct snap_content *c, bool on)
+{
+	c->log = on;
 }
 
 void snap_content_counts(struct snap_content *c, uint64_t *ret_recorded, uint64_t *ret_failed)

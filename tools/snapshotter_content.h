@@ -54,6 +54,8 @@ int snap_content_new(const char *content_dir, const char *root, const char *cont
 		     struct snap_content **ret);
 /* Stops the worker (after the call it is sending); accepts NULL. */
 void snap_content_free(struct snap_content *c);
+/* One line on stderr per record: how long the call took, and Prepare's wait. */
+void snap_content_log_requests(struct snap_content *c, bool on);
 
 /*
  * For a Prepare of KEY ("NAMESPACE/ID/NAME", as containerd names keys to a

@@ -8,11 +8,16 @@
  */
 #include "snapshotter_rpc.h"
 
+#include "snapshots.pb-c.h"
+
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
@@ -71,14 +76,42 @@ static uint8_t *flatten(grpc_byte_buffer *bb, size_t *len)
 	return data;
 }
 
-static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *cq,
-		       const grpc_call_details *details)
+static double now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* --log-requests: when (the wall clock, to set beside containerd's log), what, how long. */
+static void log_call(const char *method, int status, double wait_ms, double handle_ms,
+		     double total_ms)
+{
+	const char *name = strrchr(method, '/');
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	fprintf(stderr,
+		"dindfs snapshotter: %s.%06ld %s: status %d in %.2f ms (request %.2f, "
+		"handling %.2f)\n",
+		when, ts.tv_nsec / 1000, name ? name + 1 : method, status, total_ms, wait_ms,
+		handle_ms);
+}
+
+static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *cq,
+		       const grpc_call_details *details, bool log_requests)
+{
+	double start = log_requests ? now_ms() : 0, received = 0, handled = 0;
 	struct snap_rpc_reply reply = {0};
 	grpc_byte_buffer *request = NULL, *response = NULL;
 	grpc_slice status_details, body;
 	grpc_op ops[3];
-	char *method;
+	char *method = NULL;
 	uint8_t *data;
 	int cancelled = 0;
 	size_t len, i;
@@ -89,6 +122,8 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 	ops[1].data.recv_message.recv_message = &request;
 	if (!call_batch(call, cq, ops, 2))
 		goto out_close;
+	if (log_requests)
+		received = now_ms();
 	method = grpc_slice_to_c_string(details->method);
 	data = flatten(request, &len);
 	if (!method || (!data && request)) {
@@ -100,7 +135,8 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 	} else {
 		snap_rpc_handle(s, method, data, len, &reply);
 	}
-	gpr_free(method);
+	if (log_requests)
+		handled = now_ms();
 	free(data);
 	/* every message but the last on its own; the last with the status */
 	for (i = 0; i < reply.n_messages; i++) {
@@ -133,7 +169,11 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 	ops[i + 1].data.recv_close_on_server.cancelled = &cancelled;
 	call_batch(call, cq, ops, i + 2);
 	grpc_slice_unref(status_details);
+	if (log_requests && method)
+		log_call(method, reply.status, received - start, handled - received,
+			 now_ms() - start);
 out_close:
+	gpr_free(method);
 	if (response)
 		grpc_byte_buffer_destroy(response);
 	if (request)
@@ -142,7 +182,8 @@ out_close:
 	grpc_call_unref(call);
 }
 
-int snap_grpc_serve(struct snap *s, const char *path, volatile sig_atomic_t *stop)
+int snap_grpc_serve(struct snap *s, const char *path, bool log_requests,
+		    volatile sig_atomic_t *stop)
 {
 	grpc_arg arg = {
 		.type = GRPC_ARG_INTEGER,
@@ -204,7 +245,7 @@ int snap_grpc_serve(struct snap *s, const char *path, volatile sig_atomic_t *sto
 				break;
 		}
 		if (r == 0 && ev.type == GRPC_OP_COMPLETE && ev.tag == TAG_NEW && ev.success)
-			serve_call(s, call, cq_call, &details);
+			serve_call(s, call, cq_call, &details, log_requests);
 		grpc_call_details_destroy(&details);
 		grpc_metadata_array_destroy(&metadata);
 		if (r == 0 && *stop)
@@ -233,5 +274,104 @@ int snap_grpc_serve(struct snap *s, const char *path, volatile sig_atomic_t *sto
 	grpc_completion_queue_destroy(cq_call);
 	grpc_shutdown();
 	unlink(path);
+	return r;
+}
+
+/* connect(2) to PATH: whether anything listens there, as an errno. */
+static int socket_listens(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, r = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int snap_grpc_probe(const char *path, int timeout_ms)
+{
+	Containerd__Services__Snapshots__V1__StatSnapshotRequest req =
+		CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_REQUEST__INIT;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice(), body;
+	grpc_metadata_array initial, trailing;
+	grpc_byte_buffer *request, *response = NULL;
+	grpc_channel_credentials *creds;
+	grpc_completion_queue *cq;
+	grpc_channel *channel;
+	grpc_call *call;
+	grpc_event ev;
+	grpc_op ops[6];
+	char target[200];
+	uint8_t buf[128];
+	size_t len;
+	int r = socket_listens(path);
+
+	if (r < 0)
+		return r;
+	snprintf(target, sizeof(target), "unix:%s", path);
+	req.snapshotter = (char *)"dindfs";
+	req.key = (char *)"dindfs-doctor/0/no-such-snapshot";
+	len = containerd__services__snapshots__v1__stat_snapshot_request__pack(&req, buf);
+	body = grpc_slice_from_copied_buffer((const char *)buf, len);
+	request = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
+	grpc_init();
+	creds = grpc_insecure_credentials_create();
+	channel = grpc_channel_create(target, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	cq = grpc_completion_queue_create_for_pluck(NULL);
+	call = grpc_channel_create_call(channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
+					grpc_slice_from_static_string(SNAP_RPC_SERVICE "Stat"),
+					NULL, after_ms(timeout_ms), NULL);
+	grpc_metadata_array_init(&initial);
+	grpc_metadata_array_init(&trailing);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = request;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &response;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+	ops[5].data.recv_status_on_client.status = &status;
+	ops[5].data.recv_status_on_client.status_details = &details;
+	r = -EIO;
+	if (grpc_call_start_batch(call, ops, 6, TAG_CALL, NULL) == GRPC_CALL_OK) {
+		/* the call's deadline ends the wait */
+		ev = grpc_completion_queue_pluck(cq, TAG_CALL, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+						 NULL);
+		if (ev.type != GRPC_OP_COMPLETE || status == GRPC_STATUS_DEADLINE_EXCEEDED ||
+		    status == GRPC_STATUS_UNAVAILABLE)
+			r = -ETIMEDOUT;
+		else if (status == GRPC_STATUS_UNIMPLEMENTED)
+			r = -EPROTO;
+		else
+			r = 0;
+	}
+	grpc_call_unref(call);
+	if (response)
+		grpc_byte_buffer_destroy(response);
+	grpc_byte_buffer_destroy(request);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&initial);
+	grpc_metadata_array_destroy(&trailing);
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+		       .type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+	grpc_channel_destroy(channel);
+	grpc_shutdown();
 	return r;
 }

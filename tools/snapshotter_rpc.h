@@ -8,6 +8,7 @@
 #define DINDFS_SNAPSHOTTER_RPC_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,8 @@
 #define SNAP_RPC_MESSAGE_SIZE 512
 
 #define SNAP_RPC_SERVICE "/containerd.services.snapshots.v1.Snapshots/"
+/* Where the DinD entrypoint serves it, and `dindfs snapshotter` by default. */
+#define SNAP_RPC_DEFAULT_SOCKET "/run/dindfs/snapshotter.sock"
 
 struct snap_rpc_message {
 	uint8_t *data;
@@ -47,9 +50,20 @@ void snap_rpc_reply_release(struct snap_rpc_reply *reply);
 
 /*
  * Serve S on the unix socket PATH (replacing a stale one) until *stop is
- * set; calls are served one at a time. Returns 0, or -errno when the
- * socket cannot be served (the reason on stderr).
+ * set; calls are served one at a time. LOG_REQUESTS: one line on stderr
+ * per call (the time, the method, its status, milliseconds). Returns 0, or
+ * -errno when the socket cannot be served (the reason on stderr).
  */
-int snap_grpc_serve(struct snap *s, const char *path, volatile sig_atomic_t *stop);
+int snap_grpc_serve(struct snap *s, const char *path, bool log_requests,
+		    volatile sig_atomic_t *stop);
+
+/*
+ * Whether a snapshots service answers on the unix socket PATH: one Stat of
+ * a key no snapshotter holds, within TIMEOUT_MS. 0 when the service
+ * answered it (NOT_FOUND, or any status of its own), -ENOENT no socket
+ * there, -ECONNREFUSED nothing listens, -ETIMEDOUT no answer in time,
+ * -EPROTO something else answered (UNIMPLEMENTED: not a snapshotter).
+ */
+int snap_grpc_probe(const char *path, int timeout_ms);
 
 #endif
