@@ -11,13 +11,15 @@
  * is resolved as a path.
  *
  * Permissions are the kernel's (the mount has default_permissions): it
- * checks the caller against the attributes we report, which are the
- * backing file's. The daemon acts as root on the backing side, and gives
- * whatever it creates to the workspace's owner, so no root-owned file
- * appears in a user's project; with --workspace-owner preserve, to the
- * caller, as any POSIX file system would. An explicit chown is done as asked (the
- * kernel lets only a privileged caller give a file away): overlayfs copy-up
- * and tar rely on it.
+ * checks the caller against the attributes we report, the backing file's
+ * with its override (ws_owner.c). The daemon acts as root on the backing
+ * side, and gives whatever it creates to the workspace's owner on disk, so
+ * no root-owned file appears in a user's project, while the mount shows
+ * the creator as owner; with --workspace-owner preserve the disk is the
+ * caller's too, as any POSIX file system's would be. An explicit chown (the
+ * kernel lets only a privileged caller give a file away) changes what is
+ * shown, and with preserve the disk: overlayfs copy-up and tar rely on it.
+ * Device nodes are empty regular files shown as devices (ws_owner.c).
  *
  * Privilege stays out of the host's directory (ws_setid_strip below): a
  * level's create, chmod, chown, truncate or write-open leaves no

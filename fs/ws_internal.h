@@ -3,7 +3,8 @@
  * includes. workspace.c sets the workspace up and holds its policy (who
  * owns what a level makes, which set-id bits it may leave, attributes);
  * ws_inode.c the inode table and its descriptor budget; ws_dir.c names,
- * directories and xattrs; ws_file.c open files. workspace.c's opening
+ * directories and xattrs; ws_file.c open files; ws_owner.c what the
+ * mount shows over the disk (owners, device nodes). workspace.c's opening
  * comment tells how it all works.
  */
 #ifndef DINDFS_WS_INTERNAL_H
@@ -161,7 +162,8 @@ int ws_setid_clear(const char *path, struct stat *st);
 void ws_owner_for(const struct fs_ws *ws, fuse_req_t req, uid_t *ret_uid, gid_t *ret_gid);
 /*
  * What req just made (fd, O_PATH or open; st its attributes) goes to its
- * owner (ws_owner_for), and gets the mode asked for. Returns 0 or -errno.
+ * owner (ws_owner_for) on disk, shows its creator (ws_owner_new; st then
+ * says what is shown), and gets the mode asked for. Returns 0 or -errno.
  */
 int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
 		     struct stat *st, mode_t mode);
