@@ -11,13 +11,15 @@
  * is resolved as a path.
  *
  * Permissions are the kernel's (the mount has default_permissions): it
- * checks the caller against the attributes we report, which are the
- * backing file's. The daemon acts as root on the backing side, and gives
- * whatever it creates to the workspace's owner, so no root-owned file
- * appears in a user's project; with --workspace-owner preserve, to the
- * caller, as any POSIX file system would. An explicit chown is done as asked (the
- * kernel lets only a privileged caller give a file away): overlayfs copy-up
- * and tar rely on it.
+ * checks the caller against the attributes we report, the backing file's
+ * with its override (ws_owner.c). The daemon acts as root on the backing
+ * side, and gives whatever it creates to the workspace's owner on disk, so
+ * no root-owned file appears in a user's project, while the mount shows
+ * the creator as owner; with --workspace-owner preserve the disk is the
+ * caller's too, as any POSIX file system's would be. An explicit chown (the
+ * kernel lets only a privileged caller give a file away) changes what is
+ * shown, and with preserve the disk: overlayfs copy-up and tar rely on it.
+ * Device nodes are empty regular files shown as devices (ws_owner.c).
  *
  * Privilege stays out of the host's directory (ws_setid_strip below): a
  * level's create, chmod, chown, truncate or write-open leaves no
@@ -111,6 +113,7 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 	char path[64];
 	uid_t uid;
 	gid_t gid;
+	int r;
 
 	ws_owner_for(ws, req, &uid, &gid);
 	if (parent->st_mode & S_ISGID)
@@ -122,6 +125,9 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 		if (gid != (gid_t)-1)
 			st->st_gid = gid;
 	}
+	r = ws_owner_new(ws, req, fd, parent, st); /* the creator, as the mount shows it */
+	if (r < 0)
+		return r;
 	if (S_ISLNK(st->st_mode))
 		return 0;
 	if (S_ISDIR(st->st_mode))
@@ -285,13 +291,13 @@ void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 
 	atomic_fetch_add(&ws->getattrs, 1);
 	if (fi) /* an open file: it may be unlinked, and have no handle left */
-		return fstat(ws_file_of(fi)->fd, &st) < 0
-			       ? (void)fuse_reply_err(req, errno)
+		return (r = ws_stat_shown(ws_file_of(fi)->fd, &st)) < 0
+			       ? (void)fuse_reply_err(req, -r)
 			       : (void)fuse_reply_attr(req, &st, ws_timeout(ws));
 	fd = ws_fd_get(ws, inode);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
-	r = ws_stat_fd(fd, &st);
+	r = ws_stat_shown(fd, &st);
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -328,6 +334,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 	struct ws_inode *inode = ws_inode_of(ws, ino);
 	int file_fd = fi ? ws_file_of(fi)->fd : -1;
 	int fd = ws_fd_get(ws, inode), r = 0;
+	struct ws_override device;
 	char path[64];
 	struct stat st;
 
@@ -342,8 +349,10 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 			mode_t mode =
 				ws_setid_strip((st.st_mode & S_IFMT) | (attr->st_mode & 07777));
 
-			if ((file_fd >= 0 ? fchmod(file_fd, mode & 07777)
-					  : chmod(path, mode & 07777)) < 0)
+			if (ws_is_device(&st, fd, &device)) /* its mode is its override's */
+				r = ws_owner_chmod(fd, &device, mode);
+			else if ((file_fd >= 0 ? fchmod(file_fd, mode & 07777)
+					       : chmod(path, mode & 07777)) < 0)
 				r = -errno;
 		}
 	}
@@ -351,8 +360,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			r = -errno;
+		r = ws_owner_chown(ws, fd, uid, gid);
 	}
 	if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if ((file_fd >= 0 ? ftruncate(file_fd, attr->st_size)
@@ -369,6 +377,8 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		r = ws_setid_clear(path, &st);
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
 		r = ws_caps_clear(file_fd, path, &st);
+	if (r == 0)
+		ws_show(fd, &st);
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);

@@ -68,7 +68,7 @@ static int entry_take(struct fs_ws *ws, int fd, int r, struct fuse_entry_param *
 static int entry_of_fd(struct fs_ws *ws, int fd, struct fuse_entry_param *e)
 {
 	ws_entry_init(ws, e);
-	return entry_take(ws, fd, ws_stat_fd(fd, &e->attr), e);
+	return entry_take(ws, fd, ws_stat_shown(fd, &e->attr), e);
 }
 
 /* name in parent (whose descriptor is dirfd), as an entry (one lookup counted). */
@@ -100,7 +100,7 @@ void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req)
 
 	ws_watch_start(ws); /* the session is up: the thread may notify it */
 	ws_entry_init(ws, &e);
-	r = ws_stat_fd(ws->root.fd, &e.attr);
+	r = ws_stat_shown(ws->root.fd, &e.attr);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	ws_inode_ref(ws, &ws->root);
@@ -132,27 +132,42 @@ void fs_ws_lookup(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 /* ---- making and removing names ------------------------------------------- */
 
 /*
- * After name was made in parent as type (S_IFMT bits of mode): open it,
- * check it is what we made, hand it over, and fill the entry.
+ * A device node is an empty regular file on disk, its type and numbers in
+ * its override (ws_owner.c); overlayfs's 0/0 whiteout stays a real one
+ * (an overlayfs on the host reads the directory itself).
+ */
+static bool emulated_device(mode_t mode, dev_t rdev)
+{
+	return S_ISBLK(mode) || (S_ISCHR(mode) && rdev != 0);
+}
+
+/*
+ * After name was made in parent as type (S_IFMT bits of mode; a regular
+ * file for an emulated device): open it, check it is what we made, hand
+ * it over, and fill the entry.
  */
 static int finish_new(struct fs_ws *ws, fuse_req_t req, int dirfd, const char *name, mode_t mode,
-		      struct fuse_entry_param *e)
+		      dev_t rdev, struct fuse_entry_param *e)
 {
+	bool device = emulated_device(mode, rdev);
+	mode_t disk_mode = device ? S_IFREG | 0600 : mode;
 	struct stat pst;
 	int fd, r;
 
 	ws_entry_init(ws, e);
-	r = ws_stat_fd(dirfd, &pst);
+	r = ws_stat_shown(dirfd, &pst);
 	if (r < 0)
 		return r;
 	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	r = ws_stat_fd(fd, &e->attr);
-	if (r == 0 && (e->attr.st_mode & S_IFMT) != (mode & S_IFMT))
+	if (r == 0 && (e->attr.st_mode & S_IFMT) != (disk_mode & S_IFMT))
 		r = -EIO; /* replaced on the host in between: not ours to change */
 	if (r == 0)
-		r = ws_give_to_owner(ws, req, fd, &pst, &e->attr, mode);
+		r = ws_give_to_owner(ws, req, fd, &pst, &e->attr, disk_mode);
+	if (r == 0 && device)
+		r = ws_owner_device(fd, &e->attr, mode, rdev);
 	return entry_take(ws, fd, r, e);
 }
 
@@ -174,9 +189,11 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 		r = mkdirat(dirfd, name, mode & 07777);
 	else if (S_ISLNK(mode))
 		r = symlinkat(target, dirfd, name);
+	else if (emulated_device(mode, rdev))
+		r = mknodat(dirfd, name, S_IFREG | 0600, 0);
 	else
 		r = mknodat(dirfd, name, mode, rdev);
-	r = r < 0 ? -errno : finish_new(ws, req, dirfd, name, mode, &e);
+	r = r < 0 ? -errno : finish_new(ws, req, dirfd, name, mode, rdev, &e);
 	ws_fd_put(ws, parent);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -188,12 +205,12 @@ void fs_ws_mknod(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char
 {
 	/*
 	 * Fifos, sockets, and the 0/0 character device that overlayfs uses
-	 * as a whiteout; no other device: given to the workspace's owner,
-	 * it would hand them the hardware.
+	 * as a whiteout are real; any other device is emulated (finish_new):
+	 * a real one, given to the workspace's owner, would hand them the
+	 * hardware.
 	 */
-	if (S_ISBLK(mode) || (S_ISCHR(mode) && rdev != 0))
-		return (void)fuse_reply_err(req, EPERM);
-	if (!S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) && !S_ISREG(mode))
+	if (!S_ISFIFO(mode) && !S_ISSOCK(mode) && !S_ISCHR(mode) && !S_ISBLK(mode) &&
+	    !S_ISREG(mode))
 		return (void)fuse_reply_err(req, EINVAL);
 	make_node(ws, req, parent, name, mode, rdev, NULL);
 }
@@ -229,7 +246,7 @@ void fs_ws_link(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, fuse_ino_t new
 	}
 	ws_entry_init(ws, &e);
 	if (r == 0)
-		r = ws_stat_fd(fd, &e.attr);
+		r = ws_stat_shown(fd, &e.attr);
 	ws_fd_put(ws, inode);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -563,6 +580,8 @@ void fs_ws_setxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char
 {
 	ssize_t n;
 
+	if (ws_owner_xattr(name)) /* the daemon's own (ws_owner.c) */
+		return (void)fuse_reply_err(req, EPERM);
 	if (xattr_refused(ws, name))
 		return (void)fuse_reply_err(req, ENOTSUP);
 	n = do_xattr(ws, ino, XATTR_SET, name, (void *)value, size, flags);
@@ -572,7 +591,8 @@ void fs_ws_setxattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char
 
 void fs_ws_removexattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	ssize_t n = do_xattr(ws, ino, XATTR_REMOVE, name, NULL, 0, 0);
+	ssize_t n =
+		ws_owner_xattr(name) ? -EPERM : do_xattr(ws, ino, XATTR_REMOVE, name, NULL, 0, 0);
 
 	fuse_reply_err(req, n < 0 ? (int)-n : 0);
 }
@@ -581,13 +601,21 @@ void fs_ws_removexattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, const c
 static void reply_xattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, enum xattr_op op,
 			const char *name, size_t size)
 {
+	/* a list is read whole, to leave the daemon's own names out (ws_owner.c) */
+	size_t want = op == XATTR_LIST ? XATTR_LIST_MAX : size;
 	char *value = NULL;
 	ssize_t n;
 
+	if (op == XATTR_GET && ws_owner_xattr(name))
+		return (void)fuse_reply_err(req, ENODATA); /* as if absent */
 	/* at most XATTR_SIZE_MAX: the kernel bounds size */
-	if (size > 0 && !(value = malloc(size)))
+	if (want > 0 && !(value = malloc(want)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	n = do_xattr(ws, ino, op, name, value, size, 0);
+	n = do_xattr(ws, ino, op, name, value, want, 0);
+	if (n > 0 && op == XATTR_LIST)
+		n = (ssize_t)ws_owner_xattr_hide(value, (size_t)n);
+	if (n >= 0 && size > 0 && (size_t)n > size)
+		n = -ERANGE;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)

@@ -146,7 +146,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);
 	fd = -1;
-	r = ws_stat_fd(dirfd, &pst);
+	r = ws_stat_shown(dirfd, &pst);
 	if (r == 0) {
 		/* O_NOFOLLOW: a symlink put there on the host is not followed out */
 		fd = openat(dirfd, name, open_flags(fi->flags) | O_CREAT | O_NOFOLLOW,

@@ -3,7 +3,8 @@
  * includes. workspace.c sets the workspace up and holds its policy (who
  * owns what a level makes, which set-id bits it may leave, attributes);
  * ws_inode.c the inode table and its descriptor budget; ws_dir.c names,
- * directories and xattrs; ws_file.c open files. workspace.c's opening
+ * directories and xattrs; ws_file.c open files; ws_owner.c what the
+ * mount shows over the disk (owners, device nodes). workspace.c's opening
  * comment tells how it all works.
  */
 #ifndef DINDFS_WS_INTERNAL_H
@@ -166,10 +167,60 @@ int ws_caps_clear(int fd, const char *path, const struct stat *st);
 void ws_owner_for(const struct fs_ws *ws, fuse_req_t req, uid_t *ret_uid, gid_t *ret_gid);
 /*
  * What req just made (fd, O_PATH or open; st its attributes) goes to its
- * owner (ws_owner_for), and gets the mode asked for. Returns 0 or -errno.
+ * owner (ws_owner_for) on disk, shows its creator (ws_owner_new; st then
+ * says what is shown), and gets the mode asked for. Returns 0 or -errno.
  */
 int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
 		     struct stat *st, mode_t mode);
+
+/* ---- what the mount shows over the disk (ws_owner.c) ----------------------- */
+
+/* The xattr on a backing file that holds what the mount shows instead of the disk. */
+#define WS_OVERRIDE_PREFIX "trusted.dindfs."
+#define WS_OVERRIDE_XATTR  WS_OVERRIDE_PREFIX "stat"
+
+struct ws_override {
+	uid_t uid; /* the owner shown */
+	gid_t gid;
+	mode_t mode; /* a device's S_IFCHR/S_IFBLK and permissions, or 0: the disk's */
+	dev_t rdev;  /* a device's numbers */
+};
+
+/* fd's override: 0, or -ENODATA when it has none (or one not ours), or -errno. */
+int ws_override_get(int fd, struct ws_override *ret);
+/* Write ov as fd's override, or remove it (ov NULL; none is not an error). 0 or -errno. */
+int ws_override_set(int fd, const struct ws_override *ov);
+/* st, the attributes of fd's backing file, as the mount shows them. */
+void ws_show(int fd, struct stat *st);
+/* ws_stat_fd() and ws_show(): what a reply to the kernel says of fd's file. */
+int ws_stat_shown(int fd, struct stat *st);
+/*
+ * What req just made (fd; st its attributes on disk, after ws_give_to_owner)
+ * shows its creator as owner in the default mode: its fsuid, and its fsgid
+ * or parent's (shown) group when parent is set-group-ID. st becomes what
+ * is shown. Returns 0 or -errno.
+ */
+int ws_owner_new(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
+		 struct stat *st);
+/*
+ * fd's file (an empty regular file, st as shown) is the device mode/rdev
+ * asked for: recorded in its override, and st shows it. 0 or -errno.
+ */
+int ws_owner_device(int fd, struct stat *st, mode_t mode, dev_t rdev);
+/* Whether fd's file (disk: its attributes) is a device node we emulate; *ret its override. */
+bool ws_is_device(const struct stat *disk, int fd, struct ws_override *ret);
+/*
+ * A chown the kernel allowed: in the default mode only what is shown
+ * changes (the override, removed when it equals the disk), with preserve
+ * the disk too. uid or gid -1: unchanged. Returns 0 or -errno.
+ */
+int ws_owner_chown(struct fs_ws *ws, int fd, uid_t uid, gid_t gid);
+/* A chmod of an emulated device (its override *device): only its override changes. */
+int ws_owner_chmod(int fd, const struct ws_override *device, mode_t mode);
+/* Whether name is the daemon's own xattr: hidden from and refused to the mount. */
+bool ws_owner_xattr(const char *name);
+/* Drop the daemon's own names from a listxattr list of size bytes; returns the new size. */
+size_t ws_owner_xattr_hide(char *list, size_t size);
 
 /* ---- names (ws_dir.c) ------------------------------------------------------ */
 

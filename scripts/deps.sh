@@ -17,8 +17,11 @@ TEST_PACKAGES=(check sqlite3 clang-format
 	# a real dockerd for tests/docker.sh; base images for tests/e2e.sh;
 	# compose.yaml's start and stop in tests/container.sh
 	docker.io debootstrap docker-compose
-	# the workspace (tests/workspace.sh): a real project, and other users
-	git util-linux
+	# the workspace (tests/workspace.sh): a real project, other users, xattrs
+	git util-linux attr
+	# services that check their files' owner in the workspace (tests/workspace_owner.sh):
+	# postgresql's initdb and pg_ctl as postgres, sshd with StrictModes
+	postgresql openssh-server openssh-client
 	# systemd-analyze verify for contrib/systemd (tests/systemd.sh); jq for
 	# the dev container feature's metadata (tests/devcontainer.sh)
 	systemd jq)

@@ -306,7 +306,8 @@ echo attrs >"$WS/attrs"
 check "chmod" chmod 640 "$WS/attrs"
 check "the mode on disk" test "$(stat -c %a "$DIR/attrs")" = 640
 check "chown by root is done as asked" chown 4321:4321 "$WS/attrs"
-check "on disk" test "$(owner_of "$DIR/attrs")" = 4321:4321
+check "the mount shows it, the disk keeps the owner's" \
+	test "$(stat -c %u:%g "$WS/attrs") $(owner_of "$DIR/attrs")" = "4321:4321 $OWNER:$OWNER"
 check "truncate" truncate -s 3 "$WS/attrs"
 check "the size on disk" test "$(stat -c %s "$DIR/attrs")" = 3
 check "utimens" touch -d '2001-02-03 04:05:06' "$WS/attrs"
@@ -411,6 +412,85 @@ check "then the other user cannot read it" not as_other cat "$WS/by-owner" 2>/de
 check "the owner still can" as_owner cat "$WS/by-owner" >/dev/null
 check "another user cannot chmod the owner's file" not as_other chmod 666 "$WS/by-owner" 2>/dev/null
 
+# ---- the creator as owner, through the mount (trusted.dindfs.stat) ---------------------------
+
+# What a user makes shows as that user's through the mount (the kernel
+# checks permissions against it), while the disk keeps the owner's.
+shown() { T stat -c %u:%g "$@"; } # PATH...: "uid:gid" through the mount, one a line
+mkdir "$WS/mine" && chmod 1777 "$WS/mine"
+check "uid 4444 makes a file, a directory, a fifo and a symlink" as_other sh -c \
+	"cd '$WS/mine' && echo x >f && mkdir d && mkfifo p && ln -s f s"
+check "through the mount all four are 4444:4444" \
+	test "$(shown "$WS"/mine/{f,d,p,s} | tr '\n' ' ')" = "4444:4444 4444:4444 4444:4444 4444:4444 "
+check "on disk all four are the owner's" \
+	test "$(stat -c %u:%g "$DIR"/mine/{f,d,p,s} | sort -u)" = "$OWNER:$OWNER"
+check "root's file shows as 0:0, on disk the owner's" \
+	test "$(shown "$WS/by-root") $(owner_of "$DIR/by-root")" = "0:0 $OWNER:$OWNER"
+check "a file made on the host shows as on disk" test "$(shown "$WS/from-host")" = "$(owner_of "$DIR/from-host")"
+check "4444 makes its file 0600" as_other chmod 600 "$WS/mine/f"
+check "chown -1 4444 of it" as_other chown :4444 "$WS/mine/f"
+check "truncates it" as_other truncate -s 3 "$WS/mine/f"
+check "links it (protected_hardlinks: its own file)" as_other ln "$WS/mine/f" "$WS/mine/f.link"
+check "the link shows the same owner" test "$(shown "$WS/mine/f.link")" = 4444:4444
+check "4444 writes in its own 0700 directory" as_other sh -c "chmod 700 '$WS/mine/d' && echo y >'$WS/mine/d/in'"
+check "which the owner cannot enter" not as_owner ls "$WS/mine/d" 2>/dev/null
+mv "$WS/mine/f" "$WS/mine/f.moved"
+check "a rename keeps what is shown (the xattr is on the inode)" test "$(shown "$WS/mine/f.moved")" = 4444:4444
+check "root chowns it 77:88" chown 77:88 "$WS/mine/f.moved"
+check "the mount shows 77:88, the disk still the owner's" \
+	test "$(shown "$WS/mine/f.moved") $(owner_of "$DIR/mine/f.moved")" = "77:88 $OWNER:$OWNER"
+check "chown back to the owner" chown "$OWNER:$OWNER" "$WS/mine/f.moved"
+list_xattrs() { python3 -c 'import os,sys; print(" ".join(os.listxattr(sys.argv[1], follow_symlinks=False)))' "$1"; }
+check "which leaves no override on disk (it equals the disk)" test -z "$(list_xattrs "$DIR/mine/f.moved")"
+mkdir "$WS/mine/g" && chown 4444:555 "$WS/mine/g" && chmod 2777 "$WS/mine/g"
+check "in a set-group-ID directory shown as group 555" as_other touch "$WS/mine/g/f"
+check "the group shown is the directory's" test "$(shown "$WS/mine/g/f")" = 4444:555
+# xattr_errno OP PATH: set, get or remove trusted.dindfs.stat; print the errno's name, or "done"
+xattr_errno() {
+	python3 -c 'import errno, os, sys
+op, path, name = sys.argv[1], sys.argv[2], "trusted.dindfs.stat"
+try:
+    {"set": lambda: os.setxattr(path, name, b"0:0"), "get": lambda: os.getxattr(path, name),
+     "remove": lambda: os.removexattr(path, name)}[op]()
+    print("done")
+except OSError as e: print(errno.errorcode[e.errno])' "$@"
+}
+check "on disk the override is trusted.dindfs.stat = 4444:4444" python3 -c \
+	'import os,sys; assert os.getxattr(sys.argv[1], "trusted.dindfs.stat") == b"4444:4444"' "$DIR/mine/d"
+check "through the mount it is not listed" test -z "$(list_xattrs "$WS/mine/d")"
+setfattr -n trusted.seen -v 1 "$WS/mine/d"
+getfattr -d -m - --absolute-names "$WS/mine/d" >"$WORK/getfattr" 2>&1 || true
+check "getfattr -d -m - lists the directory's own trusted.seen" grep -q '^trusted.seen="1"$' "$WORK/getfattr"
+check "and not the override" not grep -q '^trusted\.dindfs' "$WORK/getfattr"
+check "getxattr through the mount: ENODATA, as if absent" test "$(xattr_errno get "$WS/mine/d")" = ENODATA
+check "setxattr by root through the mount: EPERM" test "$(xattr_errno set "$WS/mine/d")" = EPERM
+check "removexattr by root through the mount: EPERM" test "$(xattr_errno remove "$WS/mine/d")" = EPERM
+check "the directory still shows 4444:4444" test "$(shown "$WS/mine/d")" = 4444:4444
+check "cp -a by root through the mount keeps what is shown" cp -a "$WS/mine/d" "$WS/mine/d.copy"
+check "4444:4444, the disk the owner's" \
+	test "$(shown "$WS/mine/d.copy/in") $(owner_of "$DIR/mine/d.copy/in")" = "4444:4444 $OWNER:$OWNER"
+
+# Device nodes: an empty regular file on disk, a device through the mount.
+# The mount is nodev (libfuse's default), so the kernel opens none of them.
+check "the mount is nodev" awk -v m="$MNT" '$2 == m && $4 ~ /(^|,)nodev(,|$)/ { f = 1 } END { exit !f }' /proc/mounts
+check "root's mknod c 1 3 and b 7 0" sh -c "mknod '$WS/mine/null' c 1 3 && mknod '$WS/mine/loop' b 7 0"
+check "the mount shows the devices and their numbers" \
+	test "$(T stat -c '%F %t %T' "$WS/mine/null" "$WS/mine/loop" | tr '\n' ' ')" = "character special file 1 3 block special file 7 0 "
+check "owned by root as made" test "$(shown "$WS/mine/null")" = 0:0
+check "on disk two empty regular files, 0600, the owner's" \
+	test "$(stat -c '%F %a %u:%g' "$DIR/mine/null" "$DIR/mine/loop" | sort -u)" = "regular empty file 600 $OWNER:$OWNER"
+# open_errno PATH: open(2) for reading; the errno's name, or "opened"
+open_errno() { python3 -c 'import errno, os, sys
+try: os.close(os.open(sys.argv[1], os.O_RDONLY)); print("opened")
+except OSError as e: print(errno.errorcode[e.errno])' "$1"; }
+check "opening the character device through the mount: EACCES (nodev)" \
+	test "$(open_errno "$WS/mine/null")" = EACCES
+check "and the block device: EACCES" test "$(open_errno "$WS/mine/loop")" = EACCES
+check "chmod 640 and chown 5:6 of the device" sh -c "chmod 640 '$WS/mine/null' && chown 5:6 '$WS/mine/null'"
+check "the mount shows them" test "$(T stat -c '%F %a %u:%g' "$WS/mine/null")" = "character special file 640 5:6"
+check "the disk still 0600, the owner's" test "$(stat -c '%a %u:%g' "$DIR/mine/null")" = "600 $OWNER:$OWNER"
+check "a link to it is the same device" sh -c "ln '$WS/mine/null' '$WS/mine/null2' && test \"\$(stat -c '%t:%T %h' '$WS/mine/null2')\" = '1:3 2'"
+
 # ---- no privilege for the host: set-id bits, file capabilities ---------------------------------
 
 # Root as a plain container has it (Docker's default capabilities: CHOWN,
@@ -422,9 +502,9 @@ as_container_root() {
 check "root in a container copies a shell into the workspace" as_container_root cp /bin/bash "$WS/rootsh"
 check "chowns it to 0:0" as_container_root chown 0:0 "$WS/rootsh"
 check "chmod 4755 succeeds" as_container_root chmod 4755 "$WS/rootsh"
-check "on the host it is root's, mode 755: no set-user-ID bit" \
-	test "$(stat -c %u:%g:%a "$DIR/rootsh")" = 0:0:755
-check "and the mount says the same" test "$(stat -c %a "$WS/rootsh")" = 755
+check "on the host it is the owner's, mode 755: no set-user-ID bit" \
+	test "$(stat -c %u:%g:%a "$DIR/rootsh")" = "$OWNER:$OWNER:755"
+check "the mount says 0:0, 755" test "$(stat -c %u:%g:%a "$WS/rootsh")" = 0:0:755
 check "so a user on the host who runs it stays himself" \
 	test "$(as_other "$DIR/rootsh" -p -c 'id -u')" = 4444
 check "chmod 6755 then chown 0:0: no set-id bit either" \
@@ -680,18 +760,18 @@ check "in a set-group-ID directory" as_other touch "$WS/pres/g/f"
 check "the group is the directory's" test "$(owner_of "$DIR/pres/g/f")" = 4444:555
 check "still no set-user-ID bit" as_other sh -c "touch '$WS/pres/x' && chmod 4755 '$WS/pres/x'"
 check "755 on the host" test "$(stat -c %a "$DIR/pres/x")" = 755
-# By design, in preserve mode too (pjdfstest's only failures there): a device
-# node would give the host a root-owned device in a user's directory.
-mknod_errno() { # TYPE MAJOR MINOR PATH: the errno name mknod(2) fails with, or 0
-	python3 -c 'import errno, os, stat, sys
-kind = stat.S_IFBLK if sys.argv[1] == "b" else stat.S_IFCHR
-try: os.mknod(sys.argv[4], kind | 0o644, os.makedev(int(sys.argv[2]), int(sys.argv[3]))); print(0)
-except OSError as e: print(errno.errorcode[e.errno])' "$@"
-}
-check "preserve: root's mknod of a character device (1:3) is EPERM" \
-	test "$(mknod_errno c 1 3 "$WS/pres/null")" = EPERM
-check "and of a block device (7:0) too" test "$(mknod_errno b 7 0 "$WS/pres/loop")" = EPERM
-check "neither is on disk" test ! -e "$DIR/pres/null" -a ! -e "$DIR/pres/loop"
+check "preserve: what 4444 makes shows as 4444's, with no override on disk" \
+	test "$(shown "$WS/pres/p") $(list_xattrs "$DIR/pres/p")" = "4444:4444 "
+# Device nodes are emulated in preserve mode too: a real one would give the
+# host a device in a user's directory.
+check "preserve: root's mknod c 1 3 and b 7 0" sh -c "mknod '$WS/pres/null' c 1 3 && mknod '$WS/pres/loop' b 7 0"
+check "the mount shows the devices and their numbers" \
+	test "$(T stat -c '%F %t %T %u:%g' "$WS/pres/null" "$WS/pres/loop" | tr '\n' ' ')" = "character special file 1 3 0:0 block special file 7 0 0:0 "
+check "on disk two empty regular files, 0600, root's (the creator's)" \
+	test "$(stat -c '%F %a %u:%g' "$DIR/pres/null" "$DIR/pres/loop" | sort -u)" = "regular empty file 600 0:0"
+check "opening one through the mount: EACCES (nodev)" test "$(open_errno "$WS/pres/null")" = EACCES
+check "chown 4444:4444 of a device in preserve mode: the disk too" chown 4444:4444 "$WS/pres/null"
+check "4444:4444 shown and on disk" test "$(shown "$WS/pres/null") $(owner_of "$DIR/pres/null")" = "4444:4444 4444:4444"
 check_ok "dindfs umount" T "$DINDFS" umount "$MNT" || holders_of "$MNT"
 check "its log has no error" not grep -qi "error\|fail" "$MOUNT_LOG"
 
