@@ -28,6 +28,7 @@
 #include <microhttpd.h>
 #include <sys/random.h>
 
+#include "clock.h"
 #include "digest.h"
 #include "mirror_guard.h"
 #include "mount_layout.h"
@@ -675,26 +676,14 @@ static enum MHD_Result answer(struct mirror *m, struct MHD_Connection *conn, con
 	return serve_file(m, conn, head, &t);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* --log-requests: when (the wall clock, for other logs), what, the status, how long. */
 static void log_request(const char *method, const char *url, const char *host, double ms)
 {
-	struct timespec ts;
-	struct tm tm;
 	char when[32];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	fprintf(stderr, "dindfs mirror: %s.%06ld %s %s (Host %s): %u in %.2f ms\n", when,
-		ts.tv_nsec / 1000, method, url, host ? host : "-", last_status, ms);
+	tool_wall_clock(when, sizeof(when));
+	fprintf(stderr, "dindfs mirror: %s %s %s (Host %s): %u in %.2f ms\n", when, method, url,
+		host ? host : "-", last_status, ms);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -719,14 +708,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*state = m;
 		return MHD_YES;
 	}
-	start = m->log_requests ? now_ms() : 0;
+	start = m->log_requests ? tool_monotonic_ms() : 0;
 	last_status = 0;
 	ret = answer(m, conn, url, head);
 	if (m->log_requests)
 		log_request(
 			method, url,
 			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
-			now_ms() - start);
+			tool_monotonic_ms() - start);
 	return ret;
 }
 

@@ -21,6 +21,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "clock.h"
 #include "content.pb-c.h"
 
 #define PATH_SIZE     4096
@@ -57,14 +58,6 @@ struct snap_content {
 	uint64_t recorded, failed;
 	bool log; /* set before the first add */
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 bool snap_content_digest_valid(const char *digest)
 {
@@ -292,12 +285,13 @@ static void *worker_main(void *arg)
 		c->queued--;
 		c->busy = true;
 		pthread_mutex_unlock(&c->lock);
-		start = c->log ? now_ms() : 0;
+		start = c->log ? tool_monotonic_ms() : 0;
 		r = record(c->channel, p, why, sizeof(why));
 		if (c->log)
 			fprintf(stderr,
 				"dindfs snapshotter: recorded '%s' in '%s': %s in %.2f ms\n",
-				p->digest, p->ns, r < 0 ? "failed" : "ok", now_ms() - start);
+				p->digest, p->ns, r < 0 ? "failed" : "ok",
+				tool_monotonic_ms() - start);
 		if (r < 0)
 			fprintf(stderr,
 				"dindfs snapshotter: cannot record '%s' in containerd namespace "
@@ -422,11 +416,11 @@ int snap_content_add(struct snap_content *c, const char *key, const struct snap_
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
 	/* one worker, first in first out: an empty queue means this one is done */
-	start = c->log ? now_ms() : 0;
+	start = c->log ? tool_monotonic_ms() : 0;
 	done = snap_content_drain(c, SNAP_CONTENT_WAIT_MS);
 	if (c->log)
 		fprintf(stderr, "dindfs snapshotter: Prepare waited %.2f ms for '%s'%s\n",
-			now_ms() - start, digest, done ? "" : " (timed out)");
+			tool_monotonic_ms() - start, digest, done ? "" : " (timed out)");
 	return 0;
 }
 

@@ -8,6 +8,7 @@
  */
 #include "snapshotter_rpc.h"
 
+#include "clock.h"
 #include "snapshots.pb-c.h"
 
 #include <errno.h>
@@ -76,37 +77,23 @@ static uint8_t *flatten(grpc_byte_buffer *bb, size_t *len)
 	return data;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* --log-requests: when (the wall clock, to set beside containerd's log), what, how long. */
 static void log_call(const char *method, int status, double wait_ms, double handle_ms,
 		     double total_ms)
 {
 	const char *name = strrchr(method, '/');
-	struct timespec ts;
-	struct tm tm;
 	char when[32];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	tool_wall_clock(when, sizeof(when));
 	fprintf(stderr,
-		"dindfs snapshotter: %s.%06ld %s: status %d in %.2f ms (request %.2f, "
-		"handling %.2f)\n",
-		when, ts.tv_nsec / 1000, name ? name + 1 : method, status, total_ms, wait_ms,
-		handle_ms);
+		"dindfs snapshotter: %s %s: status %d in %.2f ms (request %.2f, handling %.2f)\n",
+		when, name ? name + 1 : method, status, total_ms, wait_ms, handle_ms);
 }
 
 static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *cq,
 		       const grpc_call_details *details, bool log_requests)
 {
-	double start = log_requests ? now_ms() : 0, received = 0, handled = 0;
+	double start = log_requests ? tool_monotonic_ms() : 0, received = 0, handled = 0;
 	struct snap_rpc_reply reply = {0};
 	grpc_byte_buffer *request = NULL, *response = NULL;
 	grpc_slice status_details, body;
@@ -123,7 +110,7 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 	if (!call_batch(call, cq, ops, 2))
 		goto out_close;
 	if (log_requests)
-		received = now_ms();
+		received = tool_monotonic_ms();
 	method = grpc_slice_to_c_string(details->method);
 	data = flatten(request, &len);
 	if (!method || (!data && request)) {
@@ -136,7 +123,7 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 		snap_rpc_handle(s, method, data, len, &reply);
 	}
 	if (log_requests)
-		handled = now_ms();
+		handled = tool_monotonic_ms();
 	free(data);
 	/* every message but the last on its own; the last with the status */
 	for (i = 0; i < reply.n_messages; i++) {
@@ -171,7 +158,7 @@ static void serve_call(struct snap *s, grpc_call *call, grpc_completion_queue *c
 	grpc_slice_unref(status_details);
 	if (log_requests && method)
 		log_call(method, reply.status, received - start, handled - received,
-			 now_ms() - start);
+			 tool_monotonic_ms() - start);
 out_close:
 	gpr_free(method);
 	if (response)
