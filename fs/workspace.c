@@ -54,11 +54,8 @@ mode_t ws_setid_strip(mode_t mode)
 	return mode & ~(mode_t)(S_ISDIR(mode) ? S_ISUID : S_ISUID | S_ISGID);
 }
 
-/*
- * Clear what ws_setid_strip() forbids from the file st describes (path names
- * it: /proc/self/fd/N). st is updated. Returns 0 or -errno.
- */
-int ws_setid_clear(const char *path, struct stat *st)
+/* Clear what ws_setid_strip() forbids; st is updated. */
+static int setid_clear(const char *path, struct stat *st)
 {
 	mode_t want = ws_setid_strip(st->st_mode);
 
@@ -77,7 +74,7 @@ int ws_setid_clear(const char *path, struct stat *st)
  * FUSE_HANDLE_KILLPRIV_V2 (ops.c) it leaves it to us. A level cannot set
  * one (xattr_refused), so only a file the host gave one has it.
  */
-int ws_caps_clear(int fd, const char *path, const struct stat *st)
+static int caps_clear(int fd, const char *path, const struct stat *st)
 {
 	int r;
 
@@ -86,6 +83,13 @@ int ws_caps_clear(int fd, const char *path, const struct stat *st)
 	r = fd >= 0 ? fremovexattr(fd, "security.capability")
 		    : removexattr(path, "security.capability");
 	return r == 0 || errno == ENODATA || errno == EOPNOTSUPP ? 0 : -errno;
+}
+
+int ws_privilege_clear(int fd, const char *path, struct stat *st)
+{
+	int r = setid_clear(path, st);
+
+	return r < 0 ? r : caps_clear(fd, path, st);
 }
 
 /*
@@ -374,9 +378,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		r = ws_stat_fd(fd, &st);
 	/* a set-id bit or capability the host gave a file a level now gives away or rewrites */
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
-		r = ws_setid_clear(path, &st);
-	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
-		r = ws_caps_clear(file_fd, path, &st);
+		r = ws_privilege_clear(file_fd, path, &st);
 	if (r == 0)
 		ws_show(fd, &st);
 	ws_fd_put(ws, inode);

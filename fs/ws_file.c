@@ -83,18 +83,16 @@ static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 	free(f);
 }
 
-/* ws_setid_clear() and ws_caps_clear() for an open file. */
+/* ws_privilege_clear() for an open file. */
 static int setid_drop(int fd)
 {
 	struct stat st;
 	char path[64];
-	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	ws_proc_path(path, sizeof(path), fd);
-	r = ws_setid_clear(path, &st);
-	return r < 0 ? r : ws_caps_clear(fd, path, &st);
+	return ws_privilege_clear(fd, path, &st);
 }
 
 /* Open flags for the backing file: never follow, never create here. */

@@ -151,15 +151,13 @@ void ws_fd_put(struct fs_ws *ws, struct ws_inode *inode);
  */
 mode_t ws_setid_strip(mode_t mode);
 /*
- * Clear what ws_setid_strip() forbids from the file st describes (path
- * names it: /proc/self/fd/N). st is updated. Returns 0 or -errno.
+ * Clear what a level may not leave on a file it now gives away or rewrites
+ * (chown, truncate, write-open): the set-id bits ws_setid_strip() forbids
+ * and a file capability. st describes the file, path names it
+ * (/proc/self/fd/N), fd is an open descriptor of it or -1; st is updated.
+ * Returns 0 or -errno.
  */
-int ws_setid_clear(const char *path, struct stat *st);
-/*
- * Remove the file capability of the regular file st describes, named by
- * fd (open, or -1) or path. Returns 0 or -errno.
- */
-int ws_caps_clear(int fd, const char *path, const struct stat *st);
+int ws_privilege_clear(int fd, const char *path, struct stat *st);
 /*
  * Who owns what req makes: the workspace's owner, or with --workspace-owner
  * preserve the caller (its fsuid and fsgid, as the kernel sent them).
