@@ -16,10 +16,22 @@
 # from .dindfs/stats (layers_requests; a daemon older than it: all its
 # requests), for the cold read and for the warm one, in the first round.
 #
+# EROFS=1 adds issue 14's candidate for the first read (not built into
+# dindfs): an EROFS image of each tree (mkfs.erofs, erofs-utils), served
+# as a regular file through the mount's layers/ (the images sit in a tree
+# of their own) and mounted file-backed by the kernel (mount(2) straight
+# on the file: util-linux's mount would put a loop device under it), with
+# the overlayfs over the three EROFS mounts. "erofs cold" is a fresh
+# dindfs mount (the images' pages go through the daemon once); "erofs next"
+# is a fresh EROFS mount over the same dindfs mount (a second level: the
+# images' pages are in the FUSE mount's page cache, which every level
+# shares); "erofs warm" is the first EROFS mounts read again.
+#
 # Usage: bench/layers-read.sh [BUILD_DIR] [ROUNDS] [RANDOM_MB]
 #   defaults: build 5 170. Needs root (FUSE, overlayfs). TMPDIR: where the
 #   store goes (default /var/tmp; a disk, as the host's store is).
 #   MOUNT_OPTS: more `dindfs mount` options (e.g. --no-passthrough);
+#   EROFS=1: the EROFS rows above (installs erofs-utils);
 #   PIN=CPU runs everything on that one CPU (taskset), which takes the
 #   wake-ups from one CPU to the other out of every request's cost.
 set -euo pipefail
@@ -58,6 +70,15 @@ done
 files=$(find "$STORE/layers" -type f | wc -l)
 bytes=$(du -sb --apparent-size "$STORE/layers" | cut -f1)
 
+# mount_erofs IMAGE DIR: a file-backed EROFS mount (mount(2) on the file itself)
+mount_erofs() {
+	python3 - "$1" "$2" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.mount(sys.argv[1].encode(), sys.argv[2].encode(), b"erofs", 1, None) != 0:  # MS_RDONLY
+    sys.exit(f"mount erofs {sys.argv[1]}: {os.strerror(ctypes.get_errno())}")
+PY
+}
 ovl() { printf '%s' "${1//:/\\:}"; } # a diff-id's ':' escaped for lowerdir=
 # overlay NAME ROOT: an overlayfs of the three trees under ROOT at $WORK/NAME.
 overlay() {
@@ -89,7 +110,38 @@ d = {k: int(v) - int(a.get(k, 0)) for k, v in b.items()}
 print(" ".join(f"{k} {v} ({v / n:.2f})" for k, v in sorted(d.items()) if v) or "none")
 EOF
 }
+# erofs_overlay NAME: an overlayfs at $WORK/NAME over EROFS mounts of the mount's images
+erofs_overlay() {
+	local n
+	for n in 0 1 2; do
+		mkdir -p "$WORK/erofs/${ids[n]}"
+		on_exit "umount '$WORK/erofs/${ids[n]}' 2>/dev/null"
+		mount_erofs "$MNT/layers/$images/$n.erofs" "$WORK/erofs/${ids[n]}"
+	done
+	overlay "$1" "$WORK/erofs"
+}
+erofs_unmount() { # NAME
+	local n
+	umount "$WORK/$1"
+	for n in 0 1 2; do umount "$WORK/erofs/${ids[n]}"; done
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+if [[ -n ${EROFS:-} ]]; then
+	command -v mkfs.erofs >/dev/null || apt-get install -y -qq erofs-utils >/dev/null
+	images="sha256:$(printf 'erofs images\n' | sha256sum | cut -d' ' -f1)"
+	mkdir -p "$STORE/layers/$images"
+	for n in 0 1 2; do
+		mkfs.erofs --quiet --preserve-mtime "$STORE/layers/$images/$n.erofs" "$STORE/layers/${ids[n]}"
+	done
+	# the first read of a fresh image is slower than any later one (seen here): one, untimed
+	mkdir -p "$WORK/erofs/first"
+	for n in 0 1 2; do
+		mount_erofs "$STORE/layers/$images/$n.erofs" "$WORK/erofs/first"
+		(cd "$WORK/erofs/first" && find . -xdev -type f -exec cat {} + >/dev/null)
+		umount "$WORK/erofs/first"
+	done
+fi
 
 declare -A T
 echo "$files files, $((bytes / 1000000)) MB in 3 trees; $(basename "$build") ${MOUNT_OPTS:-}${PIN:+ on CPU $PIN}, $rounds rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -108,6 +160,20 @@ for ((r = 1; r <= rounds; r++)); do
 	warm=$(requests)
 	umount "$WORK/fuse"
 	unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
+	if [[ -n ${EROFS:-} ]]; then
+		# shellcheck disable=SC2086 # words
+		mount_dindfs "$MNT" --store "$STORE" ${MOUNT_OPTS:-} >/dev/null
+		erofs_overlay erofs-ovl
+		T[erofs cold]+="$(read_all "$WORK/erofs-ovl") "
+		T[erofs warm]+="$(read_all "$WORK/erofs-ovl") "
+		erofs_unmount erofs-ovl
+		erofs_overlay erofs-ovl
+		T[erofs next]+="$(read_all "$WORK/erofs-ovl") "
+		erofs_unmount erofs-ovl
+		unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
+		printf '  erofs %.2f / %.2f / %.2f s cold / next / warm\n' \
+			$(for k in "erofs cold" "erofs next" "erofs warm"; do v=${T[$k]% }; echo "${v##* }"; done)
+	fi
 	printf 'round %d: disk %.2f / %.2f s, mount %.2f / %.2f s cold / warm (load %s)\n' "$r" \
 		$(for k in "disk cold" "disk warm" "mount cold" "mount warm"; do v=${T[$k]% }; echo "${v##* }"; done) \
 		"$(cut -d' ' -f1 /proc/loadavg)"
@@ -117,12 +183,20 @@ for ((r = 1; r <= rounds; r++)); do
 	}
 done
 echo
-for k in "disk cold" "mount cold" "disk warm" "mount warm"; do
+keys=("disk cold" "mount cold" "disk warm" "mount warm")
+[[ -z ${EROFS:-} ]] || keys+=("erofs cold" "erofs next" "erofs warm")
+for k in "${keys[@]}"; do
 	printf '%-12s %s s   (rounds: %s)\n' "$k" "$(tr ' ' '\n' <<<"${T[$k]}" | grep . | median)" "${T[$k]}"
 done
 for t in cold warm; do
 	printf 'read every file, %s: mount / disk %.2f%s\n' "$t" \
 		"$(echo "$(tr ' ' '\n' <<<"${T[mount $t]}" | grep . | median) / $(tr ' ' '\n' <<<"${T[disk $t]}" | grep . | median)" | bc -l)" \
 		"$([[ $t == cold ]] && echo '   (goal at most 1.20)')"
+done
+[[ -z ${EROFS:-} ]] || for t in cold next warm; do
+	base=cold
+	[[ $t != warm ]] || base=warm
+	printf 'read every file, EROFS %s: erofs / disk %s %.2f\n' "$t" "$base" \
+		"$(echo "$(tr ' ' '\n' <<<"${T[erofs $t]}" | grep . | median) / $(tr ' ' '\n' <<<"${T[disk $base]}" | grep . | median)" | bc -l)"
 done
 echo "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
