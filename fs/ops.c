@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cache_ops.h"
+#include "workspace.h"
 
 /* The slot of ino's family; an inode of none is a broken invariant. */
 static size_t slot_of(struct fs *fs, fuse_ino_t ino)
@@ -129,6 +130,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 
 	fs_passthrough_init(userdata, conn);
+	fs_ws_init(fs->ws);
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
 	 * over its page-cache pages instead of copying them to us (the

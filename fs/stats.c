@@ -43,6 +43,12 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 		"workspace_fd_reopens", (json_int_t)ws.fd_reopens, "pid", (json_int_t)getpid());
 	if (!obj)
 		return -ENOMEM;
+	/* 0: no workspace */
+	if (json_object_set_new(obj, "workspace_timeout_s",
+				json_integer((json_int_t)ws.timeout_s)) < 0) {
+		json_decref(obj);
+		return -ENOMEM;
+	}
 	/* the unpacked layers (layers.h): in the store, and this daemon's worker */
 	index_layer_totals(store_index(fs->store), &layers, &layer_bytes);
 	fs_layers_stats(fs->layers, &ls);

@@ -251,6 +251,7 @@ void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret)
 {
 	ret->lookups = atomic_load(&ws->lookups);
 	ret->getattrs = atomic_load(&ws->getattrs);
+	ret->timeout_s = ws_timeout(ws);
 	pthread_mutex_lock(&ws->lock);
 	ret->fds = ws->n_fds;
 	ret->fd_budget = ws->max_fds;

@@ -47,8 +47,14 @@ struct fs_ws_counters {
 	uint64_t fd_budget;	    /* the most it keeps open */
 	uint64_t fd_evictions;	    /* closed to stay within the budget */
 	uint64_t fd_reopens;	    /* reopened by file handle when used again */
+	double timeout_s;	    /* how long the kernel trusts names and attributes now */
 };
 void fs_ws_counters(struct fs_ws *ws, struct fs_ws_counters *ret);
+/*
+ * From the session's init: learn whether the kernel can drop every name at
+ * once (ws_watch.c), which decides how long it may trust them. Accepts NULL.
+ */
+void fs_ws_init(struct fs_ws *ws);
 /* Close every descriptor the workspace holds. Accepts NULL. */
 void fs_ws_free(struct fs_ws *ws);
 

@@ -212,6 +212,35 @@ fuse_ino_t ws_inode_find(struct fs_ws *ws, dev_t dev, ino_t ino)
 	return inode ? ws_ino_of(inode) : 0;
 }
 
+int ws_inode_hold_all(struct fs_ws *ws, fuse_ino_t **ret, size_t *ret_n)
+{
+	fuse_ino_t *inos;
+	size_t n = 0, b;
+
+	pthread_mutex_lock(&ws->lock);
+	inos = malloc((ws->inodes.n + 1) * sizeof(*inos));
+	if (!inos) {
+		pthread_mutex_unlock(&ws->lock);
+		return -ENOMEM;
+	}
+	ws->root.nlookup++;
+	inos[n++] = ws_ino_of(&ws->root);
+	for (b = 0; b < ws->inodes.n_buckets; b++) {
+		struct fs_hash_link *link;
+
+		for (link = ws->inodes.buckets[b]; link; link = link->next) {
+			struct ws_inode *inode = fs_hash_entry(link, struct ws_inode, link);
+
+			inode->nlookup++;
+			inos[n++] = ws_ino_of(inode);
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+	*ret = inos;
+	*ret_n = n;
+	return 0;
+}
+
 /* One more lookup of an inode the kernel already holds. */
 void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode)
 {

@@ -23,10 +23,14 @@
 /*
  * Seconds the kernel trusts a name or attributes without asking again:
  * long while every directory it holds is watched for host changes
- * (ws_watch.c), short once a watch could not be added.
+ * (ws_watch.c), short once a watch could not be added or events were lost.
+ * A day when the kernel can be told to drop every name it holds at once
+ * (FUSE_NOTIFY_INC_EPOCH, Linux 6.16+), which a failing watch must do;
+ * without that, a minute bounds how long a name may stay stale.
  */
-#define WS_LONG_TIMEOUT	 60.0
-#define WS_SHORT_TIMEOUT 1.0
+#define WS_LONG_TIMEOUT	  86400.0
+#define WS_MINUTE_TIMEOUT 60.0
+#define WS_SHORT_TIMEOUT  1.0
 
 struct ws_inode {
 	uint32_t family; /* FS_FAMILY_WORKSPACE: first, as in struct fs_node */
@@ -128,6 +132,12 @@ void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st);
 int ws_inode_get(struct fs_ws *ws, int fd, const struct stat *st, struct ws_inode **ret);
 /* The kernel's number of the inode of (dev, ino), if the table has one; 0 if not. */
 fuse_ino_t ws_inode_find(struct fs_ws *ws, dev_t dev, ino_t ino);
+/*
+ * Every inode the kernel holds, the root too, each with one more lookup
+ * counted (give it back with fs_ws_forget(ino, 1)): *ret (malloc'd) and
+ * *ret_n. -ENOMEM, and nothing held, when the array cannot be had.
+ */
+int ws_inode_hold_all(struct fs_ws *ws, fuse_ino_t **ret, size_t *ret_n);
 /* One more lookup of an inode the kernel already holds. */
 void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode);
 /*
@@ -227,7 +237,7 @@ void ws_entry_init(struct fs_ws *ws, struct fuse_entry_param *e);
 
 /* ---- host changes (ws_watch.c) --------------------------------------------- */
 
-/* How long the kernel may trust what we reply now (WS_LONG_TIMEOUT or WS_SHORT_TIMEOUT). */
+/* How long the kernel may trust what we reply now (one of the WS_*_TIMEOUTs). */
 double ws_timeout(struct fs_ws *ws);
 /* Set up inotify (no thread yet). A failure only leaves the timeouts short. */
 void ws_watch_new(struct fs_ws *ws);

@@ -17,10 +17,14 @@
  * taken in batches and each (inode, kind) notified once per batch.
  *
  * When a watch cannot be added (fs.inotify.max_user_watches reached, or no
- * inotify at all), the workspace goes back to short timeouts
- * (WS_SHORT_TIMEOUT) for good, logged once: a host change then shows
- * within that many seconds, once what was given with the long timeout
- * expired.
+ * inotify at all) or events were lost (the queue overflowed), the
+ * workspace goes back to short timeouts (WS_SHORT_TIMEOUT) for good, logged
+ * once, and the thread drops what the kernel was told to trust long: every
+ * name (FUSE_NOTIFY_INC_EPOCH) and every inode's attributes, data and
+ * listing. A host change then shows within that many seconds. A kernel
+ * without INC_EPOCH (before 6.16) cannot drop its names at once, so the long
+ * timeout is then a minute (WS_MINUTE_TIMEOUT), how long a name may stay
+ * stale after such a failure.
  */
 #include "ws_internal.h"
 
@@ -32,6 +36,9 @@
 #include <time.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+/* FUSE_NOTIFY_INC_EPOCH (protocol 7.44; libfuse 3.17 has no call for it) */
+#define NOTIFY_INC_EPOCH 8
 
 #define WATCH_MASK                                                                                 \
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_MODIFY |             \
@@ -46,8 +53,11 @@
 #define STOP_WAIT_S 2
 
 struct ws_watch {
-	int fd;	  /* inotify */
-	int wake; /* eventfd: stop */
+	int fd;		      /* inotify */
+	int wake;	      /* eventfd: stop, or flush */
+	atomic_bool stopping; /* what wake says: stop the thread */
+	atomic_bool flush;    /* or: drop what the kernel holds (a watch failed) */
+	atomic_bool epoch;    /* the kernel takes NOTIFY_INC_EPOCH */
 	pthread_t thread;
 	bool started;
 	bool stuck; /* the thread did not end: it may still use the table */
@@ -58,7 +68,9 @@ struct ws_watch {
 
 double ws_timeout(struct fs_ws *ws)
 {
-	return atomic_load(&ws->watching) ? WS_LONG_TIMEOUT : WS_SHORT_TIMEOUT;
+	if (!atomic_load(&ws->watching))
+		return WS_SHORT_TIMEOUT;
+	return atomic_load(&ws->watch->epoch) ? WS_LONG_TIMEOUT : WS_MINUTE_TIMEOUT;
 }
 
 bool fs_ws_watching(struct fs_ws *ws)
@@ -66,14 +78,64 @@ bool fs_ws_watching(struct fs_ws *ws)
 	return atomic_load(&ws->watching);
 }
 
+/*
+ * The watch no longer sees every host change: short timeouts from now on,
+ * and the thread (once started) drops what the kernel holds. Any thread,
+ * ws->lock held or not: nothing here notifies the kernel.
+ */
 static void watch_failed(struct fs_ws *ws, int err)
 {
-	if (atomic_exchange(&ws->watching, false))
-		fs_log(ws->fs,
-		       "workspace: cannot watch a directory for host changes (%s%s); names and"
-		       " attributes are trusted %g s from now on",
-		       strerror(err), err == ENOSPC ? ": raise fs.inotify.max_user_watches" : "",
-		       (double)WS_SHORT_TIMEOUT);
+	struct ws_watch *w = ws->watch;
+	uint64_t one = 1;
+
+	if (!atomic_exchange(&ws->watching, false))
+		return;
+	fs_log(ws->fs,
+	       "workspace: cannot watch for host changes (%s%s); names and attributes are"
+	       " trusted %g s from now on",
+	       err == EOVERFLOW ? "events lost" : strerror(err),
+	       err == ENOSPC	  ? ": raise fs.inotify.max_user_watches"
+	       : err == EOVERFLOW ? ": raise fs.inotify.max_queued_events"
+				  : "",
+	       (double)WS_SHORT_TIMEOUT);
+	if (w) {
+		atomic_store(&w->flush, true);
+		if (write(w->wake, &one, sizeof(one)) != sizeof(one))
+			fs_log(ws->fs, "workspace: cannot wake the watch thread: %s",
+			       strerror(errno));
+	}
+}
+
+/* Tell the kernel that every name it holds of the mount is stale: 0 or -errno. */
+static int drop_names(struct fuse_session *se)
+{
+	struct {
+		uint32_t len;
+		int32_t error; /* the notification's code */
+		uint64_t unique;
+	} header = {sizeof(header), NOTIFY_INC_EPOCH, 0};
+
+	return write(fuse_session_fd(se), &header, sizeof(header)) == sizeof(header) ? 0 : -errno;
+}
+
+/* After a failed watch: nothing the kernel was told may be trusted long. No lock held. */
+static void drop_everything(struct fs_ws *ws)
+{
+	struct fuse_session *se = ws->fs->session;
+	fuse_ino_t *inos;
+	size_t n, i;
+
+	if (atomic_load(&ws->watch->epoch) && drop_names(se) < 0)
+		fs_log(ws->fs, "workspace: cannot drop the kernel's names: %s", strerror(errno));
+	if (ws_inode_hold_all(ws, &inos, &n) < 0) {
+		fs_log(ws->fs, "workspace: out of memory dropping the kernel's attributes");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		fuse_lowlevel_notify_inval_inode(se, inos[i], 0, 0); /* attributes, data, listing */
+		fs_ws_forget(ws, inos[i], 1);
+	}
+	free(inos);
 }
 
 /* Map wd to inode. Called with ws->lock held. Returns 0 or -ENOMEM. */
@@ -246,11 +308,19 @@ static void *watch_thread(void *arg)
 	}
 	for (;;) {
 		ssize_t n, off, prev;
+		uint64_t count;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
-		if (pfd[1].revents)
-			break;
+		if (pfd[1].revents) {
+			if (atomic_load(&ws->watch->stopping))
+				break;
+			if (read(ws->watch->wake, &count, sizeof(count)) < 0 && errno != EAGAIN)
+				break;
+			if (atomic_exchange(&ws->watch->flush, false))
+				drop_everything(ws);
+			continue;
+		}
 		poll(pfd + 1, 1, BATCH_MS); /* let a burst gather: one notification each */
 		n = read(ws->watch->fd, buf, size);
 		if (n <= 0)
@@ -305,6 +375,13 @@ void ws_watch_new(struct fs_ws *ws)
 	ws->watch = w;
 }
 
+void fs_ws_init(struct fs_ws *ws)
+{
+	/* the kernel holds no name of the mount yet: the probe drops nothing */
+	if (ws && ws->watch)
+		atomic_store(&ws->watch->epoch, drop_names(ws->fs->session) == 0);
+}
+
 void ws_watch_start(struct fs_ws *ws)
 {
 	struct ws_watch *w = ws->watch;
@@ -334,6 +411,7 @@ void fs_ws_stop_watching(struct fs_ws *ws)
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += STOP_WAIT_S;
+	atomic_store(&w->stopping, true);
 	/* a notification can wait on a request nobody serves any more */
 	if (write(w->wake, &one, sizeof(one)) != sizeof(one) ||
 	    pthread_timedjoin_np(w->thread, NULL, &deadline) != 0) {

@@ -193,6 +193,47 @@ check "blobs/sha256 lists a blob ingested after it was listed" blob_listed "$lis
 rm -r "$DIR/hostdir"
 check "a directory removed on the host: gone within 1 s" wait_until 1 absent hostdir
 
+# ---- when the watch misses host changes ------------------------------------------
+
+# The kernel trusts names and attributes a day where it can be told to drop
+# every name at once (FUSE_NOTIFY_INC_EPOCH, Linux 6.16+), else a minute.
+# When the watch misses changes (its queue overflowed), the daemon drops
+# everything it told the kernel and trusts nothing past 1 s from then on.
+long=60
+if [[ $(printf '%s\n' 6.16 "$(uname -r | cut -d- -f1)" | sort -V | head -1) == 6.16 ]]; then
+	long=86400
+fi
+check "names and attributes are trusted $long s (kernel $(uname -r))" \
+	test "$(stat_of "$MNT" workspace_timeout_s)" = "$long"
+LOST_DIR=$WORK/ws-lost
+LOST=$WORK/mnt-lost/workspace
+mkdir -p "$LOST_DIR"
+echo hi >"$LOST_DIR/f"
+chmod 644 "$LOST_DIR/f"
+queued=$(sysctl -n fs.inotify.max_queued_events)
+on_exit "sysctl -qw fs.inotify.max_queued_events=$queued"
+sysctl -qw fs.inotify.max_queued_events=16 # read when the daemon makes its queue
+must_mount "$WORK/mnt-lost" --store "$WORK/store-lost" --workspace "$LOST_DIR"
+sysctl -qw fs.inotify.max_queued_events="$queued"
+check "a watch with a queue of 16 events: trusted $long s before any is lost" \
+	test "$(stat_of "$WORK/mnt-lost" workspace_timeout_s)" = "$long"
+check "f is 644 through the mount (the kernel keeps it)" test "$(T stat -c %a "$LOST/f")" = 644
+check "a name not there yet is not there (the kernel keeps that too)" test ! -e "$LOST/late"
+# 200 names made at once overflow the queue; the chmod and the name after them are lost
+T python3 -c 'import os, sys
+for i in range(200):
+    open(os.path.join(sys.argv[1], "burst%d" % i), "w").close()
+os.chmod(os.path.join(sys.argv[1], "f"), 0o600)
+open(os.path.join(sys.argv[1], "late"), "w").close()' "$LOST_DIR"
+check "events lost: the log says so" wait_until 2 grep -q "events lost" "$MOUNT_LOG"
+check "from then on names and attributes are trusted 1 s" \
+	test "$(stat_of "$WORK/mnt-lost" workspace_timeout_s)" = 1
+lost_mode_is() { [[ $(T stat -c %a "$LOST/f" 2>/dev/null) == "$1" ]]; } # MODE
+check "the chmod whose event was lost: 600 through the mount within 1 s" wait_until 1 lost_mode_is 600
+check "the name whose event was lost, looked up before: there within 1 s" \
+	wait_until 1 test -e "$LOST/late"
+unmount_dindfs "$WORK/mnt-lost" "$MOUNT_PIDFILE"
+
 # ---- appends ----------------------------------------------------------------
 
 # Three writers at once, one of them a shell opening the file for each line.
