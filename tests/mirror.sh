@@ -178,7 +178,7 @@ openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -
 	-extfile <(printf 'subjectAltName=DNS:ghcr.io,DNS:other.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n') 2>/dev/null
 tls=$(free_port) plain=$(free_port)
 "$DINDFS" mirror --root "$MNT" --listen "127.0.0.1:$plain" --tls-listen "127.0.0.1:$tls" \
-	--cert "$WORK/tls.crt" --key "$WORK/tls.key" 2>"$WORK/tls-mirror.err" &
+	--cert "$WORK/tls.crt" --key "$WORK/tls.key" --log-requests 2>"$WORK/tls-mirror.err" &
 tls_pid=$!
 on_exit "kill $tls_pid 2>/dev/null; wait $tls_pid 2>/dev/null"
 tls_up() { curl -s -o /dev/null --cacert "$WORK/ca.crt" "https://127.0.0.1:$tls/v2/"; }
@@ -194,6 +194,12 @@ expect_exit 60 "nor a name the certificate does not cover" curl -s --noproxy '*'
 expect_http 200 "the same mirror's plain listener" "http://127.0.0.1:$plain/v2/library/app/manifests/v1"
 check "its bytes" cmp -s "$WORK/body" "$app/manifest.json"
 expect_match "$WORK/tls-mirror.err" "serving .* on https://127.0.0.1:$tls\$" "it says where it serves HTTPS"
+expect_match "$WORK/tls-mirror.err" \
+	'^dindfs mirror: [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6} GET /v2/team/tool/manifests/v2 \(Host ghcr.io\): 200 in [0-9]+\.[0-9]{2} ms$' \
+	"--log-requests: the manifest GET as ghcr.io, its status and milliseconds"
+expect_match "$WORK/tls-mirror.err" '^dindfs mirror: .* GET /v2/library/app/manifests/v1 \(Host 127\.0\.0\.1:[0-9]+\): 200 in ' \
+	"... the plain listener's too"
+expect_no_match "$WORK/mirror.err" ' GET /v2/' "a mirror without --log-requests logs no request"
 expect_exit 1 "a key that is not the certificate's" "$DINDFS" mirror --root "$MNT" \
 	--tls-listen "127.0.0.1:$(free_port)" --cert "$WORK/tls.crt" --key "$WORK/ca.key"
 expect_lines "$WORK/err" 1 "one line"

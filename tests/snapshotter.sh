@@ -22,7 +22,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
 mkdir -p "$WORK/root/layers"
 "$DINDFS" snapshotter --root "$WORK/root" --socket "$SOCK" --state "$WORK/state" \
-	>"$WORK/snap.log" 2>&1 &
+	--log-requests >"$WORK/snap.log" 2>&1 &
 snap_pid=$!
 on_exit "kill $snap_pid 2>/dev/null"
 containerd --config "$WORK/containerd.toml" >"$WORK/containerd.log" 2>&1 &
@@ -60,6 +60,13 @@ expect_exit 1 "removing a parent fails" sn rm c1
 expect_match "$WORK/err" 'failed precondition' "... with FAILED_PRECONDITION"
 expect_exit 1 "preparing a taken key fails" sn prepare k2 c1
 expect_match "$WORK/err" 'already exists' "... with ALREADY_EXISTS"
+# --log-requests: one line per call that reaches it, with its gRPC status
+# (containerd itself refuses the taken key and the parent's removal)
+call_line='^dindfs snapshotter: [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6} '
+ms='in [0-9]+\.[0-9]{2} ms \(request [0-9]+\.[0-9]{2}, handling [0-9]+\.[0-9]{2}\)$'
+expect_match "$WORK/snap.log" "${call_line}Commit: status 0 $ms" "--log-requests: the Commit, status 0, its milliseconds"
+expect_match "$WORK/snap.log" "${call_line}Mounts: status 0 $ms" "... the Mounts"
+check "... one line per call: the 2 Prepares" test "$(grep -c ' Prepare: status 0 ' "$WORK/snap.log")" = 2
 
 # a client that sends garbage, then one that connects and says nothing
 timeout 10 python3 - "$SOCK" <<'EOF' || true
