@@ -24,9 +24,9 @@
  * root's, and at a truncate or write by a caller without CAP_FSETID
  * (setid_killed). The kernel checks permissions against what we show
  * (default_permissions), so a service that checks its data directory is
- * its own sees it so. The
- * mount is nodev (libfuse's default), so a device shown there opens
- * nothing (the kernel answers EACCES before we hear of it).
+ * its own sees it so. The mount is nodev (libfuse's default), so a device
+ * shown there opens nothing (the kernel answers EACCES before we hear of
+ * it).
  *
  * The xattr is the daemon's alone: through the mount it is never listed,
  * reads as absent (ENODATA) and cannot be set or removed (EPERM), so a
@@ -359,7 +359,7 @@ int ws_owner_setid_kill(fuse_req_t req, int fd)
 	if (r < 0)
 		return r == -ENODATA ? 0 : r;
 	if (!ov.setid)
-		return 0; /* a device's set-id bits are only a mode: kept */
+		return 0; /* none, or a device's, in its mode: never opened nor truncated here */
 	r = ws_stat_fd(fd, &disk);
 	if (r < 0)
 		return r;
