@@ -24,9 +24,10 @@
  * Privilege stays out of the host's directory (ws_setid_strip below): a
  * level's create, chmod, chown, truncate or write-open leaves no
  * set-user-ID bit on anything and no set-group-ID bit on anything but a
- * directory (there it only picks the group of new files), silently, as the
- * kernel clears S_ISGID for a chmod by a non-member; a setxattr of
- * security.capability fails with ENOTSUP, and so does one of
+ * directory (there it only picks the group of new files). The bits a
+ * level asks for are shown through the mount instead, which is nosuid
+ * (ws_owner.c), so chmod 4755 reads back 4755 as on any file system. A
+ * setxattr of security.capability fails with ENOTSUP, and so does one of
  * trusted.overlay.* unless the mount was asked to allow them
  * (--workspace-overlay-xattrs, for a nested overlayfs's upper dir).
  */
@@ -46,8 +47,8 @@
 /* ---- policy ---------------------------------------------------------------- */
 
 /*
- * The mode bits a level may leave on a file of type S_IFMT(mode): no
- * set-user-ID bit, and set-group-ID on directories only.
+ * The mode bits a level may leave on the disk's file of type S_IFMT(mode):
+ * no set-user-ID bit, and set-group-ID on directories only.
  */
 mode_t ws_setid_strip(mode_t mode)
 {
@@ -107,8 +108,9 @@ void ws_owner_for(const struct fs_ws *ws, fuse_req_t req, uid_t *ret_uid, gid_t 
 /*
  * What req just made (fd, O_PATH or open; st its attributes) goes to its
  * owner (ws_owner_for), and gets the mode asked for: the daemon's umask, and
- * a chown clearing set-id bits, may have taken some away. A group
- * inherited from a set-group-ID parent is kept.
+ * a chown clearing set-id bits, may have taken some away; the set-id bits
+ * the disk may not have are shown only (ws_owner_new). A group inherited
+ * from a set-group-ID parent is kept.
  */
 int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
 		     struct stat *st, mode_t mode)
@@ -117,7 +119,6 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 	char path[64];
 	uid_t uid;
 	gid_t gid;
-	int r;
 
 	ws_owner_for(ws, req, &uid, &gid);
 	if (parent->st_mode & S_ISGID)
@@ -129,20 +130,16 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 		if (gid != (gid_t)-1)
 			st->st_gid = gid;
 	}
-	r = ws_owner_new(ws, req, fd, parent, st); /* the creator, as the mount shows it */
-	if (r < 0)
-		return r;
-	if (S_ISLNK(st->st_mode))
-		return 0;
 	if (S_ISDIR(st->st_mode))
 		want |= st->st_mode & S_ISGID;
-	if ((st->st_mode & 07777) == want)
-		return 0;
-	ws_proc_path(path, sizeof(path), fd);
-	if (chmod(path, want) < 0)
-		return -errno;
-	st->st_mode = (st->st_mode & S_IFMT) | want;
-	return 0;
+	if (!S_ISLNK(st->st_mode) && (st->st_mode & 07777) != want) {
+		ws_proc_path(path, sizeof(path), fd);
+		if (chmod(path, want) < 0)
+			return -errno;
+		st->st_mode = (st->st_mode & S_IFMT) | want;
+	}
+	/* the creator, and the set-id bits asked for, as the mount shows them */
+	return ws_owner_new(ws, req, fd, parent, st, mode);
 }
 
 /* ---- setting up ----------------------------------------------------------- */
@@ -338,39 +335,35 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 {
 	struct ws_inode *inode = ws_inode_of(ws, ino);
 	int file_fd = fi ? ws_file_of(fi)->fd : -1;
+	/*
+	 * Nothing to set at all is the kernel's chown(-1, -1), or its asking
+	 * to drop set-id bits before a write by a caller without CAP_FSETID
+	 * (FUSE_HANDLE_KILLPRIV: it leaves that to us): both are a chown
+	 * that changes no owner (ws_owner_chown).
+	 */
+	bool is_chown = !to_set || (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
 	int fd = ws_fd_get(ws, inode), r = 0;
-	struct ws_override device;
 	char path[64];
 	struct stat st;
 
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	ws_proc_path(path, sizeof(path), fd);
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		/* the type from the file itself: no set-user-ID ever, set-group-ID on directories
-		 */
-		r = ws_stat_fd(fd, &st);
-		if (r == 0) {
-			mode_t mode =
-				ws_setid_strip((st.st_mode & S_IFMT) | (attr->st_mode & 07777));
-
-			if (ws_is_device(&st, fd, &device)) /* its mode is its override's */
-				r = ws_owner_chmod(fd, &device, mode);
-			else if ((file_fd >= 0 ? fchmod(file_fd, mode & 07777)
-					       : chmod(path, mode & 07777)) < 0)
-				r = -errno;
-		}
-	}
-	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+	if (is_chown) { /* the owner first, so that a mode set with it is the one asked for */
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		r = ws_owner_chown(ws, fd, uid, gid);
+		r = ws_owner_chown(ws, req, fd, uid, gid);
 	}
+	if (r == 0 && (to_set & FUSE_SET_ATTR_MODE))
+		r = ws_owner_chmod(fd, file_fd, attr->st_mode);
 	if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if ((file_fd >= 0 ? ftruncate(file_fd, attr->st_size)
 				  : truncate(path, attr->st_size)) < 0)
 			r = -errno;
+		if (r == 0)
+			r = ws_owner_setid_kill(req, fd);
+		r = r > 0 ? 0 : r; /* the reply says what went */
 	}
 	if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
@@ -378,7 +371,7 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 	if (r == 0)
 		r = ws_stat_fd(fd, &st);
 	/* a set-id bit or capability the host gave a file a level now gives away or rewrites */
-	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)))
+	if (r == 0 && (is_chown || (to_set & FUSE_SET_ATTR_SIZE)))
 		r = ws_privilege_clear(file_fd, path, &st);
 	if (r == 0)
 		ws_show(fd, &st);

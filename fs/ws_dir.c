@@ -142,9 +142,9 @@ static bool emulated_device(mode_t mode, dev_t rdev)
 }
 
 /*
- * After name was made in parent as type (S_IFMT bits of mode; a regular
- * file for an emulated device): open it, check it is what we made, hand
- * it over, and fill the entry.
+ * After name was made in parent as type (S_IFMT bits of mode, the mode
+ * asked for; a regular file for an emulated device): open it, check it is
+ * what we made, hand it over, and fill the entry.
  */
 static int finish_new(struct fs_ws *ws, fuse_req_t req, int dirfd, const char *name, mode_t mode,
 		      dev_t rdev, struct fuse_entry_param *e)
@@ -176,23 +176,24 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 		      mode_t mode, dev_t rdev, const char *target)
 {
 	struct ws_inode *parent = ws_inode_of(ws, parent_ino);
+	/* the set-id bits the disk may not have: never there, not even for a moment */
+	mode_t disk_mode = ws_setid_strip(mode);
 	struct fuse_entry_param e;
 	int dirfd, r;
 
 	if (!ws_name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
-	mode = ws_setid_strip(mode); /* never there, not even for a moment */
 	dirfd = ws_fd_get(ws, parent);
 	if (dirfd < 0)
 		return (void)fuse_reply_err(req, -dirfd);
 	if (S_ISDIR(mode))
-		r = mkdirat(dirfd, name, mode & 07777);
+		r = mkdirat(dirfd, name, disk_mode & 07777);
 	else if (S_ISLNK(mode))
 		r = symlinkat(target, dirfd, name);
 	else if (emulated_device(mode, rdev))
 		r = mknodat(dirfd, name, S_IFREG | 0600, 0);
 	else
-		r = mknodat(dirfd, name, mode, rdev);
+		r = mknodat(dirfd, name, disk_mode, rdev);
 	r = r < 0 ? -errno : finish_new(ws, req, dirfd, name, mode, rdev, &e);
 	ws_fd_put(ws, parent);
 	if (r < 0)

@@ -112,8 +112,20 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 	ws_proc_path(path, sizeof(path), pfd);
 	fd = open(path, open_flags(fi->flags));
 	r = fd < 0 ? -errno : 0;
-	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
+	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		r = setid_drop(fd); /* a privileged program a level rewrites is one no more */
+		/*
+		 * and the set-id bits shown only: the kernel asks for that
+		 * before a cached write, but not before a direct (O_APPEND)
+		 * or passthrough one, nor at a truncating open
+		 */
+		if (r == 0)
+			r = ws_owner_setid_kill(req, pfd);
+		if (r > 0) { /* the kernel's copy of the mode goes (it holds no lock for it) */
+			fuse_lowlevel_notify_inval_inode(ws->fs->session, ino, -1, 0);
+			r = 0;
+		}
+	}
 	if (r == 0)
 		r = file_new(ws, req, inode, fd, fi->flags, fi);
 	ws_fd_put(ws, inode);
@@ -138,7 +150,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 
 	if (!ws_name_ok(name))
 		return (void)fuse_reply_err(req, EINVAL);
-	mode = ws_setid_strip(S_IFREG | (mode & 07777));
+	mode = S_IFREG | (mode & 07777);
 	ws_entry_init(ws, &e);
 	dirfd = ws_fd_get(ws, parent);
 	if (dirfd < 0)
@@ -148,7 +160,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 	if (r == 0) {
 		/* O_NOFOLLOW: a symlink put there on the host is not followed out */
 		fd = openat(dirfd, name, open_flags(fi->flags) | O_CREAT | O_NOFOLLOW,
-			    mode & 07777);
+			    ws_setid_strip(mode) & 07777);
 		r = fd < 0 ? -errno : 0;
 	}
 	ws_fd_put(ws, parent);
@@ -156,7 +168,7 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 		return (void)fuse_reply_err(req, -r);
 	r = fstat(fd, &e.attr) < 0 ? -errno : 0;
 	if (r == 0)
-		r = ws_give_to_owner(ws, req, fd, &pst, &e.attr, S_IFREG | (mode & 07777));
+		r = ws_give_to_owner(ws, req, fd, &pst, &e.attr, mode);
 	if (r < 0)
 		goto out_close;
 	/* the inode's own descriptor, of exactly the file just opened */

@@ -156,8 +156,9 @@ void ws_fd_put(struct fs_ws *ws, struct ws_inode *inode);
 /* ---- policy (workspace.c) -------------------------------------------------- */
 
 /*
- * The mode bits a level may leave on a file of type S_IFMT(mode): no
- * set-user-ID bit, and set-group-ID on directories only.
+ * The mode bits a level may leave on the disk's file of type S_IFMT(mode):
+ * no set-user-ID bit, and set-group-ID on directories only. The mount
+ * shows the others (ws_owner.c).
  */
 mode_t ws_setid_strip(mode_t mode);
 /*
@@ -190,8 +191,9 @@ int ws_give_to_owner(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat
 struct ws_override {
 	uid_t uid; /* the owner shown */
 	gid_t gid;
-	mode_t mode; /* a device's S_IFCHR/S_IFBLK and permissions, or 0: the disk's */
-	dev_t rdev;  /* a device's numbers */
+	mode_t mode;  /* a device's S_IFCHR/S_IFBLK and permissions, or 0: the disk's */
+	dev_t rdev;   /* a device's numbers */
+	mode_t setid; /* not a device: S_ISUID, S_ISGID shown over the disk's mode */
 };
 
 /* fd's override: 0, or -ENODATA when it has none (or one not ours), or -errno. */
@@ -205,26 +207,41 @@ int ws_stat_shown(int fd, struct stat *st);
 /*
  * What req just made (fd; st its attributes on disk, after ws_give_to_owner)
  * shows its creator as owner in the default mode: its fsuid, and its fsgid
- * or parent's (shown) group when parent is set-group-ID. st becomes what
- * is shown. Returns 0 or -errno.
+ * or parent's (shown) group when parent is set-group-ID; and in both modes
+ * the set-id bits of mode, the one asked for, that the disk may not have.
+ * st becomes what is shown. Returns 0 or -errno.
  */
 int ws_owner_new(struct fs_ws *ws, fuse_req_t req, int fd, const struct stat *parent,
-		 struct stat *st);
+		 struct stat *st, mode_t mode);
 /*
  * fd's file (an empty regular file, st as shown) is the device mode/rdev
  * asked for: recorded in its override, and st shows it. 0 or -errno.
  */
 int ws_owner_device(int fd, struct stat *st, mode_t mode, dev_t rdev);
-/* Whether fd's file (disk: its attributes) is a device node we emulate; *ret its override. */
-bool ws_is_device(const struct stat *disk, int fd, struct ws_override *ret);
 /*
- * A chown the kernel allowed: in the default mode only what is shown
- * changes (the override, removed when it equals the disk), with preserve
- * the disk too. uid or gid -1: unchanged. Returns 0 or -errno.
+ * A chown by req's caller the kernel allowed: in the default mode only
+ * what is shown changes (the override, removed when it equals the disk),
+ * with preserve the disk too; the ctime changes either way. uid or gid
+ * -1: unchanged (both: the kernel's chown(-1, -1)). As Linux does at every
+ * chown, even root's, a non-directory's shown S_ISUID goes, and S_ISGID if
+ * it is group-executable or the caller is not in its group. Returns 0 or
+ * -errno.
  */
-int ws_owner_chown(struct fs_ws *ws, int fd, uid_t uid, gid_t gid);
-/* A chmod of an emulated device (its override *device): only its override changes. */
-int ws_owner_chmod(int fd, const struct ws_override *device, mode_t mode);
+int ws_owner_chown(struct fs_ws *ws, fuse_req_t req, int fd, uid_t uid, gid_t gid);
+/*
+ * A chmod the kernel allowed, to mode's permission bits: the disk gets
+ * them but for the set-id bits ws_setid_strip() forbids, which are shown
+ * only (the override); an emulated device's mode is its override's alone.
+ * file_fd is an open descriptor of the file or -1. Returns 0 or -errno.
+ */
+int ws_owner_chmod(int fd, int file_fd, mode_t mode);
+/*
+ * fd's file is truncated, or opened for writing, by req's caller: unless it
+ * is root (taken for CAP_FSETID), the set-id bits shown only go as at
+ * ws_owner_chown(). Returns 1 when some went (the attributes the kernel
+ * holds are stale), 0 when none did, or -errno.
+ */
+int ws_owner_setid_kill(fuse_req_t req, int fd);
 /* Whether name is the daemon's own xattr: hidden from and refused to the mount. */
 bool ws_owner_xattr(const char *name);
 /* Drop the daemon's own names from a listxattr list of size bytes; returns the new size. */

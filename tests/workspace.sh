@@ -545,14 +545,29 @@ check "chowns it to 0:0" as_container_root chown 0:0 "$WS/rootsh"
 check "chmod 4755 succeeds" as_container_root chmod 4755 "$WS/rootsh"
 check "on the host it is the owner's, mode 755: no set-user-ID bit" \
 	test "$(stat -c %u:%g:%a "$DIR/rootsh")" = "$OWNER:$OWNER:755"
-check "the mount says 0:0, 755" test "$(stat -c %u:%g:%a "$WS/rootsh")" = 0:0:755
+# The mount shows the bit, as POSIX says (pjdfstest's chmod/00, chown/00):
+# it is nosuid, so the bit grants nothing there either.
+check "the mount says 0:0, 4755 (the bit in trusted.dindfs.stat only)" \
+	test "$(stat -c %u:%g:%a "$WS/rootsh")" = 0:0:4755
 check "so a user on the host who runs it stays himself" \
 	test "$(as_other "$DIR/rootsh" -p -c 'id -u')" = 4444
 check "chmod 6755 then chown 0:0: no set-id bit either" \
 	as_container_root sh -c "chmod 6755 '$WS/rootsh' && chown 0:0 '$WS/rootsh'"
 check "755 on the host" test "$(stat -c %a "$DIR/rootsh")" = 755
+check "and 755 shown: a chown, even root's, clears S_ISUID, and S_ISGID with group-execute" \
+	test "$(stat -c %a "$WS/rootsh")" = 755
 check "chmod 2755 of a file: no set-group-ID bit" as_container_root chmod 2755 "$WS/rootsh"
 check "755 on the host" test "$(stat -c %a "$DIR/rootsh")" = 755
+check "2755 shown" test "$(stat -c %a "$WS/rootsh")" = 2755
+ctime_of() { stat -c %Z "$1"; }
+ctime=$(ctime_of "$WS/rootsh")
+sleep 1.1
+check "chown -1 -1 of it (python's os.chown)" as_container_root python3 -c 'import os, sys; os.chown(sys.argv[1], -1, -1)' "$WS/rootsh"
+check "clears S_ISGID too (group-executable) and changes the ctime, as on ext4" \
+	test "$(stat -c %a "$WS/rootsh") $(($(ctime_of "$WS/rootsh") > ctime))" = "755 1"
+check "chmod 4777 of it" chmod 4777 "$WS/rootsh"
+check "another user appends to it" as_other sh -c "printf '' >>'$WS/rootsh'"
+check "777 shown: a writer without CAP_FSETID clears the bit" test "$(stat -c %a "$WS/rootsh")" = 777
 setid_create() { # WS: a file created 04755, a directory 06775, a fifo 04644
 	python3 - "$1" <<-'EOF'
 		import os, sys
@@ -567,11 +582,14 @@ check "create with mode 04755, mkfifo 04644, mkdir 06775" \
 	as_container_root bash -c "$(declare -f setid_create); setid_create '$WS'"
 check "on the host: 755, 644, 775" \
 	test "$(stat -c %a "$DIR/made-4755") $(stat -c %a "$DIR/made-fifo") $(stat -c %a "$DIR/made-dir")" = "755 644 775"
+check "shown: 4755, 4644, 775 (mkdir takes no set-id bit: the kernel drops them)" \
+	test "$(stat -c %a "$WS/made-4755") $(stat -c %a "$WS/made-fifo") $(stat -c %a "$WS/made-dir")" = "4755 4644 775"
 check "a directory keeps chmod 2775 (set-group-ID picks new files' group)" \
 	as_container_root chmod 2775 "$WS/made-dir"
 check "2775 on the host" test "$(stat -c %a "$DIR/made-dir")" = 2775
 check "but chmod 04775 of a directory leaves no set-user-ID bit" as_container_root chmod 04775 "$WS/made-dir"
 check "775 on the host" test "$(stat -c %a "$DIR/made-dir")" = 775
+check "4775 shown" test "$(stat -c %a "$WS/made-dir")" = 4775
 cp /bin/bash "$DIR/host-suid" && chmod 4755 "$DIR/host-suid"
 check "a set-user-ID file the host made, opened for writing by a level" \
 	as_container_root sh -c "printf '' >>'$WS/host-suid'"
@@ -801,6 +819,11 @@ check "in a set-group-ID directory" as_other touch "$WS/pres/g/f"
 check "the group is the directory's" test "$(owner_of "$DIR/pres/g/f")" = 4444:555
 check "still no set-user-ID bit" as_other sh -c "touch '$WS/pres/x' && chmod 4755 '$WS/pres/x'"
 check "755 on the host" test "$(stat -c %a "$DIR/pres/x")" = 755
+check "4755 shown, kept in trusted.dindfs.stat" \
+	test "$(stat -c %a "$WS/pres/x") $(getfattr --only-values -n trusted.dindfs.stat "$DIR/pres/x")" = "4755 4444:4444:04000"
+check "root's chown 4444:4444 (the same owner) clears it, as on ext4" chown 4444:4444 "$WS/pres/x"
+check "755 shown, and no override left" \
+	test "$(stat -c %a "$WS/pres/x") $(list_xattrs "$DIR/pres/x")" = "755 "
 check "preserve: what 4444 makes shows as 4444's, with no override on disk" \
 	test "$(shown "$WS/pres/p") $(list_xattrs "$DIR/pres/p")" = "4444:4444 "
 # Device nodes are emulated in preserve mode too: a real one would give the
