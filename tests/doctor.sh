@@ -49,7 +49,8 @@ echo "# doctor at the host: $((SECONDS - start)) s, $(grep -cE '^(ok|info|warn|F
 cp "$WORK/out" "$WORK/doctor.host"
 expect_match "$WORK/doctor.host" "^ok +mount: $MNT is mounted \(fuse.dindfs\) and answering" "it names the mount as answering"
 expect_match "$WORK/doctor.host" '^ok +where: the host, depth 0' "it says host, depth 0"
-expect_match "$WORK/doctor.host" "^ok +workspace: $MNT/workspace\$" "it finds the workspace"
+expect_match "$WORK/doctor.host" "^ok +workspace: $MNT/workspace \(host changes watched; names and attributes trusted [0-9]+ s\)\$" \
+	"it finds the workspace, its host changes watched"
 expect_match "$WORK/doctor.host" "^ok +dockerd: Docker [^ ]+ answers at $host_HOST\$" "it finds our dockerd"
 expect_match "$WORK/doctor.host" "^ok +upstream: docker.io \($hub_URL\) answers" \
 	"docker.io answers, at the mount's --upstream"

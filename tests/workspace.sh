@@ -217,6 +217,10 @@ must_mount "$WORK/mnt-lost" --store "$WORK/store-lost" --workspace "$LOST_DIR"
 sysctl -qw fs.inotify.max_queued_events="$queued"
 check "a watch with a queue of 16 events: trusted $long s before any is lost" \
 	test "$(stat_of "$WORK/mnt-lost" workspace_timeout_s)" = "$long"
+T "$DINDFS" doctor --root "$WORK/mnt-lost" >"$WORK/doctor-watched" 2>&1 || true
+expect_match "$WORK/doctor-watched" \
+	"^ok +workspace: $LOST \(host changes watched; names and attributes trusted $long s\)\$" \
+	"doctor: the workspace's host changes are watched"
 check "f is 644 through the mount (the kernel keeps it)" test "$(T stat -c %a "$LOST/f")" = 644
 check "a name not there yet is not there (the kernel keeps that too)" test ! -e "$LOST/late"
 # 200 names made at once overflow the queue; the chmod and the name after them are lost
@@ -232,6 +236,11 @@ lost_mode_is() { [[ $(T stat -c %a "$LOST/f" 2>/dev/null) == "$1" ]]; } # MODE
 check "the chmod whose event was lost: 600 through the mount within 1 s" wait_until 1 lost_mode_is 600
 check "the name whose event was lost, looked up before: there within 1 s" \
 	wait_until 1 test -e "$LOST/late"
+T "$DINDFS" doctor --root "$WORK/mnt-lost" >"$WORK/doctor-lost" 2>&1 || true
+expect_match "$WORK/doctor-lost" "^warn +workspace: $LOST, but host changes are not watched any more" \
+	"doctor warns that host changes are not watched any more"
+expect_match "$WORK/doctor-lost" "fix: raise fs.inotify.max_user_watches and fs.inotify.max_queued_events" \
+	"... and says what to raise"
 unmount_dindfs "$WORK/mnt-lost" "$MOUNT_PIDFILE"
 
 # ---- appends ----------------------------------------------------------------

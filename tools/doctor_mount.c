@@ -258,7 +258,29 @@ void doctor_check_mount(struct doctor *d)
 	snprintf(path, sizeof(path), "%s/" FS_LAYOUT_WORKSPACE, d->root);
 	r = tool_probe_stat(path, DOCTOR_TIMEOUT_MS);
 	if (r == 0) {
-		doctor_say(d, DOCTOR_OK, "workspace: %s", path);
+		/* how long the kernel trusts names (fs/ws_watch.c); 0 from a daemon before it */
+		long trust =
+			(long)json_integer_value(json_object_get(d->stats, "workspace_timeout_s"));
+
+		if (trust == 1) {
+			doctor_say(
+				d, DOCTOR_WARN,
+				"workspace: %s, but host changes are not watched any more (the"
+				" daemon's --log says why): names and attributes are trusted 1 s,"
+				" so stats and listings ask the daemon",
+				path);
+			doctor_fix(d,
+				   "raise fs.inotify.max_user_watches and "
+				   "fs.inotify.max_queued_events on the host, then mount it again");
+		} else if (trust > 1) {
+			doctor_say(
+				d, DOCTOR_OK,
+				"workspace: %s (host changes watched; names and attributes trusted"
+				" %ld s)",
+				path, trust);
+		} else {
+			doctor_say(d, DOCTOR_OK, "workspace: %s", path);
+		}
 	} else {
 		doctor_say(d, DOCTOR_WARN, "workspace: none at %s (%s)", path, strerror(-r));
 		doctor_fix(d, "mount it with a workspace, on the host: dindfs mount --workspace "
