@@ -11,6 +11,7 @@
  * one of its own (unshare(CLONE_FS)) set to the temp dir.
  */
 #include "layer.h"
+#include "layer_image.h"
 #include "store.h"
 
 #include <archive.h>
@@ -637,6 +638,11 @@ static int detach(const char *store_dir, const struct digest *diffid, char *tmp,
 
 	if (r == 0)
 		r = ensure_dirs(store_dir);
+	if (r == 0) { /* the image first: it never outlives its tree */
+		r = layer_image_remove(store_dir, diffid);
+		if (r == -ENOENT)
+			r = 0;
+	}
 	if (r == 0)
 		r = path_in(store_dir, "tmp/gone.XXXXXX", tmp, size);
 	if (r < 0)
@@ -725,6 +731,12 @@ int layer_recover(const char *store_dir, int64_t *ret_removed)
 			removed++;
 	}
 	closedir(dir);
+	if (r == 0) {
+		int64_t images = 0;
+
+		r = layer_image_prune(store_dir, &images);
+		removed += images;
+	}
 	if (ret_removed)
 		*ret_removed = removed;
 	return r;

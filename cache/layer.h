@@ -4,6 +4,7 @@
  * Layout under the store directory:
  *   layers/                        0700 root: the trees hold setuid files and device nodes
  *   layers/sha256:<diffid>/        one complete, verified layer
+ *   layers/sha256:<diffid>.erofs   its EROFS image, if built (layer_image.h)
  *   layers/tmp/<hex>.XXXXXX/       an unpack in progress, flock()ed by its worker
  *
  * A layer blob (gzip, zstd, xz, bzip2 or plain tar: libarchive finds out)
@@ -88,10 +89,13 @@ bool layer_present(const char *store_dir, const struct digest *diffid);
 int layer_unpack(const char *store_dir, int blob_fd, const struct digest *diffid,
 		 const struct layer_limits *limits, uint64_t *ret_bytes);
 
-/* Remove a tree: renamed away first (it vanishes at once), then deleted. -ENOENT if absent. */
+/*
+ * Remove a tree and its image: the image unlinked, the tree renamed away
+ * (it vanishes at once), then deleted. -ENOENT if the tree is absent.
+ */
 int layer_remove(const char *store_dir, const struct digest *diffid);
 /*
- * Only the first half: rename the tree into layers/tmp/, where the next
+ * Only the first half: unlink the image, rename the tree into layers/tmp/, where the next
  * layer_recover() deletes it. For callers holding a lock that deleting a
  * big tree would hold too long (GC).
  */
@@ -104,8 +108,9 @@ int layer_foreach(const char *store_dir, layer_fn fn, void *ctx);
 
 /*
  * Create layers/ (0700) and layers/tmp/ if needed, and delete what crashed
- * unpacks left in tmp/ (those still locked by a live worker stay).
- * ret_removed (may be NULL) counts the leftovers removed.
+ * unpacks and image builds left in tmp/ (those still locked by a live
+ * worker stay), and images whose tree is gone. ret_removed (may be NULL)
+ * counts the leftovers removed.
  */
 int layer_recover(const char *store_dir, int64_t *ret_removed);
 

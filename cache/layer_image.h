@@ -1,0 +1,72 @@
+/*
+ * layer_image: an EROFS image of each unpacked layer tree (layer.h), so a
+ * level can mount the layer with the kernel's own file system instead of
+ * reading every file through FUSE.
+ *
+ * Layout under the store directory, beside the trees:
+ *   layers/sha256:<diffid>.erofs        the image of layers/sha256:<diffid>/
+ *   layers/tmp/<hex>.erofs.XXXXXX/      a build in progress, flock()ed by its builder
+ *
+ * The image is made by erofs-utils' mkfs.erofs from the tree (owners,
+ * modes, times, xattrs such as trusted.overlay.opaque, whiteouts as 0:0
+ * character devices, symlinks and hard links as they are), written in a
+ * locked temp dir, synced, and renamed into place: an image is there only
+ * complete, and only while its tree is (layer_remove() takes the image
+ * first; layer_recover() deletes an image without a tree).
+ *
+ * A level mounts it file-backed: mount(2) with the image's path as the
+ * source and type "erofs" (Linux 6.12+ CONFIG_EROFS_FS_BACKED_BY_FILE).
+ * The image is an optimisation only: without mkfs.erofs, or past the cap
+ * of all trees, a layer has its tree alone and levels use that.
+ *
+ * Functions return 0 or a negative errno and never print.
+ */
+#ifndef DINDFS_LAYER_IMAGE_H
+#define DINDFS_LAYER_IMAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "layer.h"
+
+#define LAYER_IMAGE_SUFFIX ".erofs"
+/* The program that builds images, found on PATH; tests point it elsewhere. */
+#define LAYER_IMAGE_MKFS_ENV "DINDFS_MKFS_EROFS"
+#define LAYER_IMAGE_MKFS     "mkfs.erofs"
+
+/* Path of the image of diffid under store_dir, whether or not it exists. */
+int layer_image_path(const char *store_dir, const struct digest *diffid, char *buf, size_t size);
+/* Is name "sha256:<hex>.erofs"? ret gets the digest. */
+bool layer_image_name_parse(const char *name, struct digest *ret);
+/* Is the image of diffid in place (complete: nothing else ever is)? */
+bool layer_image_present(const char *store_dir, const struct digest *diffid);
+
+/*
+ * Build the image of the tree of diffid. 0 when it is there already or
+ * now; ret_bytes (may be NULL) gets its size. Errors, and nothing is kept
+ * after any of them:
+ *   -ENOENT      the tree is not there (or went while the image was built)
+ *   -ENOEXEC     mkfs.erofs is not installed
+ *   -EIO         mkfs.erofs failed (its exit status is not 0)
+ *   -EDQUOT      the image is larger than room_bytes (limits->room_bytes)
+ *   -ETIMEDOUT   it ran past limits->max_ms (it is killed)
+ *   -ECANCELED   limits->stop was set (it is killed)
+ * limits may be NULL: no deadline, no room cap.
+ */
+int layer_image_build(const char *store_dir, const struct digest *diffid,
+		      const struct layer_limits *limits, uint64_t *ret_bytes);
+
+/* Remove the image of diffid. -ENOENT if there is none. */
+int layer_image_remove(const char *store_dir, const struct digest *diffid);
+
+/* How many images there are and their bytes together (what they add to the trees). */
+int layer_image_totals(const char *store_dir, int64_t *ret_count, int64_t *ret_bytes);
+
+/*
+ * Delete every image whose tree is not there (a tree removed by hand, or
+ * by GC during a build). ret_removed (may be NULL) counts them.
+ */
+int layer_image_prune(const char *store_dir, int64_t *ret_removed);
+
+#endif
