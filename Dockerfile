@@ -46,9 +46,10 @@ RUN multiarch=$(gcc -print-multiarch) \
 # change to dindfs rebuilds the layers that copy it in and no other.
 FROM ${BASE_IMAGE} AS runtime
 COPY --from=build /build/runtime-packages /usr/local/share/dindfs/runtime-packages
+# erofs-utils: the daemon's mkfs.erofs, for the layers' EROFS images
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates $(cat /usr/local/share/dindfs/runtime-packages) \
+      ca-certificates erofs-utils $(cat /usr/local/share/dindfs/runtime-packages) \
  && rm -rf /var/lib/apt/lists/*
 
 # ---- the dindfs image: the mount, as a container ------------------------------

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "layer_image.h"
 #include "manifest.h"
 
 struct layer_queue {
@@ -33,8 +34,17 @@ struct layer_queue {
 	struct digest *ring;
 	size_t cap, head, len;
 	bool resume, rescan, busy;
-	int64_t dropped, unpacked, failed, over_cap, unpacking;
+	int64_t dropped, unpacked, failed, over_cap, unpacking, images_failed;
+	/* the worker's alone: */
+	bool no_mkfs;			   /* mkfs.erofs is not installed: no images */
+	struct digest_list image_failures; /* layers whose image failed: not tried again */
 };
+
+/*
+ * Images that failed, remembered so that a rescan does not build them
+ * again and again; a restart tries them all once more.
+ */
+#define MAX_IMAGE_FAILURES 4096
 
 int layer_config_diffids(const void *data, size_t len, struct digest_list *ret)
 {
@@ -133,18 +143,22 @@ static bool permanent(int err)
 }
 
 /*
- * What the next tree may add under the cap of all trees: the cap less the
- * bytes of the UNPACKED rows. Only this worker adds trees, so the room
+ * What the next tree or image may add under the cap of all trees: the cap
+ * less the bytes of the UNPACKED rows and of the images. Only this worker adds trees, so the room
  * cannot shrink under an unpack (GC only frees).
  */
 static uint64_t room_left(struct layer_queue *q)
 {
 	int64_t count = 0, bytes = 0;
 
+	int64_t images = 0, image_bytes = 0;
+
 	if (q->limits.max_total_bytes == UINT64_MAX)
 		return UINT64_MAX;
-	if (index_layer_totals(store_index(q->store), &count, &bytes) < 0)
+	if (index_layer_totals(store_index(q->store), &count, &bytes) < 0 ||
+	    layer_image_totals(store_dir(q->store), &images, &image_bytes) < 0)
 		return 0; /* cannot count: add nothing */
+	bytes += image_bytes;
 	return (uint64_t)bytes >= q->limits.max_total_bytes
 		       ? 0
 		       : q->limits.max_total_bytes - (uint64_t)bytes;
@@ -165,6 +179,40 @@ static bool settled(const struct index_layer *row, const char *dir, uint64_t roo
 	return permanent(row->error);
 }
 
+static bool image_failed_before(struct layer_queue *q, const struct digest *diffid)
+{
+	size_t i;
+
+	for (i = 0; i < q->image_failures.len; i++)
+		if (digest_equal(&q->image_failures.items[i], diffid))
+			return true;
+	return false;
+}
+
+/*
+ * Give an unpacked layer its EROFS image (layer_image.h) if it has none and
+ * there is room under the cap. A failure costs the image alone: the tree
+ * serves the levels as before.
+ */
+static void image_one(struct layer_queue *q, const struct digest *diffid)
+{
+	const char *dir = store_dir(q->store);
+	struct layer_limits limits = q->limits;
+	int r;
+
+	if (q->no_mkfs || layer_image_present(dir, diffid) || image_failed_before(q, diffid))
+		return;
+	limits.room_bytes = room_left(q);
+	r = layer_image_build(dir, diffid, &limits, NULL);
+	if (r == 0 || r == -ECANCELED || r == -ENOENT)
+		return;
+	if (r == -ENOEXEC)
+		q->no_mkfs = true;
+	else if (q->image_failures.len < MAX_IMAGE_FAILURES) /* EDQUOT too: until the next start */
+		digest_list_append(&q->image_failures, diffid);
+	count(q, &q->images_failed, 1);
+}
+
 /* Unpack one layer unless it is settled already; its row says how it went. */
 static void unpack_one(struct layer_queue *q, const struct digest *blob,
 		       const struct digest *diffid)
@@ -178,8 +226,11 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 
 	limits.room_bytes = room_left(q);
 	if (index_get_layer(idx, diffid, &row) == 0) {
-		if (settled(&row, dir, limits.room_bytes))
+		if (settled(&row, dir, limits.room_bytes)) {
+			if (row.state == INDEX_LAYER_UNPACKED)
+				image_one(q, diffid);
 			return;
+		}
 		/* an UNPACKED row whose tree is gone counts no more */
 		if (row.state == INDEX_LAYER_UNPACKED && limits.room_bytes != UINT64_MAX)
 			limits.room_bytes += (uint64_t)row.size;
@@ -216,6 +267,8 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 	count(q, r == 0 ? &q->unpacked : &q->failed, 1);
 	if (r == -EDQUOT)
 		count(q, &q->over_cap, 1);
+	if (r == 0)
+		image_one(q, diffid);
 }
 
 /* If m is an image manifest whose config and layers are all here, unpack its layers. */
@@ -382,6 +435,7 @@ void layer_queue_free(struct layer_queue *q)
 	pthread_cond_destroy(&q->idle);
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
+	digest_list_free(&q->image_failures);
 	free(q->ring);
 	free(q);
 }
@@ -434,5 +488,6 @@ void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret)
 	ret->failed = q->failed;
 	ret->over_cap = q->over_cap;
 	ret->busy = q->unpacking;
+	ret->images_failed = q->images_failed;
 	pthread_mutex_unlock(&q->lock);
 }

@@ -8,12 +8,15 @@
  * config and layers are all in the store, each layer gets an index row
  * (QUEUED, then UNPACKED or FAILED) and is unpacked by layer_unpack()
  * into layers/sha256:<diffid>, its diff-id taken from the config's
- * rootfs.diff_ids. Layers already unpacked are skipped, and so are those
+ * rootfs.diff_ids, and then gets its EROFS image (layer_image.h) unless
+ * mkfs.erofs is missing or the image failed before in this process (the
+ * tree alone serves then). Layers already unpacked are skipped, and so are those
  * that failed for a reason in the content (-EBADMSG, -EINVAL, -EPERM and
  * the limits' errnos: layer.h); others (-ENOSPC ...) are tried again.
  *
  * All trees together stay under limits->max_total_bytes: each unpack may
- * add only the room left (the cap less the index's layer_bytes), and a
+ * add only the room left (the cap less the index's layer_bytes and the
+ * images' bytes; an image that would pass it is not kept), and a
  * layer that needs more fails with -EDQUOT, nothing of it kept. Its row
  * then holds the least it needs (size: the room it was given, plus one),
  * and it is tried again only once there is that much room (GC freed
@@ -42,12 +45,13 @@
 struct layer_queue;
 
 struct layer_queue_stats {
-	int64_t pending;  /* events waiting */
-	int64_t dropped;  /* events dropped on a full queue (each forces a rescan) */
-	int64_t unpacked; /* layers this process unpacked */
-	int64_t failed;	  /* layers this process failed to unpack */
-	int64_t over_cap; /* of those, refused for the cap of all trees (-EDQUOT) */
-	int64_t busy;	  /* 1 while a layer is being unpacked */
+	int64_t pending;       /* events waiting */
+	int64_t dropped;       /* events dropped on a full queue (each forces a rescan) */
+	int64_t unpacked;      /* layers this process unpacked */
+	int64_t failed;	       /* layers this process failed to unpack */
+	int64_t over_cap;      /* of those, refused for the cap of all trees (-EDQUOT) */
+	int64_t busy;	       /* 1 while a layer is being unpacked */
+	int64_t images_failed; /* EROFS images (layer_image.h) this process failed to build */
 };
 
 /*

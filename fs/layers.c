@@ -2,9 +2,10 @@
  * layers: MOUNTPOINT/layers, the unpacked layer trees of the store
  * (cache/layer.h), read-only, as a family of inodes of its own.
  *
- * layers/ lists only complete trees (sha256:<diffid>; never tmp/), and
- * everything below is served from the store's files with their on-disk
- * metadata: owners, modes, device numbers (whiteouts are 0:0 character
+ * layers/ lists only complete trees (sha256:<diffid>; never tmp/) and
+ * their EROFS images (sha256:<diffid>.erofs, layer_image.h: a level mounts
+ * one instead of reading the tree through FUSE), and everything below is served from the store's
+ * files with their on-disk metadata: owners, modes, device numbers (whiteouts are 0:0 character
  * devices), times, xattrs (trusted.overlay.opaque), symlinks and link
  * counts, so a level can hand the paths to overlayfs as lower dirs.
  *
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "cache_ops.h"
+#include "layer_image.h"
 #include "layer_queue.h"
 #include "layers.h"
 
@@ -131,14 +133,26 @@ static int reopen(int fd, int flags)
 }
 
 /*
+ * What name in layers/ may be: S_IFDIR for a tree (sha256:<hex>), S_IFREG
+ * for an image (sha256:<hex>.erofs), 0 for nothing shown (tmp/ ...).
+ */
+static mode_t top_type(const char *name)
+{
+	struct digest d;
+
+	if (digest_parse(name, &d) == 0)
+		return S_IFDIR;
+	return layer_image_name_parse(name, &d) ? S_IFREG : 0;
+}
+
+/*
  * Find or make the inode of name in parent and count one lookup; fill e.
- * In layers/ only complete trees (sha256:<hex> directories) are there.
+ * In layers/ only complete trees and their images are there.
  */
 static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const char *name,
 			struct fuse_entry_param *e)
 {
 	struct layer_inode *inode, *fresh;
-	struct digest d;
 	struct stat st;
 	bool readable;
 	size_t b;
@@ -146,13 +160,13 @@ static int lookup_child(struct fs_layers *l, struct layer_inode *parent, const c
 
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -ENOENT;
-	if (parent == &l->top && digest_parse(name, &d) < 0)
+	if (parent == &l->top && !top_type(name))
 		return -ENOENT;
 	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	r = stat_of(fd, &st);
-	if (r == 0 && parent == &l->top && !S_ISDIR(st.st_mode))
+	if (r == 0 && parent == &l->top && (st.st_mode & S_IFMT) != top_type(name))
 		r = -ENOENT;
 	if (r < 0) {
 		close(fd);
@@ -304,12 +318,10 @@ static void layers_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	}
 }
 
-/* Is this entry of layers/ shown? Complete trees only. */
+/* Is this entry of layers/ shown? Complete trees and images only. */
 static bool top_shows(const char *name)
 {
-	struct digest d;
-
-	return digest_parse(name, &d) == 0;
+	return top_type(name) != 0;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -857,6 +869,7 @@ int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 	ret->unpacked_now = qs.unpacked;
 	ret->failed_now = qs.failed;
 	ret->over_cap_now = qs.over_cap;
+	ret->images_failed_now = qs.images_failed;
 	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
 	pthread_mutex_lock(&l->lock);
 	ret->inodes = (int64_t)l->n_inodes;

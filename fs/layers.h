@@ -39,13 +39,14 @@ void fs_layers_free(struct fs_layers *l);
 void fs_layers_rescan(struct fs_layers *l);
 
 struct fs_layers_stats {
-	int64_t pending;      /* events waiting for the worker */
-	int64_t unpacking;    /* 1 while a layer is being unpacked */
-	int64_t unpacked_now; /* layers this daemon unpacked */
-	int64_t failed_now;   /* layers this daemon failed to unpack */
-	int64_t over_cap_now; /* of those, refused for the cap of all trees (EDQUOT) */
-	int64_t max_bytes;    /* that cap (--max-layers-size or its default) */
-	int64_t inodes;	      /* layer inodes the kernel holds */
+	int64_t pending;	   /* events waiting for the worker */
+	int64_t unpacking;	   /* 1 while a layer is being unpacked */
+	int64_t unpacked_now;	   /* layers this daemon unpacked */
+	int64_t failed_now;	   /* layers this daemon failed to unpack */
+	int64_t over_cap_now;	   /* of those, refused for the cap of all trees (EDQUOT) */
+	int64_t images_failed_now; /* EROFS images this daemon failed to build */
+	int64_t max_bytes;	   /* that cap (--max-layers-size or its default) */
+	int64_t inodes;		   /* layer inodes the kernel holds */
 };
 
 int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "fs_internal.h"
+#include "layer_image.h"
 #include "layers.h"
 #include "workspace.h"
 
@@ -18,7 +19,7 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	int64_t count = 0, store_bytes = 0;
 	struct fs_ws_counters ws = {0};
 	struct fs_layers_stats ls;
-	int64_t layers = 0, layer_bytes = 0;
+	int64_t layers = 0, layer_bytes = 0, images = 0, image_bytes = 0;
 	json_t *obj, *more;
 	char *text;
 
@@ -58,6 +59,17 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 			 "layers_unpacking", (json_int_t)ls.unpacking, "layers_unpacked",
 			 (json_int_t)ls.unpacked_now, "layers_failed", (json_int_t)ls.failed_now,
 			 "layers_over_cap", (json_int_t)ls.over_cap_now);
+	if (!more || json_object_update(obj, more) < 0) {
+		json_decref(more);
+		json_decref(obj);
+		return -ENOMEM;
+	}
+	json_decref(more);
+	/* the layers' EROFS images (layer_image.h) */
+	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
+	more = json_pack("{s:I, s:I, s:I}", "layer_images", (json_int_t)images, "layer_image_bytes",
+			 (json_int_t)image_bytes, "layer_images_failed",
+			 (json_int_t)ls.images_failed_now);
 	if (!more || json_object_update(obj, more) < 0) {
 		json_decref(more);
 		json_decref(obj);

@@ -4,7 +4,9 @@
 BUILD_PACKAGES=(build-essential cmake pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 	libsqlite3-dev libssl-dev libjansson-dev libmicrohttpd-dev libarchive-dev
 	# dindfs snapshotter: gRPC's C core, protobuf-c and its compiler (proto/)
-	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
+	libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+	# run by the daemon: mkfs.erofs makes each layer's EROFS image (cache/layer_image.h)
+	erofs-utils)
 # To build libfuse 3.17 from Debian 13's source (scripts/libfuse317.sh,
 # -DDINDFS_LIBFUSE317=ON): FUSE passthrough on a Debian 12 machine.
 LIBFUSE317_PACKAGES=(meson ninja-build dpkg-dev g++ pkg-config)

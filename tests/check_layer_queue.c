@@ -19,6 +19,7 @@
 
 #include "fsck.h"
 #include "gc.h"
+#include "layer_image.h"
 #include "layer_queue.h"
 #include "manifest.h"
 #include "testutil.h"
@@ -259,6 +260,15 @@ static void assert_unpacked(void)
 	}
 }
 
+/* Every tree has its EROFS image (when there is room for it under a cap). */
+static void assert_images(void)
+{
+	int i;
+
+	for (i = 0; i < N_LAYERS; i++)
+		ck_assert(layer_image_present(dir, &img.diffid[i]));
+}
+
 START_TEST(test_pull_order_manifest_first)
 {
 	struct layer_queue *q = start_queue();
@@ -365,7 +375,44 @@ static void unpack_image(void)
 	layer_queue_drain(q);
 	stop_queue(q);
 	assert_unpacked();
+	assert_images();
 }
+
+START_TEST(test_a_tree_without_an_image_gets_one_at_the_next_start)
+{
+	struct layer_queue_stats st;
+	struct layer_queue *q;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/no-mkfs.erofs", dir);
+	setenv(LAYER_IMAGE_MKFS_ENV, path, 1);
+	q = start_queue();
+	make_image(false);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	layer_queue_rescan(q);
+	layer_queue_drain(q);
+	layer_queue_get_stats(q, &st);
+	stop_queue(q);
+	ck_assert_int_eq(st.unpacked, N_LAYERS);
+	ck_assert_int_eq(st.failed, 0);
+	/* without mkfs.erofs: one failure, then no more tries, the trees serve alone */
+	ck_assert_int_eq(st.images_failed, 1);
+	ck_assert(!layer_image_present(dir, &img.diffid[0]));
+	ck_assert(!layer_image_present(dir, &img.diffid[1]));
+	unsetenv(LAYER_IMAGE_MKFS_ENV);
+	q = start_queue();
+	layer_queue_drain(q);
+	layer_queue_get_stats(q, &st);
+	stop_queue(q);
+	ck_assert_int_eq(st.unpacked, 0);
+	ck_assert_int_eq(st.images_failed, 0);
+	assert_unpacked();
+	assert_images();
+	assert_tmp_empty();
+}
+END_TEST
 
 START_TEST(test_gc_removes_layers_with_their_blobs)
 {
@@ -392,6 +439,8 @@ START_TEST(test_gc_removes_layers_with_their_blobs)
 	ck_assert_int_eq(res.remaining_bytes, 0);
 	ck_assert(!layer_present(dir, &img.diffid[0]));
 	ck_assert(!layer_present(dir, &img.diffid[1]));
+	ck_assert(!layer_image_present(dir, &img.diffid[0]));
+	ck_assert(!layer_image_present(dir, &img.diffid[1]));
 	snprintf(path, sizeof(path), "%s/layers/tmp", dir);
 	ck_assert_int_eq(test_count_entries(path), 0); /* detached under the lock, deleted after */
 	ck_assert_int_eq(index_layer_totals(store_index(store), &count, &layer_bytes), 0);
@@ -680,6 +729,7 @@ static Suite *layer_queue_suite(void)
 	tcase_add_test(tc, test_pull_order_manifest_first);
 	tcase_add_test(tc, test_push_order_manifest_last);
 	tcase_add_test(tc, test_start_rescans_and_resumes);
+	tcase_add_test(tc, test_a_tree_without_an_image_gets_one_at_the_next_start);
 	tcase_add_test(tc, test_wrong_diffid_fails_for_good);
 	tcase_add_test(tc, test_gc_removes_layers_with_their_blobs);
 	tcase_add_test(tc, test_gc_drops_trees_whose_blob_is_gone);

@@ -149,8 +149,9 @@ check "the mount answers while it unpacks" answers_until "$b"
 check "the bomb's row: EDQUOT, past the 64 MiB left" test "$(row "$b")" == "2 -122"
 check "no tree of it, nothing in layers/tmp" eval 'test ! -e "$STORE/layers/$b" && wait_until 5 layers_tmp_empty'
 check "the stats count it over the cap" stat_is "$MNT" layers_over_cap 1
-check "the trees stay under the cap" \
-	test "$(stat_of "$MNT" layer_bytes)" -le "$cap" -a "$(stat_of "$MNT" layers)" == 4
+check "the trees and their EROFS images stay under the cap" \
+	test "$(($(stat_of "$MNT" layer_bytes) + $(stat_of "$MNT" layer_image_bytes)))" -le "$cap" \
+	-a "$(stat_of "$MNT" layers)" == 4 -a "$(stat_of "$MNT" layer_images)" == 4
 unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
 
 finish

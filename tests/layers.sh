@@ -3,8 +3,10 @@
 # layer once into the store, and the mount serves the trees read-only with
 # the tar's metadata and overlayfs whiteouts. Checked against the tars
 # themselves (GNU tar extracts the reference), then by overlayfs itself
-# (mount -t overlay with the mount's trees as lower dirs), then by a kill -9
-# of the daemon in the middle of a big unpack.
+# (mount -t overlay with the mount's trees as lower dirs). Each tree's EROFS
+# image is the same tree once the kernel mounts it (file-backed, through
+# the mount), and overlayfs over the images honours the whiteouts. Then a
+# kill -9 of the daemon in the middle of a big unpack.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
@@ -78,8 +80,9 @@ must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL"
 check "layers/ is there, empty, before any pull" test -z "$(ls -A "$MNT/layers")"
 expect_exit 0 "dindfs pull through the mount" T "$DINDFS" pull --root "$MNT" layered:v1
 check "the three trees appear" wait_until 30 test -d "$L3" -a -d "$L2" -a -d "$L1"
-check "layers/ lists exactly the three diff-ids" \
-	test "$(ls "$MNT/layers" | sort)" == "$(printf '%s\n' "${DIFF_IDS[@]}" | sort)"
+check "and their three EROFS images" wait_until 30 test -f "$L3.erofs" -a -f "$L2.erofs" -a -f "$L1.erofs"
+check "layers/ lists exactly the three diff-ids and their images" \
+	test "$(ls "$MNT/layers" | sort)" == "$(printf '%s\n' "${DIFF_IDS[@]}" "${DIFF_IDS[@]/%/.erofs}" | sort)"
 check "layers/tmp stays hidden" not test -e "$MNT/layers/tmp"
 stats_save "$MNT" "$WORK/stats"
 check "the stats count three unpacked layers" test "$(stat_in "$WORK/stats" layers)" == 3
@@ -87,6 +90,9 @@ check "... unpacked by this daemon, none failed" \
 	test "$(stat_in "$WORK/stats" layers_unpacked) $(stat_in "$WORK/stats" layers_failed)" == "3 0"
 check "... and their bytes (the uncompressed tars)" test "$(stat_in "$WORK/stats" layer_bytes)" == \
 	"$(for l in "$IMG"/layer-*.tar.gz; do gzip -dc "$l" | wc -c; done | paste -sd+ | bc)"
+check "... three images of the bytes on disk, none failed" test \
+	"$(stat_in "$WORK/stats" layer_images) $(stat_in "$WORK/stats" layer_image_bytes) $(stat_in "$WORK/stats" layer_images_failed)" == \
+	"3 $(stat -c %s "$STORE"/layers/*.erofs | paste -sd+ | bc) 0"
 
 # ---- each tree is its tar --------------------------------------------------
 
@@ -118,6 +124,41 @@ expect_fsop_is y "the opaque directory has trusted.overlay.opaque=y" \
 	getxattr "$L3/opq" trusted.overlay.opaque
 expect_fsop_is "getxattr:ENODATA" "other directories are not opaque" \
 	getxattr "$L3/etc" trusted.overlay.opaque
+
+# ---- each image is its tree, mounted by the kernel ---------------------------
+
+for n in 1 2 3; do
+	mkdir "$WORK/erofs-$n"
+	on_exit "umount '$WORK/erofs-$n' 2>/dev/null"
+	expect_fsop OK "layer $n's image mounts file-backed, through the mount" \
+		mounterofs "$MNT/layers/${DIFF_IDS[n - 1]}.erofs" "$WORK/erofs-$n"
+	listing "$MNT/layers/${DIFF_IDS[n - 1]}" >"$WORK/tree-$n.list"
+	listing "$WORK/erofs-$n" >"$WORK/erofs-$n.list"
+	check "layer $n's image: names, types, modes, owners, sizes, links as in the tree" \
+		cmp -s "$WORK/tree-$n.list" "$WORK/erofs-$n.list"
+	((n == 3)) || # diff cannot compare the whiteout, a device: the listing did
+		check "layer $n's image: the same bytes" diff -r --no-dereference \
+			"$MNT/layers/${DIFF_IDS[n - 1]}" "$WORK/erofs-$n"
+done
+check "the image keeps mtimes" test "$(stat -c %Y "$WORK/erofs-2/etc/keep.conf")" == 1700000000
+expect_fsop_is kept "and the tar's user xattr" getxattr "$WORK/erofs-2/etc/keep.conf" user.note
+check "its whiteout is a character device 0:0" \
+	test "$(stat -c '%F %t:%T' "$WORK/erofs-3/etc/gone.conf")" == "character special file 0:0"
+expect_fsop_is y "its opaque directory has trusted.overlay.opaque=y" \
+	getxattr "$WORK/erofs-3/opq" trusted.overlay.opaque
+mkdir -p "$WORK/ev-upper" "$WORK/ev-work" "$WORK/ev-merged"
+on_exit "umount '$WORK/ev-merged' 2>/dev/null"
+expect_exit 0 "mount -t overlay over the three images" mount -t overlay overlay \
+	-o "lowerdir=$WORK/erofs-3:$WORK/erofs-2:$WORK/erofs-1,upperdir=$WORK/ev-upper,workdir=$WORK/ev-work" \
+	"$WORK/ev-merged"
+check "over the images, the deleted file is absent" not test -e "$WORK/ev-merged/etc/gone.conf"
+check "the opaque directory hides the lower entries" test "$(ls -A "$WORK/ev-merged/opq")" == c
+check "busybox runs from the merged images" test "$("$WORK/ev-merged/bin/busybox" echo hi)" == hi
+umount "$WORK/ev-merged"
+for n in 1 2 3; do umount "$WORK/erofs-$n"; done
+expect_fsop_is "open:EROFS" "an image cannot be opened for writing" writeopen "$L2.erofs"
+expect_erofs "nor an image be made in layers/" touch "$MNT/layers/sha256:$(printf 'b%.0s' {1..64}).erofs"
+check "the store's image is read-only, root's" test "$(stat -c '%a %u' "$STORE/layers/${DIFF_IDS[1]}.erofs")" == "444 0"
 
 # ---- read-only -----------------------------------------------------------
 
@@ -194,7 +235,9 @@ must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL"
 check "after a remount the unpack completes" wait_until 60 test -d "$MNT/layers/$BIG_DIFF"
 check "whole: 20 directories of 1000 files" \
 	test "$(find "$MNT/layers/$BIG_DIFF" -type f | wc -l)" == 20000
-check "the leftover is gone" wait_until 10 test -z "$(ls -A "$STORE/layers/tmp")"
+tmp_empty() { test -z "$(ls -A "$STORE/layers/tmp")"; }
+check "its image follows" wait_until 30 test -f "$MNT/layers/$BIG_DIFF.erofs"
+check "the leftover is gone" wait_until 10 tmp_empty
 check "the other trees stayed" test -d "$L3" -a -d "$L2" -a -d "$L1"
 check "four layers now (busybox's is shared)" stat_is "$MNT" layers 4
 check "the new daemon unpacked the interrupted layer only" stat_is "$MNT" layers_unpacked 1
@@ -210,6 +253,7 @@ expect_match "$WORK/out" "^layer ${DIFF_IDS[2]}: unpacked layer tree is missing;
 	"and names it"
 expect_exit 0 "gc down to nothing" "$DINDFS" gc --store "$STORE" --max-size 0
 expect_match "$WORK/out" '^removed 3 unpacked layers with their blobs$' "the trees went with their blobs"
-check "layers/ holds nothing but tmp/" test "$(ls -A "$STORE/layers")" == tmp
+check "layers/ holds nothing but tmp/: the images went with their trees" \
+	test "$(ls -A "$STORE/layers")" == tmp
 
 finish
