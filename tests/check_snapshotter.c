@@ -1,21 +1,28 @@
 /*
  * Unit tests for tools/snapshotter: the snapshot catalogue and its
  * directories, the mounts containerd's overlayfs snapshotter would give,
- * chain IDs and the remote layers under ROOT/layers, the bounds on input,
- * and the protobuf side of the gRPC service (snapshotter_rpc.c).
+ * chain IDs and the remote layers under ROOT/layers (their trees and their
+ * EROFS images, mounted for real: the suite runs as root), the bounds on
+ * input, the catalogue of an older version, and the protobuf side of the gRPC service
+ * (snapshotter_rpc.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <check.h>
+#include <linux/capability.h>
 #include <grpc/status.h>
 
 #include "snapshotter.h"
+#include "snapshotter_erofs.h"
+#include "snapshotter_meta.h"
 #include "snapshotter_rpc.h"
 #include "snapshots.pb-c.h"
 #include "snap_fixture.h"
@@ -304,6 +311,236 @@ START_TEST(test_remote_needs_the_parent_chain)
 }
 END_TEST
 
+/* STATE/snapshots/ID/fs */
+static const char *fs_of(int id)
+{
+	static char path[1200];
+
+	snprintf(path, sizeof(path), "%s/snapshots/%d/fs", state, id);
+	return path;
+}
+
+/* The catalogue's image of snapshot NAME, read on a connection of its own. */
+static char *image_of(const char *name)
+{
+	char path[1200];
+	struct snap_row row;
+	sqlite3 *db;
+	char *image;
+
+	snprintf(path, sizeof(path), "%s/metadata.db", state);
+	ck_assert_int_eq(snap_meta_open(path, &db), 0);
+	ck_assert_int_eq(snap_meta_get(db, name, 0, &row, NULL), 0);
+	image = row.image ? strdup(row.image) : NULL;
+	snap_row_release(&row);
+	snap_meta_close(db);
+	return image;
+}
+
+/* Where fs is the symlink to the tree of layer HEX. */
+static void expect_symlink_to_tree(int id, const char *hex)
+{
+	char link[1300], tree[1300];
+	ssize_t n = readlink(fs_of(id), link, sizeof(link) - 1);
+
+	ck_assert_int_gt(n, 0);
+	link[n] = '\0';
+	snprintf(tree, sizeof(tree), "%s/layers/sha256:%s", root, hex);
+	ck_assert_str_eq(link, tree);
+}
+
+START_TEST(test_remote_erofs_images)
+{
+	char path[1300], image_path[1300], buf[16] = {0}, *image;
+	struct snap_mounts m = {0};
+	struct snap_label l;
+	struct snap_labels labels;
+	FILE *f;
+
+	make_layer(A64, "a.txt");
+	make_image(A64);
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" A64);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-1 a", NULL, &labels, false, &m), -EEXIST);
+	/* fs is the image, mounted: the tree's file, read from EROFS */
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(1)), 1);
+	snprintf(path, sizeof(path), "%s/a.txt", fs_of(1));
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, sizeof(buf) - 1, f), 5);
+	fclose(f);
+	ck_assert_str_eq(buf, "a.txt");
+	ck_assert_int_eq(open(path, O_WRONLY), -1);
+	ck_assert_int_eq(errno, EROFS);
+	image = image_of("sha256:" A64);
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s.erofs", root, A64);
+	ck_assert_str_eq(image, path);
+	free(image);
+
+	/* a container on it: the mount is its lowerdir */
+	ck_assert_int_eq(snap_prepare(s, "ctr", "sha256:" A64, NULL, false, &m), 0);
+	snap_mounts_release(&m);
+	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/2/work,"
+			    "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
+
+	/* a restart took the mount: Mounts mounts it again */
+	ck_assert_int_eq(umount2(fs_of(1), MNT_DETACH), 0);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(1)), 0);
+	snap_free(s);
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/2/work,"
+			    "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(1)), 1);
+	/* ... and once the image is gone, the tree's symlink for good */
+	ck_assert_int_eq(umount2(fs_of(1), MNT_DETACH), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	expect_mount("sha256:" A64, "bind @/snapshots/1/fs ro,rbind");
+	expect_symlink_to_tree(1, A64);
+	ck_assert_ptr_null(image_of("sha256:" A64));
+
+	/* Remove unmounts before it removes */
+	make_layer(B64, "b.txt");
+	make_image(B64);
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" B64);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-2 b", NULL, &labels, false, &m), -EEXIST);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(3)), 1);
+	ck_assert_int_eq(snap_remove(s, "sha256:" B64), 0);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(3)), 0);
+	ck_assert(!test_path_exists(fs_of(3)));
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s/b.txt", root, B64);
+	ck_assert(test_path_exists(path));
+
+	/* Cleanup unmounts what it removes */
+	snprintf(path, sizeof(path), "%s/snapshots/77", state);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/snapshots/77/fs", state);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(image_path, sizeof(image_path), "%s/layers/sha256:%s.erofs", root, B64);
+	ck_assert_int_eq(snap_erofs_mount(image_path, path), 0);
+	ck_assert_int_eq(snap_cleanup(s), 0);
+	ck_assert_int_eq(snap_erofs_is_mounted(path), 0);
+	snprintf(path, sizeof(path), "%s/snapshots/77", state);
+	ck_assert(!test_path_exists(path));
+}
+END_TEST
+
+/* CAP_SYS_ADMIN in this process's effective set on or off (it stays permitted). */
+static void sys_admin(bool on)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+
+	ck_assert_int_eq(syscall(SYS_capget, &hdr, data), 0);
+	if (on)
+		data[0].effective |= 1u << CAP_SYS_ADMIN;
+	else
+		data[0].effective &= ~(1u << CAP_SYS_ADMIN);
+	ck_assert_int_eq(syscall(SYS_capset, &hdr, data), 0);
+}
+
+START_TEST(test_remote_erofs_fallback)
+{
+	char path[1300];
+	struct snap_mounts m = {0};
+	struct snap_label l;
+	struct snap_labels labels;
+	FILE *f;
+
+	/* random bytes for an image: that layer alone gets its tree */
+	make_layer(A64, "a.txt");
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s.erofs", root, A64);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("not an EROFS image, only some bytes that look like none", f);
+	fclose(f);
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" A64);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-1 a", NULL, &labels, false, &m), -EEXIST);
+	expect_symlink_to_tree(1, A64);
+	ck_assert_ptr_null(image_of("sha256:" A64));
+	/* ... the next layer's good image still mounts */
+	make_layer(B64, "b.txt");
+	make_image(B64);
+	labels = one_label(&l, SNAP_LABEL_REF, CHAIN_AB);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-2 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(2)), 1);
+	ck_assert_int_eq(snap_remove(s, CHAIN_AB), 0);
+
+	/* without CAP_SYS_ADMIN (EPERM) the images are off for the process */
+	sys_admin(false);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-3 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	sys_admin(true);
+	expect_symlink_to_tree(3, B64);
+	ck_assert_ptr_null(image_of(CHAIN_AB));
+	ck_assert_int_eq(snap_remove(s, CHAIN_AB), 0);
+	/* ... also once the mount would work again, until the process restarts */
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-4 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	expect_symlink_to_tree(4, B64);
+	ck_assert_int_eq(snap_remove(s, CHAIN_AB), 0);
+	snap_free(s);
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-5 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(5)), 1);
+}
+END_TEST
+
+/* The catalogue of the version before the images: it opens, and gains their column. */
+START_TEST(test_catalogue_before_images)
+{
+	static const char old[] =
+		"CREATE TABLE snapshots (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+		" name TEXT NOT NULL UNIQUE, parent INTEGER REFERENCES snapshots(id),"
+		" kind INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+		" lower TEXT);"
+		"CREATE INDEX snapshots_by_parent ON snapshots(parent);"
+		"CREATE TABLE labels (snapshot INTEGER NOT NULL REFERENCES snapshots(id)"
+		" ON DELETE CASCADE, key TEXT NOT NULL, value TEXT NOT NULL,"
+		" PRIMARY KEY (snapshot, key)) WITHOUT ROWID;";
+	char path[1300], tree[1300], *sql, *image;
+	struct snap_mounts m = {0};
+	struct snap_label l;
+	struct snap_labels labels;
+	sqlite3 *db;
+
+	make_layer(A64, "a.txt");
+	make_layer(B64, "b.txt");
+	make_image(B64);
+	snap_free(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/metadata.db", state);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, old, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(tree, sizeof(tree), "%s/layers/sha256:%s", root, A64);
+	sql = sqlite3_mprintf("INSERT INTO snapshots VALUES (1, 'sha256:%s', NULL, 3, 1, 1, %Q);"
+			      "INSERT INTO labels VALUES (1, '%s', 'sha256:%s');",
+			      A64, tree, SNAP_LABEL_REF, A64);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(sql);
+	sqlite3_close(db);
+	snprintf(path, sizeof(path), "%s/snapshots/1", state);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(symlink(tree, fs_of(1)), 0);
+
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+	/* its remote snapshot stays the symlink to the tree */
+	ck_assert_ptr_null(image_of("sha256:" A64));
+	expect_mount("sha256:" A64, "bind @/snapshots/1/fs ro,rbind");
+	expect_symlink_to_tree(1, A64);
+	/* a layer with an image, on it: recorded with its image, mounted */
+	labels = one_label(&l, SNAP_LABEL_REF, CHAIN_AB);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-1 b", "sha256:" A64, &labels, false, &m),
+			 -EEXIST);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(2)), 1);
+	image = image_of(CHAIN_AB);
+	snprintf(path, sizeof(path), "%s/layers/sha256:%s.erofs", root, B64);
+	ck_assert_str_eq(image, path);
+	free(image);
+}
+END_TEST
+
 START_TEST(test_update_labels)
 {
 	struct snap_label l[2] = {{(char *)"a", (char *)"1"}, {(char *)"b", (char *)"2"}};
@@ -507,6 +744,9 @@ static Suite *snapshotter_suite(void)
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_remote_layers);
 	tcase_add_test(tc, test_remote_needs_the_parent_chain);
+	tcase_add_test(tc, test_remote_erofs_images);
+	tcase_add_test(tc, test_remote_erofs_fallback);
+	tcase_add_test(tc, test_catalogue_before_images);
 	tcase_add_test(tc, test_update_labels);
 	tcase_add_test(tc, test_walk_cleanup_and_reopen);
 	tcase_add_test(tc, test_rpc_prepare_stat_list);

@@ -1,5 +1,8 @@
 /* The snapshotter suites' shared fixture: see snap_fixture.h. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <check.h>
@@ -24,9 +27,24 @@ void setup(void)
 	ck_assert_int_eq(snap_open(state, root, &s), 0);
 }
 
+/* Detach every mount under the scratch directory (EROFS images, overlays). */
+static void umount_under_dir(void)
+{
+	char line[4096], point[4096];
+	size_t len = strlen(dir);
+	FILE *f = fopen("/proc/mounts", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %4095s", point) == 1 && !strncmp(point, dir, len))
+			umount2(point, MNT_DETACH);
+	if (f)
+		fclose(f);
+}
+
 void teardown(void)
 {
 	snap_free(s);
+	umount_under_dir();
 	test_rmdir(dir);
 }
 
@@ -42,4 +60,15 @@ void make_layer(const char *hex, const char *file)
 	ck_assert_ptr_nonnull(f);
 	fputs(file, f);
 	fclose(f);
+}
+
+void make_image(const char *hex)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "mkfs.erofs --quiet --preserve-mtime '%s/layers/sha256:%s.erofs' "
+		 "'%s/layers/sha256:%s'",
+		 root, hex, root, hex);
+	ck_assert_int_eq(system(cmd), 0);
 }

@@ -12,11 +12,14 @@ extern char *dir;
 extern char state[1024], root[1024];
 extern struct snap *s;
 
-/* Check fixtures: make the directories and open `s`; close and remove. */
+/* Check fixtures: make the directories and open `s`; close, unmount what
+ * is mounted under them, and remove. */
 void setup(void);
 void teardown(void);
 
 /* ROOT/layers/sha256:HEX/ with one file FILE holding its own name. */
 void make_layer(const char *hex, const char *file);
+/* ROOT/layers/sha256:HEX.erofs, the EROFS image of that tree (mkfs.erofs). */
+void make_image(const char *hex);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "snapshotter_content.h"
+#include "snapshotter_erofs.h"
 #include "snapshotter_meta.h"
 
 struct snap {
@@ -25,6 +26,7 @@ struct snap {
 	char *state;		      /* STATE, absolute */
 	char *root;		      /* the mount, or NULL */
 	struct snap_content *content; /* links to the mount's blobs, or NULL */
+	struct snap_erofs erofs;      /* whether the layers' images mount here */
 };
 
 #define PATH_SIZE 4096
@@ -280,8 +282,11 @@ static int remove_tree(const char *path)
 	return 0;
 }
 
-/* STATE/snapshots/ID/{fs,work}, or fs as a symlink to LOWER. */
-static int make_dirs(const struct snap *s, int64_t id, const char *lower)
+/*
+ * STATE/snapshots/ID/{fs,work}, or for a remote snapshot fs alone: IMAGE
+ * mounted (1) or a symlink to LOWER (0).
+ */
+static int make_dirs(struct snap *s, int64_t id, const char *lower, const char *image)
 {
 	char path[PATH_SIZE];
 	int r;
@@ -293,7 +298,7 @@ static int make_dirs(const struct snap *s, int64_t id, const char *lower)
 		return -errno;
 	snap_path(s, id, "fs", path);
 	if (lower)
-		return symlink(lower, path) < 0 ? -errno : 0;
+		return snap_erofs_make_fs(&s->erofs, image, lower, path);
 	if (mkdir(path, 0755) < 0)
 		return -errno;
 	snap_path(s, id, "work", path);
@@ -348,9 +353,19 @@ static int options_of(char ***ret, size_t *ret_n, const char *a, const char *b, 
 	return 0;
 }
 
+/*
+ * An ancestor's fs that was its image's mount: mounted again when a restart
+ * took the mount, or the symlink to its tree from now on.
+ */
+static int remount(struct snap *s, const struct snap_row *up, const char *fs)
+{
+	int r = snap_erofs_ensure(&s->erofs, up->image, up->lower, fs);
+
+	return r == 0 ? snap_meta_clear_image(s->db, up->id) : r < 0 ? r : 0;
+}
+
 /* The fs paths of ROW's ancestors, nearest first, ':'-joined into BUF. */
-static int lower_dirs(const struct snap *s, const struct snap_row *row, char **ret,
-		      size_t *ret_count)
+static int lower_dirs(struct snap *s, const struct snap_row *row, char **ret, size_t *ret_count)
 {
 	size_t len = 0, cap = 0, count = 0;
 	char *buf = NULL, path[PATH_SIZE];
@@ -370,6 +385,10 @@ static int lower_dirs(const struct snap *s, const struct snap_row *row, char **r
 		if (r < 0)
 			break;
 		snap_path(s, up.id, "fs", path);
+		if (up.image && up.lower && (r = remount(s, &up, path)) < 0) {
+			snap_row_release(&up);
+			break;
+		}
 		plen = strlen(path);
 		if (len + plen + 2 > cap) {
 			cap = (len + plen + 2) * 2;
@@ -404,7 +423,7 @@ static int lower_dirs(const struct snap *s, const struct snap_row *row, char **r
  * read-only bind of it; else overlay, with an upper and a workdir when
  * active, lowerdir alone for a view.
  */
-static int mounts_of(const struct snap *s, const struct snap_row *row, struct snap_mounts *ret)
+static int mounts_of(struct snap *s, const struct snap_row *row, struct snap_mounts *ret)
 {
 	struct snap_mounts m = {0};
 	char fs[PATH_SIZE], work[PATH_SIZE], *lowers = NULL, *lowerdir = NULL, *upper = NULL,
@@ -458,7 +477,7 @@ static int prepare_remote(struct snap *s, const char *key, const char *target,
 			  const struct snap_row *parent, const struct snap_info *parent_info,
 			  const struct snap_labels *labels)
 {
-	char diff_id[DIGEST_STRING_SIZE], lower[PATH_SIZE];
+	char diff_id[DIGEST_STRING_SIZE], lower[PATH_SIZE], image[PATH_SIZE];
 	const char *parent_chain = NULL;
 	struct digest d;
 	int64_t id;
@@ -485,13 +504,17 @@ static int prepare_remote(struct snap *s, const char *key, const char *target,
 	if (s->content)
 		snap_content_add(s->content, key, labels);
 	if ((size_t)snprintf(lower, sizeof(lower), "%s/layers/%s", s->root, diff_id) >=
-	    sizeof(lower))
+		    sizeof(lower) ||
+	    (size_t)snprintf(image, sizeof(image), "%s" SNAP_EROFS_SUFFIX, lower) >= sizeof(image))
 		return 0;
+	/* recorded with the image first: a crash before its mount is one Mounts remounts */
 	r = snap_meta_insert(s->db, target, parent ? parent->id : 0, SNAP_KIND_COMMITTED, lower,
-			     labels, now_ns(), &id);
+			     image, labels, now_ns(), &id);
 	if (r < 0)
 		return r; /* -EEXIST: committed already */
-	r = make_dirs(s, id, lower);
+	r = make_dirs(s, id, lower, image);
+	if (r == 0)
+		r = snap_meta_clear_image(s->db, id);
 	if (r < 0) {
 		snap_meta_delete(s->db, id);
 		return r;
@@ -534,12 +557,12 @@ int snap_prepare(struct snap *s, const char *key, const char *parent,
 			goto out;
 	}
 	r = snap_meta_insert(s->db, key, prow.id, view ? SNAP_KIND_VIEW : SNAP_KIND_ACTIVE, NULL,
-			     labels, now_ns(), &row.id);
+			     NULL, labels, now_ns(), &row.id);
 	if (r < 0)
 		goto out;
 	row.parent_id = prow.id;
 	row.kind = view ? SNAP_KIND_VIEW : SNAP_KIND_ACTIVE;
-	r = make_dirs(s, row.id, NULL);
+	r = make_dirs(s, row.id, NULL, NULL);
 	if (r == 0)
 		r = mounts_of(s, &row, ret);
 	if (r < 0) {
@@ -599,9 +622,21 @@ int snap_commit(struct snap *s, const char *name, const char *key, const struct 
 	return r;
 }
 
-int snap_remove(struct snap *s, const char *key)
+/* STATE/snapshots/ID, its image unmounted first (nftw would go inside). */
+static int remove_dirs(const struct snap *s, int64_t id)
 {
 	char path[PATH_SIZE];
+	int r = snap_path(s, id, "fs", path);
+
+	if (r == 0)
+		r = snap_erofs_umount(path);
+	if (r == 0)
+		r = snap_path(s, id, NULL, path);
+	return r < 0 ? r : remove_tree(path);
+}
+
+int snap_remove(struct snap *s, const char *key)
+{
 	struct snap_row row;
 	int r;
 
@@ -611,8 +646,9 @@ int snap_remove(struct snap *s, const char *key)
 	if (r < 0)
 		return r;
 	r = snap_meta_delete(s->db, row.id);
-	if (r == 0 && snap_path(s, row.id, NULL, path) == 0)
-		r = remove_tree(path); /* a crash before this leaves what Cleanup removes */
+	/* a crash before the tree is gone leaves what Cleanup removes */
+	if (r == 0)
+		r = remove_dirs(s, row.id);
 	snap_row_release(&row);
 	return r;
 }
@@ -761,8 +797,8 @@ int snap_cleanup(struct snap *s)
 			r = known;
 			break;
 		}
-		if (!known && snap_path(s, id, NULL, path) == 0) {
-			r = remove_tree(path);
+		if (!known) {
+			r = remove_dirs(s, id);
 			if (r < 0)
 				break;
 		}

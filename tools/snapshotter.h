@@ -13,7 +13,16 @@
  * whose fs is a symlink to that tree and answers -EEXIST, so containerd
  * neither fetches nor unpacks the layer (as stargz, nydus and SOCI do).
  * The symlink keeps ':' out of overlayfs's lowerdir list and lets
- * containerd shorten long lists by their common prefix.
+ * containerd shorten long lists by their common prefix. When the host keeps
+ * an EROFS image of the tree beside it (ROOT/layers/sha256:<d>.erofs), fs
+ * is instead a directory with that image mounted on it, file-backed, so
+ * overlayfs reads the layer from the kernel's EROFS, not file by file
+ * through FUSE (snapshotter_erofs.h: the mount, and the fallback to the
+ * symlink when it fails). The catalogue records the image of such a
+ * snapshot; Mounts and Prepare mount it again on a parent whose mount a
+ * restart took. Remove and Cleanup unmount what they remove; the mounts
+ * stay when the process exits (containers may run on them), as with
+ * containerd's own snapshotters.
  *
  * Every call returns 0 or -errno: -ENOENT no such snapshot, -EEXIST the key
  * or name is taken (or the remote layer was committed), -EINVAL bad input,

@@ -22,13 +22,20 @@ static const char schema[] =
 	"  kind INTEGER NOT NULL,"
 	"  created INTEGER NOT NULL,"
 	"  updated INTEGER NOT NULL,"
-	"  lower TEXT);"
+	"  lower TEXT,"
+	"  image TEXT);"
 	"CREATE INDEX IF NOT EXISTS snapshots_by_parent ON snapshots(parent);"
 	"CREATE TABLE IF NOT EXISTS labels ("
 	"  snapshot INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,"
 	"  key TEXT NOT NULL,"
 	"  value TEXT NOT NULL,"
 	"  PRIMARY KEY (snapshot, key)) WITHOUT ROWID;";
+
+/*
+ * A database made before the images: add their column (NULL: a remote
+ * snapshot's fs is the symlink to its tree, as it was then).
+ */
+static const char migrate_image[] = "ALTER TABLE snapshots ADD COLUMN image TEXT";
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret)
 {
@@ -49,6 +56,23 @@ static int run(sqlite3_stmt *stmt)
 	return rc == SQLITE_DONE ? 0 : index_sqlite_errno(rc);
 }
 
+/* 1 when TABLE has COLUMN, 0 when not, or -errno. */
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+	sqlite3_stmt *stmt;
+	int rc, r;
+
+	r = prepare(db, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", &stmt);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, column, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	r = rc == SQLITE_ROW ? sqlite3_column_int(stmt, 0) > 0 : index_sqlite_errno(rc);
+	sqlite3_finalize(stmt);
+	return r;
+}
+
 int snap_meta_open(const char *path, sqlite3 **ret)
 {
 	sqlite3 *db = NULL;
@@ -60,6 +84,11 @@ int snap_meta_open(const char *path, sqlite3 **ret)
 		goto out_close;
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	r = exec(db, schema);
+	if (r < 0)
+		goto out_close;
+	r = has_column(db, "snapshots", "image");
+	if (r == 0)
+		r = exec(db, migrate_image);
 	if (r < 0)
 		goto out_close;
 	*ret = db;
@@ -77,7 +106,8 @@ void snap_meta_close(sqlite3 *db)
 void snap_row_release(struct snap_row *row)
 {
 	free(row->lower);
-	row->lower = NULL;
+	free(row->image);
+	row->lower = row->image = NULL;
 }
 
 static char *dup_column(sqlite3_stmt *stmt, int column)
@@ -125,7 +155,7 @@ out:
 }
 
 #define ROW_COLUMNS                                                                                \
-	"s.id, s.parent, s.kind, s.lower, s.name, p.name, s.created, s.updated "                   \
+	"s.id, s.parent, s.kind, s.lower, s.name, p.name, s.created, s.updated, s.image "          \
 	"FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent "
 
 /* Fill a row and, when asked, an info from a ROW_COLUMNS result. */
@@ -139,8 +169,11 @@ static int read_row(sqlite3 *db, sqlite3_stmt *stmt, struct snap_row *ret_row,
 	row.id = sqlite3_column_int64(stmt, 0);
 	row.parent_id = sqlite3_column_int64(stmt, 1);
 	row.kind = sqlite3_column_int(stmt, 2);
-	if (sqlite3_column_type(stmt, 3) != SQLITE_NULL && !(row.lower = dup_column(stmt, 3)))
+	if ((sqlite3_column_type(stmt, 3) != SQLITE_NULL && !(row.lower = dup_column(stmt, 3))) ||
+	    (sqlite3_column_type(stmt, 8) != SQLITE_NULL && !(row.image = dup_column(stmt, 8)))) {
+		snap_row_release(&row);
 		return -ENOMEM;
+	}
 	if (ret_info) {
 		info.name = dup_column(stmt, 4);
 		if (!info.name)
@@ -233,7 +266,7 @@ static int in_transaction(sqlite3 *db, int (*fn)(sqlite3 *db, void *ctx), void *
 }
 
 struct insert_args {
-	const char *name, *lower;
+	const char *name, *lower, *image;
 	int64_t parent_id, now, id;
 	enum snap_kind kind;
 	const struct snap_labels *labels;
@@ -246,8 +279,8 @@ static int do_insert(sqlite3 *db, void *ctx)
 	int r;
 
 	r = prepare(db,
-		    "INSERT INTO snapshots (name, parent, kind, created, updated, lower)"
-		    " VALUES (?, ?, ?, ?, ?, ?)",
+		    "INSERT INTO snapshots (name, parent, kind, created, updated, lower, image)"
+		    " VALUES (?, ?, ?, ?, ?, ?, ?)",
 		    &stmt);
 	if (r < 0)
 		return r;
@@ -263,6 +296,10 @@ static int do_insert(sqlite3 *db, void *ctx)
 		sqlite3_bind_text(stmt, 6, a->lower, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(stmt, 6);
+	if (a->image)
+		sqlite3_bind_text(stmt, 7, a->image, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 7);
 	r = run(stmt);
 	if (r < 0)
 		return r;
@@ -271,12 +308,13 @@ static int do_insert(sqlite3 *db, void *ctx)
 }
 
 int snap_meta_insert(sqlite3 *db, const char *name, int64_t parent_id, enum snap_kind kind,
-		     const char *lower, const struct snap_labels *labels, int64_t now,
-		     int64_t *ret_id)
+		     const char *lower, const char *image, const struct snap_labels *labels,
+		     int64_t now, int64_t *ret_id)
 {
 	struct insert_args a = {
 		.name = name,
 		.lower = lower,
+		.image = image,
 		.parent_id = parent_id,
 		.now = now,
 		.kind = kind,
@@ -334,6 +372,18 @@ int snap_meta_set_labels(sqlite3 *db, int64_t id, const struct snap_labels *labe
 	struct insert_args a = {.id = id, .now = now, .labels = labels};
 
 	return in_transaction(db, do_set_labels, &a);
+}
+
+int snap_meta_clear_image(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *stmt;
+	int r;
+
+	r = prepare(db, "UPDATE snapshots SET image = NULL WHERE id = ?", &stmt);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(stmt, 1, id);
+	return run(stmt);
 }
 
 static int count_where(sqlite3 *db, const char *sql, int64_t id)

@@ -1,8 +1,9 @@
 /*
  * snapshotter_meta: the snapshotter's SQLite catalogue — one row per
- * snapshot (name, parent, kind, times, the shared tree of a remote one) and
- * its labels. Used by snapshotter.c only; returns 0 or -errno (SQLite codes
- * become errno in one function). A UNIQUE name makes a taken key -EEXIST.
+ * snapshot (name, parent, kind, times, the shared tree of a remote one and
+ * its EROFS image when fs is that image's mount) and its labels. Used by snapshotter.c only;
+ * returns 0 or -errno (SQLite codes become errno in one function). A UNIQUE name makes a taken key
+ * -EEXIST.
  */
 #ifndef DINDFS_SNAPSHOTTER_META_H
 #define DINDFS_SNAPSHOTTER_META_H
@@ -16,6 +17,7 @@ struct snap_row {
 	int64_t parent_id; /* 0: none */
 	enum snap_kind kind;
 	char *lower; /* the shared tree of a remote snapshot, else NULL */
+	char *image; /* its EROFS image, when fs is a mount of it; else NULL */
 };
 
 int snap_meta_open(const char *path, sqlite3 **ret);
@@ -26,8 +28,10 @@ int snap_meta_get(sqlite3 *db, const char *name, int64_t id, struct snap_row *re
 		  struct snap_info *ret_info);
 /* A new row; -EEXIST when NAME is taken. */
 int snap_meta_insert(sqlite3 *db, const char *name, int64_t parent_id, enum snap_kind kind,
-		     const char *lower, const struct snap_labels *labels, int64_t now,
-		     int64_t *ret_id);
+		     const char *lower, const char *image, const struct snap_labels *labels,
+		     int64_t now, int64_t *ret_id);
+/* Row ID's fs is no longer its image's mount (the symlink to its tree). */
+int snap_meta_clear_image(sqlite3 *db, int64_t id);
 /* Row ID becomes committed NAME with LABELS (its own replaced); -EEXIST. */
 int snap_meta_commit(sqlite3 *db, int64_t id, const char *name, const struct snap_labels *labels,
 		     int64_t now);
