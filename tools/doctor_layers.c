@@ -3,7 +3,9 @@
  * "Shared layers"): dockerd's storage driver is dindfs snapshotter on the
  * containerd image store, that snapshotter answers on its socket, and how
  * many blobs of containerd's content store are links to the host's store
- * (a shared layer's blob, no copy) rather than files of their own.
+ * (a shared layer's blob, no copy) rather than files of their own, and
+ * how many layers the kernel reads from their EROFS images (mounts of
+ * ROOT/layers/sha256:<d>.erofs) instead of through FUSE.
  */
 #include "doctor.h"
 
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <mntent.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -105,6 +108,33 @@ static void check_links(struct doctor *d)
 			   links, blobs);
 }
 
+/* EROFS mounts of the mount's layer images: the snapshotter's, for containers' lower dirs. */
+static void check_images(struct doctor *d)
+{
+	char prefix[PATH_MAX];
+	unsigned long images = 0;
+	struct mntent *m;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+
+	if (!f)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/layers/", d->root);
+	while ((m = getmntent(f)))
+		if (strcmp(m->mnt_type, "erofs") == 0 &&
+		    strncmp(m->mnt_fsname, prefix, strlen(prefix)) == 0)
+			images++;
+	endmntent(f);
+	if (images)
+		doctor_say(d, DOCTOR_OK,
+			   "layer images: %lu EROFS images of the host's layers mounted (the "
+			   "kernel reads them, not the daemon file by file)",
+			   images);
+	else
+		doctor_say(d, DOCTOR_INFO,
+			   "layer images: none mounted (containers read the layer trees through "
+			   "the mount; the snapshotter's log says why when an image failed)");
+}
+
 void doctor_check_layers(struct doctor *d)
 {
 	const char *driver = info_string(d, "Driver");
@@ -130,4 +160,5 @@ void doctor_check_layers(struct doctor *d)
 		   "dindfs snapshotter: nothing to download or unpack)");
 	check_socket(d);
 	check_links(d);
+	check_images(d);
 }
