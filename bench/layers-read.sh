@@ -16,12 +16,14 @@
 # from .dindfs/stats (layers_requests; a daemon older than it: all its
 # requests), for the cold read and for the warm one, in the first round.
 #
-# EROFS=1 adds issue 14's candidate for the first read (not built into
-# dindfs): an EROFS image of each tree (mkfs.erofs, erofs-utils), served
-# as a regular file through the mount's layers/ (the images sit in a tree
-# of their own) and mounted file-backed by the kernel (mount(2) straight
-# on the file: util-linux's mount would put a loop device under it), with
-# the overlayfs over the three EROFS mounts. "erofs cold" is a fresh
+# EROFS=1 adds the rows of the layers' EROFS images, as the snapshotter
+# mounts them: an image of each tree, made as the host daemon makes it
+# (mkfs.erofs --preserve-mtime, cache/layer_image.c; here by the script,
+# since these trees have no index rows for the daemon's worker), served
+# as layers/sha256:<diffid>.erofs through the mount and mounted
+# file-backed by the kernel (mount(2) straight on the file: util-linux's
+# mount would put a loop device under it), with the overlayfs over the
+# three EROFS mounts. "erofs cold" is a fresh
 # dindfs mount (the images' pages go through the daemon once); "erofs next"
 # is a fresh EROFS mount over the same dindfs mount (a second level: the
 # images' pages are in the FUSE mount's page cache, which every level
@@ -116,7 +118,7 @@ erofs_overlay() {
 	for n in 0 1 2; do
 		mkdir -p "$WORK/erofs/${ids[n]}"
 		on_exit "umount '$WORK/erofs/${ids[n]}' 2>/dev/null"
-		mount_erofs "$MNT/layers/$images/$n.erofs" "$WORK/erofs/${ids[n]}"
+		mount_erofs "$MNT/layers/${ids[n]}.erofs" "$WORK/erofs/${ids[n]}"
 	done
 	overlay "$1" "$WORK/erofs"
 }
@@ -129,15 +131,13 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : 
 
 if [[ -n ${EROFS:-} ]]; then
 	command -v mkfs.erofs >/dev/null || apt-get install -y -qq erofs-utils >/dev/null
-	images="sha256:$(printf 'erofs images\n' | sha256sum | cut -d' ' -f1)"
-	mkdir -p "$STORE/layers/$images"
 	for n in 0 1 2; do
-		mkfs.erofs --quiet --preserve-mtime "$STORE/layers/$images/$n.erofs" "$STORE/layers/${ids[n]}"
+		mkfs.erofs --quiet --preserve-mtime "$STORE/layers/${ids[n]}.erofs" "$STORE/layers/${ids[n]}"
 	done
 	# the first read of a fresh image is slower than any later one (seen here): one, untimed
 	mkdir -p "$WORK/erofs/first"
 	for n in 0 1 2; do
-		mount_erofs "$STORE/layers/$images/$n.erofs" "$WORK/erofs/first"
+		mount_erofs "$STORE/layers/${ids[n]}.erofs" "$WORK/erofs/first"
 		(cd "$WORK/erofs/first" && find . -xdev -type f -exec cat {} + >/dev/null)
 		umount "$WORK/erofs/first"
 	done

@@ -454,10 +454,11 @@ row_at_once() {
 CD_STORE=(-e 'DOCKERD_CONFIG={"features": {"containerd-snapshotter": true}}')
 declare -A DISK READ
 
-# layers_unpacked: the host daemon has every layer of the image under layers/.
+# layers_unpacked: the host daemon has every layer of the image under layers/,
+# with its EROFS image (what a level's snapshotter mounts).
 layers_unpacked() {
 	local d
-	for d in $DIFF_IDS; do [[ -d $CACHE_MNT/layers/$d ]] || return 1; done
+	for d in $DIFF_IDS; do [[ -d $CACHE_MNT/layers/$d && -f $CACHE_MNT/layers/$d.erofs ]] || return 1; done
 }
 
 # vardisk NAME: KiB in the L1's /var/lib/docker (a tmpfs; the shared trees
