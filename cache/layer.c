@@ -580,27 +580,14 @@ int layer_unpack(const char *store_dir, int blob_fd, const struct digest *diffid
 	r = ensure_dirs(store_dir);
 	if (r < 0)
 		return r;
-	r = path_in(store_dir, "tmp/", tmp, sizeof(tmp));
-	if (r == 0)
-		r = path_in(store_dir, "", layers, sizeof(layers));
+	r = path_in(store_dir, "", layers, sizeof(layers));
 	if (r == 0)
 		r = layer_path(store_dir, diffid, final, sizeof(final));
-	if (r == 0 && strlen(tmp) + DIGEST_HEX_LEN + 8 > sizeof(tmp))
-		r = -ENAMETOOLONG;
+	if (r == 0)
+		r = layer_tmp_create(store_dir, diffid->hex, tmp, sizeof(tmp), &tmp_fd);
 	if (r < 0)
 		return r;
-	strcat(tmp, diffid->hex);
-	strcat(tmp, ".XXXXXX");
-	if (!mkdtemp(tmp))
-		return -errno;
-	tmp_fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tmp_fd < 0) {
-		r = -errno;
-		rmdir(tmp);
-		return r;
-	}
-	/* held until the rename: layer_recover() leaves a live unpack alone */
-	if (flock(tmp_fd, LOCK_EX) < 0 || fchmod(tmp_fd, 0755) < 0) {
+	if (fchmod(tmp_fd, 0755) < 0) {
 		r = -errno;
 		goto out_remove;
 	}
@@ -628,6 +615,27 @@ out_remove:
 	close(tmp_fd);
 	remove_tree(tmp);
 	return r;
+}
+
+int layer_tmp_create(const char *store_dir, const char *name, char *buf, size_t size, int *ret_fd)
+{
+	int n = snprintf(buf, size, "%s/layers/tmp/%s.XXXXXX", store_dir, name), fd, r;
+
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	if (!mkdtemp(buf))
+		return -errno;
+	fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* held by the caller until it is done: layer_recover() leaves a live one alone */
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		rmdir(buf);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
 }
 
 /* Rename the tree into a fresh dir name under tmp/, which *tmp gets. */

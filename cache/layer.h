@@ -114,6 +114,13 @@ int layer_foreach(const char *store_dir, layer_fn fn, void *ctx);
  */
 int layer_recover(const char *store_dir, int64_t *ret_removed);
 
+/*
+ * Make layers/tmp/NAME.XXXXXX (buf gets its path) and hold it locked
+ * (flock, through *ret_fd): layer_recover() leaves it alone while the
+ * descriptor is open, and deletes it once its maker died.
+ */
+int layer_tmp_create(const char *store_dir, const char *name, char *buf, size_t size, int *ret_fd);
+
 /* For crash tests: called once the tree is extracted and verified, before its rename. */
 extern void (*layer_fault_hook)(const char *tmp_dir);
 

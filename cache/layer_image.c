@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -162,9 +161,6 @@ int layer_image_build(const char *store_dir, const struct digest *diffid,
 
 	if (r == 0)
 		r = layer_path(store_dir, diffid, tree, sizeof(tree));
-	if (r == 0 && snprintf(tmp, sizeof(tmp), "%s/layers/tmp/%s" LAYER_IMAGE_SUFFIX ".XXXXXX",
-			       store_dir, diffid->hex) >= (int)sizeof(tmp))
-		r = -ENAMETOOLONG;
 	if (r < 0)
 		return r;
 	if (lstat(final, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -174,19 +170,12 @@ int layer_image_build(const char *store_dir, const struct digest *diffid,
 	}
 	if (!layer_present(store_dir, diffid))
 		return -ENOENT;
-	if (!mkdtemp(tmp))
-		return -errno;
-	tmp_fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tmp_fd < 0) {
-		r = -errno;
-		rmdir(tmp);
+	snprintf(image, sizeof(image), "%s" LAYER_IMAGE_SUFFIX, diffid->hex);
+	r = layer_tmp_create(store_dir, image, tmp, sizeof(tmp), &tmp_fd);
+	if (r < 0)
 		return r;
-	}
 	snprintf(image, sizeof(image), "%s/image", tmp);
-	/* held until the rename: layer_recover() leaves a live build alone */
-	r = flock(tmp_fd, LOCK_EX) < 0 ? -errno : 0;
-	if (r == 0)
-		r = run_mkfs(image, tree, limits);
+	r = run_mkfs(image, tree, limits);
 	if (r == 0)
 		r = seal(image, room, &bytes);
 	if (r == 0 && rename(image, final) < 0)
