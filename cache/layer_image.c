@@ -84,8 +84,11 @@ static void exec_mkfs(const char *program, const char *image, const char *tree)
 	_exit(errno == ENOENT ? 127 : 126);
 }
 
-/* Wait for the child pid, killing it at the deadline (ms, 0: none) or on *stop. */
-static int wait_mkfs(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
+/*
+ * Wait for the child pid, killing it at the deadline (ms, 0: none) or on
+ * *stop. -ENOEXEC when it exited 127 (no program), -EIO for another status.
+ */
+static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status, r = 0;
 
@@ -128,7 +131,51 @@ static int run_mkfs(const char *image, const char *tree, const struct layer_limi
 		return -errno;
 	if (pid == 0)
 		exec_mkfs(program, image, tree);
-	return wait_mkfs(pid, deadline, lim ? lim->stop : NULL);
+	return wait_child(pid, deadline, lim ? lim->stop : NULL);
+}
+
+/*
+ * In the child: read path to its end, with no descriptor of the parent's
+ * kept (not the daemon's /dev/fuse: a child blocked in a read of the mount
+ * must not keep the connection alive once the daemon is gone).
+ */
+static void read_through(const char *path)
+{
+	static char buf[1 << 16];
+	ssize_t n;
+	int fd;
+
+	closefrom(0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		_exit(1);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	_exit(n == 0 ? 0 : 1);
+}
+
+int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
+		     const struct layer_limits *limits)
+{
+	uint64_t deadline = limits && limits->max_ms ? now_ms() + limits->max_ms : 0;
+	char path[4096];
+	pid_t pid;
+	int fd, r;
+
+	if (!layer_image_present(store_dir, diffid))
+		return -ENOENT;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		read_through(through);
+	r = wait_child(pid, deadline, limits ? limits->stop : NULL);
+	if (r == 0 && layer_image_path(store_dir, diffid, path, sizeof(path)) == 0 &&
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* the mount's cache holds it now */
+		close(fd);
+	}
+	return r;
 }
 
 /* Sync the image at path and give its size; it must fit in room. */

@@ -57,6 +57,18 @@ bool layer_image_present(const char *store_dir, const struct digest *diffid);
 int layer_image_build(const char *store_dir, const struct digest *diffid,
 		      const struct layer_limits *limits, uint64_t *ret_bytes);
 
+/*
+ * Read the image of diffid once through `through`, its path on the mount,
+ * in a child process, so that the mount's page cache, which every level
+ * shares, holds it: a level that mounts it then reads no page of it
+ * through the daemon. The store's own cached pages of the file are dropped
+ * after (they would be a second copy). The child is killed at limits'
+ * deadline or stop (limits may be NULL). 0, -ENOENT without the image, -EIO
+ * when the read failed, -ETIMEDOUT, -ECANCELED.
+ */
+int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
+		     const struct layer_limits *limits);
+
 /* Remove the image of diffid. -ENOENT if there is none. */
 int layer_image_remove(const char *store_dir, const struct digest *diffid);
 

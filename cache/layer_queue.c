@@ -35,6 +35,8 @@ struct layer_queue {
 	size_t cap, head, len;
 	bool resume, rescan, busy;
 	int64_t dropped, unpacked, failed, over_cap, unpacking, images_failed;
+	layer_image_fn image_hook;
+	void *image_hook_ctx;
 	/* the worker's alone: */
 	bool no_mkfs;			   /* mkfs.erofs is not installed: no images */
 	struct digest_list image_failures; /* layers whose image failed: not tried again */
@@ -204,6 +206,17 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 		return;
 	limits.room_bytes = room_left(q);
 	r = layer_image_build(dir, diffid, &limits, NULL);
+	if (r == 0) {
+		layer_image_fn hook;
+		void *ctx;
+
+		pthread_mutex_lock(&q->lock);
+		hook = q->image_hook;
+		ctx = q->image_hook_ctx;
+		pthread_mutex_unlock(&q->lock);
+		if (hook)
+			hook(diffid, &limits, ctx);
+	}
 	if (r == 0 || r == -ECANCELED || r == -ENOENT)
 		return;
 	if (r == -ENOEXEC)
@@ -468,6 +481,14 @@ void layer_queue_rescan(struct layer_queue *q)
 	pthread_mutex_lock(&q->lock);
 	q->rescan = true;
 	pthread_cond_signal(&q->wake);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void layer_queue_set_image_hook(struct layer_queue *q, layer_image_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&q->lock);
+	q->image_hook = fn;
+	q->image_hook_ctx = ctx;
 	pthread_mutex_unlock(&q->lock);
 }
 

@@ -71,6 +71,15 @@ void layer_queue_commit_hook(const struct digest *d, void *ctx);
 /* Look at every manifest again soon (room came back: GC removed trees). Never blocks. */
 void layer_queue_rescan(struct layer_queue *q);
 
+/*
+ * Called by the worker right after it built a layer's EROFS image, with
+ * the worker's limits (their stop flag is the queue's): what the mount does
+ * with a new image (fs/layers.c reads it through the mount once).
+ */
+typedef void (*layer_image_fn)(const struct digest *diffid, const struct layer_limits *limits,
+			       void *ctx);
+void layer_queue_set_image_hook(struct layer_queue *q, layer_image_fn fn, void *ctx);
+
 /* Wait until the queue is empty and the worker idle (tests, and `dindfs` commands). */
 void layer_queue_drain(struct layer_queue *q);
 void layer_queue_get_stats(struct layer_queue *q, struct layer_queue_stats *ret);

@@ -22,7 +22,7 @@
  * Everything that would write is EROFS.
  *
  * The family also runs the unpack worker (cache/layer_queue.h) over the
- * daemon's store.
+ * daemon's store, and reads each new image through the mount once.
  *
  * Locking: l->lock guards the table and every inode's nlookup and backing;
  * no descriptor is opened or closed while it is held.
@@ -65,7 +65,8 @@ struct layer_inode {
 struct fs_layers {
 	struct layer_inode top; /* layers/ itself: never freed */
 	struct layer_queue *queue;
-	uint64_t max_total; /* the cap of all trees (layer_limits.max_total_bytes) */
+	uint64_t max_total;	/* the cap of all trees (layer_limits.max_total_bytes) */
+	_Atomic int64_t warmed; /* images read through the mount once (warm_image) */
 	pthread_mutex_t lock;
 	struct layer_inode **buckets;
 	size_t n_inodes;
@@ -778,6 +779,27 @@ static void queue_limits(struct fs *fs, struct layer_limits *ret)
 	}
 }
 
+/*
+ * The worker built a layer's image: read it through the mount once, so
+ * that the first level to mount it finds its pages in the mount's page
+ * cache (open with keep_cache: they stay), as every later level does.
+ * Not where the mount negotiated passthrough: a level cannot mount the
+ * image there (ENOTBLK), and reads would not fill this cache anyway.
+ */
+static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
+{
+	struct fs *fs = ctx;
+	char through[4096];
+
+	if (atomic_load(&fs->passthrough) ||
+	    snprintf(through, sizeof(through),
+		     "%s/layers/" DIGEST_ALGORITHM ":%s" LAYER_IMAGE_SUFFIX, fs->cfg->mountpoint,
+		     diffid->hex) >= (int)sizeof(through))
+		return;
+	if (layer_image_warm(store_dir(fs->store), diffid, through, limits) == 0)
+		atomic_fetch_add(&fs->layers->warmed, 1);
+}
+
 int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 {
 	struct fs_layers *l = calloc(1, sizeof(*l));
@@ -812,6 +834,7 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 		return r;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	layer_queue_set_image_hook(l->queue, warm_image, fs);
 	store_set_commit_hook(fs->store, layer_queue_commit_hook, l->queue);
 	*ret = l;
 	return 0;
@@ -870,6 +893,7 @@ int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 	ret->failed_now = qs.failed;
 	ret->over_cap_now = qs.over_cap;
 	ret->images_failed_now = qs.images_failed;
+	ret->images_warmed_now = atomic_load(&l->warmed);
 	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
 	pthread_mutex_lock(&l->lock);
 	ret->inodes = (int64_t)l->n_inodes;

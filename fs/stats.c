@@ -67,9 +67,10 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	json_decref(more);
 	/* the layers' EROFS images (layer_image.h) */
 	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
-	more = json_pack("{s:I, s:I, s:I}", "layer_images", (json_int_t)images, "layer_image_bytes",
-			 (json_int_t)image_bytes, "layer_images_failed",
-			 (json_int_t)ls.images_failed_now);
+	more = json_pack("{s:I, s:I, s:I, s:I}", "layer_images", (json_int_t)images,
+			 "layer_image_bytes", (json_int_t)image_bytes, "layer_images_failed",
+			 (json_int_t)ls.images_failed_now, "layer_images_warmed",
+			 (json_int_t)ls.images_warmed_now);
 	if (!more || json_object_update(obj, more) < 0) {
 		json_decref(more);
 		json_decref(obj);

@@ -2,7 +2,8 @@
  * Unit tests for cache/layer_image: a tree's EROFS image is made by the
  * real mkfs.erofs and appears complete or not at all; a missing, failing,
  * slow or stopped mkfs.erofs, or an image past the room, has its errno and
- * leaves nothing; the image goes with its tree.
+ * leaves nothing; the image goes with its tree; a warm read is killed at
+ * the deadline or on stop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -236,6 +237,31 @@ START_TEST(test_crashed_build_is_recovered)
 }
 END_TEST
 
+START_TEST(test_warm_reads_the_image_through_a_path)
+{
+	char path[4096], fifo[4096];
+	struct timespec t0, t1;
+	_Atomic bool stop = true;
+
+	ck_assert_int_eq(layer_image_warm(dir, &diffid, "/nonexistent", &limits), -ENOENT);
+	ck_assert_int_eq(layer_image_build(dir, &diffid, &limits, NULL), 0);
+	image_path(path, sizeof(path));
+	ck_assert_int_eq(layer_image_warm(dir, &diffid, path, &limits), 0);
+	ck_assert_int_eq(layer_image_warm(dir, &diffid, "/nonexistent", &limits), -EIO);
+	/* a read that never ends (a FIFO nobody writes): killed at the deadline, or on stop */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	limits.max_ms = 300;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(layer_image_warm(dir, &diffid, fifo, &limits), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+	limits.max_ms = 0;
+	limits.stop = &stop;
+	ck_assert_int_eq(layer_image_warm(dir, &diffid, fifo, &limits), -ECANCELED);
+}
+END_TEST
+
 static Suite *layer_image_suite(void)
 {
 	Suite *s = suite_create("layer_image");
@@ -252,6 +278,7 @@ static Suite *layer_image_suite(void)
 	tcase_add_test(tc, test_image_past_the_room_is_edquot);
 	tcase_add_test(tc, test_image_goes_with_its_tree);
 	tcase_add_test(tc, test_crashed_build_is_recovered);
+	tcase_add_test(tc, test_warm_reads_the_image_through_a_path);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -127,6 +127,12 @@ expect_fsop_is "getxattr:ENODATA" "other directories are not opaque" \
 
 # ---- each image is its tree, mounted by the kernel ---------------------------
 
+check "the daemon read each new image through the mount once" wait_until 30 stat_is "$MNT" layer_images_warmed 3
+reads=$(stat_of "$MNT" layers_requests.read)
+check "so reading them through the mount" cat "$L1.erofs" "$L2.erofs" "$L3.erofs" >/dev/null
+expect_eq "$(stat_of "$MNT" layers_requests.read)" "$reads" \
+	"... sends the daemon no READ: the pages are in the mount's page cache"
+
 for n in 1 2 3; do
 	mkdir "$WORK/erofs-$n"
 	on_exit "umount '$WORK/erofs-$n' 2>/dev/null"
