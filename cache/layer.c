@@ -619,23 +619,32 @@ out_remove:
 
 int layer_tmp_create(const char *store_dir, const char *name, char *buf, size_t size, int *ret_fd)
 {
-	int n = snprintf(buf, size, "%s/layers/tmp/%s.XXXXXX", store_dir, name), fd, r;
+	int n = snprintf(buf, size, "%s/layers/tmp/%s.XXXXXX", store_dir, name), fd, r, tries;
+	struct stat st;
 
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
-	if (!mkdtemp(buf))
-		return -errno;
-	fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* held by the caller until it is done: layer_recover() leaves a live one alone */
-	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		r = -errno;
-		if (fd >= 0)
-			close(fd);
-		rmdir(buf);
-		return r;
+	/* a layer_recover() between mkdtemp and flock deletes the dir: make another */
+	for (tries = 0; tries < 8; tries++) {
+		snprintf(buf, size, "%s/layers/tmp/%s.XXXXXX", store_dir, name);
+		if (!mkdtemp(buf))
+			return -errno;
+		fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* held by the caller until it is done: layer_recover() leaves a live one alone */
+		if (fd < 0 || flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
+			r = -errno;
+			if (fd >= 0)
+				close(fd);
+			rmdir(buf);
+			return r;
+		}
+		if (st.st_nlink > 0) {
+			*ret_fd = fd;
+			return 0;
+		}
+		close(fd);
 	}
-	*ret_fd = fd;
-	return 0;
+	return -EAGAIN;
 }
 
 /* Rename the tree into a fresh dir name under tmp/, which *tmp gets. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,7 +25,11 @@
 
 #include "store.h"
 
-/* mkfs.erofs keeps an inode per file in memory: a million-entry layer fits, a bomb does not. */
+/*
+ * mkfs.erofs keeps an inode per file in memory (erofs-utils 1.5: with a
+ * PATH_MAX path in each, a few KiB): past the cap it fails, -EIO, and the
+ * layer has its tree alone.
+ */
 #define MKFS_MAX_ADDRESS_SPACE (4ull << 30)
 /* How often a running build looks at the stop flag. */
 #define POLL_MS 100
@@ -68,18 +73,24 @@ static uint64_t now_ms(void)
 }
 
 /* In the child: only async-signal-safe calls until exec. */
-static void exec_mkfs(const char *program, const char *image, const char *tree)
+static void exec_mkfs(const char *program, const char *image, const char *tree, uint64_t room)
 {
 	struct rlimit as = {MKFS_MAX_ADDRESS_SPACE, MKFS_MAX_ADDRESS_SPACE};
+	struct rlimit fsize = {room, room};
 	sigset_t none;
 	int null = open("/dev/null", O_RDWR);
 
+	/* killed with the worker thread that waits for it, whatever kills that */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		_exit(126);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 		_exit(126);
 	closefrom(3);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setrlimit(RLIMIT_AS, &as);
+	if (room < RLIM_INFINITY) /* the image cannot pass the room, even for a moment */
+		setrlimit(RLIMIT_FSIZE, &fsize);
 	execlp(program, program, "--quiet", "--preserve-mtime", image, tree, (char *)NULL);
 	_exit(errno == ENOENT ? 127 : 126);
 }
@@ -90,13 +101,19 @@ static void exec_mkfs(const char *program, const char *image, const char *tree)
  */
 static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status, r = 0;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0, r = 0;
+	pid_t reaped = 0;
 
-	while (pidfd >= 0) {
+	/* without a pidfd (out of descriptors), a look every POLL_MS */
+	while (reaped == 0) {
 		struct pollfd p = {.fd = pidfd, .events = POLLIN};
 
-		if (poll(&p, 1, POLL_MS) > 0)
+		if (pidfd >= 0 && poll(&p, 1, POLL_MS) > 0)
 			break;
+		if (pidfd < 0 && (reaped = waitpid(pid, &status, WNOHANG)) != 0)
+			break;
+		if (pidfd < 0)
+			nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
 		if (stop && atomic_load(stop))
 			r = -ECANCELED;
 		else if (deadline && now_ms() >= deadline)
@@ -108,13 +125,15 @@ static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
 	}
 	if (pidfd >= 0)
 		close(pidfd);
-	while (waitpid(pid, &status, 0) < 0)
+	while (reaped <= 0 && (reaped = waitpid(pid, &status, 0)) < 0)
 		if (errno != EINTR)
 			return -errno;
 	if (r < 0)
 		return r;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 		return -ENOEXEC;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
+		return -EDQUOT; /* it wrote past the room (RLIMIT_FSIZE) */
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
@@ -130,7 +149,7 @@ static int run_mkfs(const char *image, const char *tree, const struct layer_limi
 	if (pid < 0)
 		return -errno;
 	if (pid == 0)
-		exec_mkfs(program, image, tree);
+		exec_mkfs(program, image, tree, lim ? lim->room_bytes : UINT64_MAX);
 	return wait_child(pid, deadline, lim ? lim->stop : NULL);
 }
 
@@ -146,6 +165,8 @@ static void read_through(const char *path)
 	int fd;
 
 	closefrom(0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		_exit(1);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		_exit(1);
@@ -233,9 +254,11 @@ int layer_image_build(const char *store_dir, const struct digest *diffid,
 	if (r == 0) {
 		snprintf(tmp, sizeof(tmp), "%s/layers", store_dir);
 		r = store_fsync_dir_at(AT_FDCWD, tmp);
+		if (r < 0)
+			unlink(final); /* nothing kept after an error */
 	}
-	/* GC took the tree meanwhile: an image never outlives it */
-	if (r == 0 && !layer_present(store_dir, diffid)) {
+	/* GC took the tree meanwhile (mkfs.erofs may have failed for it): no image without it */
+	if (!layer_present(store_dir, diffid)) {
 		unlink(final);
 		r = -ENOENT;
 	}

@@ -25,6 +25,7 @@ struct layer_queue {
 	struct store *store;
 	struct layer_limits limits;
 	_Atomic bool stop;
+	_Atomic bool no_images; /* layer_queue_want_images(q, false) */
 	pthread_t thread;
 
 	pthread_mutex_t lock;
@@ -202,9 +203,12 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 	struct layer_limits limits = q->limits;
 	int r;
 
-	if (q->no_mkfs || layer_image_present(dir, diffid) || image_failed_before(q, diffid))
+	if (q->no_mkfs || atomic_load(&q->no_images) || layer_image_present(dir, diffid) ||
+	    image_failed_before(q, diffid))
 		return;
 	limits.room_bytes = room_left(q);
+	if (limits.room_bytes == 0)
+		return; /* the cap is reached: no build to throw away */
 	r = layer_image_build(dir, diffid, &limits, NULL);
 	if (r == 0) {
 		layer_image_fn hook;
@@ -221,7 +225,9 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 		return;
 	if (r == -ENOEXEC)
 		q->no_mkfs = true;
-	else if (q->image_failures.len < MAX_IMAGE_FAILURES) /* EDQUOT too: until the next start */
+	/* the layer's own verdicts, until the next start (not ENOMEM, ENOSPC ...: those pass) */
+	else if ((r == -EIO || r == -ETIMEDOUT || r == -EDQUOT) &&
+		 q->image_failures.len < MAX_IMAGE_FAILURES)
 		digest_list_append(&q->image_failures, diffid);
 	count(q, &q->images_failed, 1);
 }
@@ -490,6 +496,11 @@ void layer_queue_set_image_hook(struct layer_queue *q, layer_image_fn fn, void *
 	q->image_hook = fn;
 	q->image_hook_ctx = ctx;
 	pthread_mutex_unlock(&q->lock);
+}
+
+void layer_queue_want_images(struct layer_queue *q, bool on)
+{
+	atomic_store(&q->no_images, !on);
 }
 
 void layer_queue_drain(struct layer_queue *q)

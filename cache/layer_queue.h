@@ -31,6 +31,7 @@
 #ifndef DINDFS_LAYER_QUEUE_H
 #define DINDFS_LAYER_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +80,11 @@ void layer_queue_rescan(struct layer_queue *q);
 typedef void (*layer_image_fn)(const struct digest *diffid, const struct layer_limits *limits,
 			       void *ctx);
 void layer_queue_set_image_hook(struct layer_queue *q, layer_image_fn fn, void *ctx);
+/*
+ * Whether the worker makes EROFS images from now on (on at start): off where
+ * no level could mount them, so they would only take disk.
+ */
+void layer_queue_want_images(struct layer_queue *q, bool on);
 
 /* Wait until the queue is empty and the worker idle (tests, and `dindfs` commands). */
 void layer_queue_drain(struct layer_queue *q);

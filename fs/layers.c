@@ -64,6 +64,7 @@ struct layer_inode {
 
 struct fs_layers {
 	struct layer_inode top; /* layers/ itself: never freed */
+	struct fs *fs;
 	struct layer_queue *queue;
 	uint64_t max_total;	/* the cap of all trees (layer_limits.max_total_bytes) */
 	_Atomic int64_t warmed; /* images read through the mount once (warm_image) */
@@ -746,20 +747,21 @@ const struct fs_family fs_layers_family = {
 };
 
 /*
- * The cap of all trees: --max-layers-size, else the trees already there
+ * The cap of all trees: --max-layers-size, else the trees and images already there
  * plus half of what is free on the store's file system now, so that trees
  * alone never take more than half the room that was left for everything
  * else (blobs, the workspace, the host).
  */
 static uint64_t default_max_total(struct fs *fs)
 {
-	int64_t count = 0, bytes = 0;
+	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
 	struct statvfs sv;
 
 	if (statvfs(store_dir(fs->store), &sv) < 0)
 		return 0; /* cannot tell: unpack nothing rather than fill the disk */
 	index_layer_totals(store_index(fs->store), &count, &bytes);
-	return (uint64_t)bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
+	return (uint64_t)bytes + (uint64_t)image_bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
 }
 
 /* The unpacker's limits: layer.h's defaults, the cap, and the tests' shorter deadline. */
@@ -788,7 +790,8 @@ static void queue_limits(struct fs *fs, struct layer_limits *ret)
  */
 static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
 {
-	struct fs *fs = ctx;
+	struct fs_layers *l = ctx;
+	struct fs *fs = l->fs;
 	char through[4096];
 
 	if (atomic_load(&fs->passthrough) ||
@@ -797,7 +800,7 @@ static void warm_image(const struct digest *diffid, const struct layer_limits *l
 		     diffid->hex) >= (int)sizeof(through))
 		return;
 	if (layer_image_warm(store_dir(fs->store), diffid, through, limits) == 0)
-		atomic_fetch_add(&fs->layers->warmed, 1);
+		atomic_fetch_add(&l->warmed, 1);
 }
 
 int fs_layers_new(struct fs *fs, struct fs_layers **ret)
@@ -809,6 +812,7 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 
 	if (!l)
 		return -ENOMEM;
+	l->fs = fs;
 	l->buckets = calloc(N_BUCKETS, sizeof(*l->buckets));
 	r = l->buckets ? layer_recover(store_dir(fs->store), NULL) : -ENOMEM;
 	if (r == 0)
@@ -834,7 +838,7 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 		return r;
 	}
 	pthread_mutex_init(&l->lock, NULL);
-	layer_queue_set_image_hook(l->queue, warm_image, fs);
+	layer_queue_set_image_hook(l->queue, warm_image, l);
 	store_set_commit_hook(fs->store, layer_queue_commit_hook, l->queue);
 	*ret = l;
 	return 0;
@@ -870,6 +874,12 @@ void fs_layers_free(struct fs_layers *l)
 	close(l->top.fd);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
+}
+
+void fs_layers_want_images(struct fs_layers *l, bool on)
+{
+	if (l && l->queue)
+		layer_queue_want_images(l->queue, on);
 }
 
 void fs_layers_rescan(struct fs_layers *l)

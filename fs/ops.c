@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cache_ops.h"
+#include "layers.h"
 #include "workspace.h"
 
 /* The slot of ino's family; an inode of none is a broken invariant. */
@@ -131,6 +132,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 	fs_passthrough_init(userdata, conn);
 	fs_ws_init(fs->ws);
+	/* a level cannot mount an image from a mount with passthrough (ENOTBLK) */
+	fs_layers_want_images(fs->layers, !atomic_load(&fs->passthrough));
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
 	 * over its page-cache pages instead of copying them to us (the

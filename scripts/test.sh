@@ -5,7 +5,7 @@
 # AddressSanitizer and UBSan. The build links Debian 12's libfuse 3.14 (no
 # FUSE passthrough: the daemon serves every read, the fallback); a second
 # build links libfuse 3.17 from Debian 13's source (scripts/libfuse317.sh),
-# and the mount and workspace tests run again with passthrough.
+# and the mount, workspace and layers tests run again with passthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -34,5 +34,5 @@ echo "== build with libfuse 3.17 (FUSE passthrough)"
 cmake -S . -B build-fuse317 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_LIBFUSE317=ON -DDINDFS_TESTS=ON >/dev/null
 cmake --build build-fuse317 -j"$jobs"
 
-echo "== the mount and workspace tests with passthrough"
-(cd build-fuse317 && ctest --output-on-failure -R '^(mount|workspace)$')
+echo "== the mount, workspace and layers tests with passthrough"
+(cd build-fuse317 && ctest --output-on-failure -R '^(mount|workspace|layers)$')

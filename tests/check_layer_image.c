@@ -150,6 +150,22 @@ START_TEST(test_failing_mkfs_is_eio)
 }
 END_TEST
 
+START_TEST(test_tree_gone_during_the_build_is_enoent)
+{
+	char path[4096];
+
+	/* GC renames the tree away while mkfs.erofs reads it: no image without its tree */
+	fake_mkfs("mv \"$4\" \"$4.gone\" && echo image >\"$3\"");
+	ck_assert_int_eq(layer_image_build(dir, &diffid, &limits, NULL), -ENOENT);
+	ck_assert(!layer_image_present(dir, &diffid));
+	ck_assert_int_eq(layer_path(dir, &diffid, path, sizeof(path)), 0);
+	strcat(path, ".gone");
+	ck_assert(test_path_exists(path));
+	snprintf(path, sizeof(path), "%s/layers/tmp", dir);
+	ck_assert_int_eq(test_count_entries(path), 0);
+}
+END_TEST
+
 START_TEST(test_slow_mkfs_is_killed_at_the_deadline)
 {
 	struct timespec t0, t1;
@@ -273,6 +289,7 @@ static Suite *layer_image_suite(void)
 	tcase_add_test(tc, test_no_tree_is_enoent);
 	tcase_add_test(tc, test_missing_mkfs_is_enoexec);
 	tcase_add_test(tc, test_failing_mkfs_is_eio);
+	tcase_add_test(tc, test_tree_gone_during_the_build_is_enoent);
 	tcase_add_test(tc, test_slow_mkfs_is_killed_at_the_deadline);
 	tcase_add_test(tc, test_stop_cancels_the_build);
 	tcase_add_test(tc, test_image_past_the_room_is_edquot);

@@ -349,9 +349,58 @@ static void expect_symlink_to_tree(int id, const char *hex)
 	ck_assert_str_eq(link, tree);
 }
 
+/* EROFS mounts at MOUNT_POINT, in this process's namespace. */
+static int count_erofs_mounts(const char *mount_point)
+{
+	char line[4096], point[2048], type[64];
+	int n = 0;
+	FILE *f = fopen("/proc/self/mounts", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %2047s %63s", point, type) == 2 && strcmp(point, mount_point) == 0 &&
+		    strcmp(type, "erofs") == 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Does MOUNT_POINT.id name IMAGE's device and inode (the mount is of that file)? */
+static int id_is(const char *mount_point, const char *image)
+{
+	unsigned long long dev, ino;
+	char path[1400];
+	struct stat st;
+	FILE *f;
+	int same;
+
+	snprintf(path, sizeof(path), "%s.id", mount_point);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%llu %llu", &dev, &ino), 2);
+	fclose(f);
+	ck_assert_int_eq(stat(image, &st), 0);
+	same = dev == (unsigned long long)st.st_dev && ino == (unsigned long long)st.st_ino;
+	return same;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	size_t n;
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+}
+
 START_TEST(test_remote_erofs_images)
 {
-	char path[1300], image_path[1300], buf[16] = {0}, *image;
+	char path[1300], image_path[1400], buf[16] = {0}, *image;
 	struct snap_mounts m = {0};
 	struct snap_label l;
 	struct snap_labels labels;
@@ -390,6 +439,25 @@ START_TEST(test_remote_erofs_images)
 	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/2/work,"
 			    "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
 	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(1)), 1);
+	/*
+	 * A host daemon's restart: a new mount serves the image (another inode)
+	 * while the old mount stays on the dead one. Mounts mounts the new one.
+	 */
+	snprintf(image_path, sizeof(image_path), "%s.new", path);
+	ck_assert_int_eq(link(path, image_path), 0);
+	ck_assert_int_eq(rename(image_path, path), 0); /* the same inode: still the same */
+	ck_assert_int_eq(unlink(image_path), 0);
+	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/2/work,"
+			    "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
+	ck_assert_int_eq(count_erofs_mounts(fs_of(1)), 1);
+	ck_assert_int_eq(id_is(fs_of(1), path), 1);
+	copy_file(path, image_path);
+	ck_assert_int_eq(rename(image_path, path), 0); /* another inode */
+	ck_assert_int_eq(id_is(fs_of(1), path), 0);
+	expect_mount("ctr", "overlay overlay index=off,workdir=@/snapshots/2/work,"
+			    "upperdir=@/snapshots/2/fs,lowerdir=@/snapshots/1/fs");
+	ck_assert_int_eq(count_erofs_mounts(fs_of(1)), 1); /* the old one detached */
+	ck_assert_int_eq(id_is(fs_of(1), path), 1);
 	/* ... and once the image is gone, the tree's symlink for good */
 	ck_assert_int_eq(umount2(fs_of(1), MNT_DETACH), 0);
 	ck_assert_int_eq(unlink(path), 0);

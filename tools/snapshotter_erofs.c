@@ -43,10 +43,15 @@ int snap_erofs_umount(const char *dir)
 	return -EBUSY;
 }
 
-/* The image's own fault: other layers' images may still mount. */
+/*
+ * The level's or the host mount's fault, the same for every image: no
+ * EROFS (ENODEV), no right to mount (EPERM, EACCES), a mount with FUSE
+ * passthrough (ENOTBLK). Anything else (a bad image, one GC removed, a
+ * dead mount, no memory) is that layer's, and other images may mount.
+ */
 static bool bad_image(int err)
 {
-	return err == EINVAL || err == EUCLEAN || err == EIO;
+	return err != EPERM && err != EACCES && err != ENODEV && err != ENOTBLK && err != ENOSYS;
 }
 
 static void fall_back(struct snap_erofs *e, const char *image, int err)
@@ -65,6 +70,45 @@ static void fall_back(struct snap_erofs *e, const char *image, int err)
 		strerrorname_np(err), strerror(err));
 }
 
+/*
+ * FS.id beside FS: the image's device and inode when it was mounted, so a
+ * mount over a host mount that is gone since (its FUSE connection dead;
+ * a new mount of the same path serves the image now) is told apart.
+ */
+static int id_path(const char *fs, char *buf, size_t size)
+{
+	return (size_t)snprintf(buf, size, "%s.id", fs) >= size ? -ENAMETOOLONG : 0;
+}
+
+static void save_id(const char *image, const char *fs)
+{
+	char path[4096];
+	struct stat st;
+	FILE *f;
+
+	if (id_path(fs, path, sizeof(path)) < 0 || stat(image, &st) < 0 || !(f = fopen(path, "we")))
+		return;
+	fprintf(f, "%llu %llu\n", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	fclose(f);
+}
+
+/* Is the image at IMAGE still the one mounted at FS? */
+static bool same_id(const char *image, const char *fs)
+{
+	unsigned long long dev, ino;
+	char path[4096];
+	struct stat st;
+	bool same = false;
+	FILE *f;
+
+	if (id_path(fs, path, sizeof(path)) < 0 || stat(image, &st) < 0 || !(f = fopen(path, "re")))
+		return false;
+	same = fscanf(f, "%llu %llu", &dev, &ino) == 2 && dev == (unsigned long long)st.st_dev &&
+	       ino == (unsigned long long)st.st_ino;
+	fclose(f);
+	return same;
+}
+
 static bool is_regular(const char *path)
 {
 	struct stat st;
@@ -80,8 +124,10 @@ int snap_erofs_make_fs(struct snap_erofs *e, const char *image, const char *tree
 		if (mkdir(fs, 0755) < 0)
 			return -errno;
 		r = snap_erofs_mount(image, fs);
-		if (r == 0)
+		if (r == 0) {
+			save_id(image, fs);
 			return 1;
+		}
 		rmdir(fs);
 		fall_back(e, image, -r);
 	}
@@ -93,7 +139,12 @@ int snap_erofs_ensure(struct snap_erofs *e, const char *image, const char *tree,
 	struct stat st;
 	int r = snap_erofs_is_mounted(fs);
 
-	if (r != 0)
+	if (r == 1 && same_id(image, fs))
+		return 1;
+	/* over a host mount gone since (a restart of the host daemon): mount the live one */
+	if (r == 1)
+		r = snap_erofs_umount(fs);
+	if (r < 0)
 		return r;
 	/* gone with a restart: an empty directory is left (a symlink, after a crash) */
 	if (lstat(fs, &st) == 0 && (S_ISDIR(st.st_mode) ? rmdir(fs) : unlink(fs)) < 0)

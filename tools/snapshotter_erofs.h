@@ -6,11 +6,14 @@
  * reads the layer without a FUSE round trip per file; where that mount
  * fails, fs is the symlink to the tree, as without an image.
  *
- * A failure that is the level's (ENOTBLK on a dindfs mount with FUSE
- * passthrough, ENODEV without EROFS, EPERM without CAP_SYS_ADMIN, ...)
- * turns the images off for the process, with one line on stderr; a bad
- * image (EINVAL, EUCLEAN, EIO) falls back for that layer alone, with a
- * line naming it. Mounts stay when the process exits: containers may run
+ * A failure that is the level's or the host mount's (ENOTBLK on a dindfs
+ * mount with FUSE passthrough, ENODEV without EROFS, EPERM or EACCES
+ * without CAP_SYS_ADMIN) turns the images off for the process, with one
+ * line on stderr; any other (a bad image, one GC removed, a dead mount, no
+ * memory) falls back for that layer alone, with a line naming it. Beside
+ * each mount FS, FS.id keeps the image's device and inode: a mount over a
+ * host mount gone since (the host daemon restarted) is detached and made
+ * again over the live one. Mounts stay when the process exits: containers may run
  * on them. Every call returns 0 (or 1, below) or -errno.
  */
 #ifndef DINDFS_SNAPSHOTTER_EROFS_H
