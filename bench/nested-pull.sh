@@ -102,7 +102,7 @@ dind_suite=${DIND_SUITE:-trixie}
 [[ $(id -u) == 0 ]] || { echo "bench/nested-pull.sh: run as root" >&2; exit 1; }
 . scripts/deps.sh
 install_packages "${BUILD_PACKAGES[@]}" "${BENCH_PACKAGES[@]}" docker.io docker-registry \
-	skopeo debootstrap curl bc python3 iproute2
+	skopeo debootstrap curl bc python3 iproute2 jq
 if [[ ! -x $build/dindfs ]]; then
 	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDINDFS_TESTS=OFF >/dev/null
 	cmake --build "$build" -j2 --target dindfs >/dev/null
@@ -455,10 +455,15 @@ CD_STORE=(-e 'DOCKERD_CONFIG={"features": {"containerd-snapshotter": true}}')
 declare -A DISK READ
 
 # layers_unpacked: the host daemon has every layer of the image under layers/,
-# with its EROFS image (what a level's snapshotter mounts).
+# with its EROFS image (what a level's snapshotter mounts), read through the
+# mount once (layer_images_warmed; a mount with passthrough warms none).
 layers_unpacked() {
-	local d
-	for d in $DIFF_IDS; do [[ -d $CACHE_MNT/layers/$d && -f $CACHE_MNT/layers/$d.erofs ]] || return 1; done
+	local d n=0
+	for d in $DIFF_IDS; do
+		[[ -d $CACHE_MNT/layers/$d && -f $CACHE_MNT/layers/$d.erofs ]] || return 1
+		n=$((n + 1))
+	done
+	[[ $(jq -r ".layer_images_warmed >= $n or .passthrough" "$CACHE_MNT/.dindfs/stats") == true ]]
 }
 
 # vardisk NAME: KiB in the L1's /var/lib/docker (a tmpfs; the shared trees
