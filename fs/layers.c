@@ -47,31 +47,7 @@
 #define TREE_TIMEOUT 86400.0
 /* layers/ gains and loses trees. */
 #define TOP_TIMEOUT 1.0
-/* Most inodes (each holds a descriptor) the table keeps; past it, ENFILE. */
-#define MAX_INODES (1u << 19)
-#define N_BUCKETS  (1u << 16)
-
-struct layer_inode {
-	uint32_t family; /* FS_FAMILY_LAYERS: first, as in every family's inodes */
-	int fd;		 /* O_RDONLY for directories and regular files, else O_PATH */
-	bool readable;	 /* fd is O_RDONLY: reads and xattrs go through it */
-	dev_t dev;
-	ino_t ino;
-	uint64_t nlookup;	   /* guarded by l->lock */
-	struct fs_backing backing; /* regular files; guarded by l->lock */
-	struct layer_inode *hash_next;
-};
-
-struct fs_layers {
-	struct layer_inode top; /* layers/ itself: never freed */
-	struct fs *fs;
-	struct layer_queue *queue;
-	uint64_t max_total;	/* the cap of all trees (layer_limits.max_total_bytes) */
-	_Atomic int64_t warmed; /* images read through the mount once (warm_image) */
-	pthread_mutex_t lock;
-	struct layer_inode **buckets;
-	size_t n_inodes;
-};
+#include "layers_internal.h"
 
 /* An open directory: the listing is read through it. */
 struct layer_dir {
@@ -746,67 +722,9 @@ const struct fs_family fs_layers_family = {
 	.keeps_listing = layers_keeps_listing,
 };
 
-/*
- * The cap of all trees: --max-layers-size, else the trees and images already there
- * plus half of what is free on the store's file system now, so that trees
- * alone never take more than half the room that was left for everything
- * else (blobs, the workspace, the host).
- */
-static uint64_t default_max_total(struct fs *fs)
-{
-	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
-	struct statvfs sv;
-
-	if (statvfs(store_dir(fs->store), &sv) < 0)
-		return 0; /* cannot tell: unpack nothing rather than fill the disk */
-	index_layer_totals(store_index(fs->store), &count, &bytes);
-	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
-	return (uint64_t)bytes + (uint64_t)image_bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
-}
-
-/* The unpacker's limits: layer.h's defaults, the cap, and the tests' shorter deadline. */
-static void queue_limits(struct fs *fs, struct layer_limits *ret)
-{
-	const char *ms = getenv(FS_LAYER_TIMEOUT_ENV);
-
-	layer_limits_default(ret);
-	ret->max_total_bytes = fs->cfg->max_layers_size >= 0 ? (uint64_t)fs->cfg->max_layers_size
-							     : default_max_total(fs);
-	if (ms && *ms) {
-		char *end;
-		unsigned long long v = strtoull(ms, &end, 10);
-
-		if (!*end && v > 0)
-			ret->max_ms = v;
-	}
-}
-
-/*
- * The worker built a layer's image: read it through the mount once, so
- * that the first level to mount it finds its pages in the mount's page
- * cache (open with keep_cache: they stay), as every later level does.
- * Not where the mount negotiated passthrough: a level cannot mount the
- * image there (ENOTBLK), and reads would not fill this cache anyway.
- */
-static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
-{
-	struct fs_layers *l = ctx;
-	struct fs *fs = l->fs;
-	char through[4096];
-
-	if (atomic_load(&fs->passthrough) ||
-	    snprintf(through, sizeof(through),
-		     "%s/layers/" DIGEST_ALGORITHM ":%s" LAYER_IMAGE_SUFFIX, fs->cfg->mountpoint,
-		     diffid->hex) >= (int)sizeof(through))
-		return;
-	if (layer_image_warm(store_dir(fs->store), diffid, through, limits) == 0)
-		atomic_fetch_add(&l->warmed, 1);
-}
-
 int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 {
 	struct fs_layers *l = calloc(1, sizeof(*l));
-	struct layer_limits limits;
 	char path[4096];
 	int r;
 
@@ -825,11 +743,8 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 		l->top.fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		r = l->top.fd < 0 ? -errno : 0;
 	}
-	if (r == 0) {
-		queue_limits(fs, &limits);
-		l->max_total = limits.max_total_bytes;
-		r = layer_queue_new(fs->store, &limits, LAYER_QUEUE_DEFAULT_CAPACITY, &l->queue);
-	}
+	if (r == 0)
+		r = fs_layers_start_worker(l);
 	if (r < 0) {
 		if (l->top.fd > 0)
 			close(l->top.fd);
@@ -838,18 +753,9 @@ int fs_layers_new(struct fs *fs, struct fs_layers **ret)
 		return r;
 	}
 	pthread_mutex_init(&l->lock, NULL);
-	layer_queue_set_image_hook(l->queue, warm_image, l);
 	store_set_commit_hook(fs->store, layer_queue_commit_hook, l->queue);
 	*ret = l;
 	return 0;
-}
-
-void fs_layers_stop(struct fs_layers *l)
-{
-	if (!l || !l->queue)
-		return;
-	layer_queue_free(l->queue); /* an unpack in progress stops; it resumes next time */
-	l->queue = NULL;
 }
 
 void fs_layers_free(struct fs_layers *l)
@@ -874,39 +780,4 @@ void fs_layers_free(struct fs_layers *l)
 	close(l->top.fd);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
-}
-
-void fs_layers_want_images(struct fs_layers *l, bool on)
-{
-	if (l && l->queue)
-		layer_queue_want_images(l->queue, on);
-}
-
-void fs_layers_rescan(struct fs_layers *l)
-{
-	if (l && l->queue)
-		layer_queue_rescan(l->queue);
-}
-
-int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
-{
-	struct layer_queue_stats qs = {0};
-
-	memset(ret, 0, sizeof(*ret));
-	if (!l)
-		return 0;
-	if (l->queue)
-		layer_queue_get_stats(l->queue, &qs);
-	ret->pending = qs.pending;
-	ret->unpacking = qs.busy;
-	ret->unpacked_now = qs.unpacked;
-	ret->failed_now = qs.failed;
-	ret->over_cap_now = qs.over_cap;
-	ret->images_failed_now = qs.images_failed;
-	ret->images_warmed_now = atomic_load(&l->warmed);
-	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
-	pthread_mutex_lock(&l->lock);
-	ret->inodes = (int64_t)l->n_inodes;
-	pthread_mutex_unlock(&l->lock);
-	return 0;
 }

@@ -1,0 +1,41 @@
+/*
+ * layers_internal: what fs/layers.c (the family's requests) and
+ * fs/layers_worker.c (the unpack worker, its images, the cap, the stats)
+ * share of the layers family.
+ */
+#ifndef DINDFS_FS_LAYERS_INTERNAL_H
+#define DINDFS_FS_LAYERS_INTERNAL_H
+
+#include "layer_queue.h"
+#include "layers.h"
+
+/* Most inodes (each holds a descriptor) the table keeps; past it, ENFILE. */
+#define MAX_INODES (1u << 19)
+#define N_BUCKETS  (1u << 16)
+
+struct layer_inode {
+	uint32_t family; /* FS_FAMILY_LAYERS: first, as in every family's inodes */
+	int fd;		 /* O_RDONLY for directories and regular files, else O_PATH */
+	bool readable;	 /* fd is O_RDONLY: reads and xattrs go through it */
+	dev_t dev;
+	ino_t ino;
+	uint64_t nlookup;	   /* guarded by l->lock */
+	struct fs_backing backing; /* regular files; guarded by l->lock */
+	struct layer_inode *hash_next;
+};
+
+struct fs_layers {
+	struct layer_inode top; /* layers/ itself: never freed */
+	struct fs *fs;
+	struct layer_queue *queue;
+	uint64_t max_total;	/* the cap of all trees (layer_limits.max_total_bytes) */
+	_Atomic int64_t warmed; /* images read through the mount once (warm_image) */
+	pthread_mutex_t lock;
+	struct layer_inode **buckets;
+	size_t n_inodes;
+};
+
+/* Start the unpack worker over l->fs's store (its cap into l->max_total). */
+int fs_layers_start_worker(struct fs_layers *l);
+
+#endif

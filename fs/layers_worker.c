@@ -1,0 +1,124 @@
+/*
+ * layers_worker: the layers family's side of the unpack worker
+ * (cache/layer_queue.h): its limits and the cap of all trees, what it does
+ * with each new EROFS image, and the stats.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "layer_image.h"
+#include "layers_internal.h"
+
+/*
+ * The cap of all trees: --max-layers-size, else the trees and images already there
+ * plus half of what is free on the store's file system now, so that trees
+ * alone never take more than half the room that was left for everything
+ * else (blobs, the workspace, the host).
+ */
+static uint64_t default_max_total(struct fs *fs)
+{
+	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
+	struct statvfs sv;
+
+	if (statvfs(store_dir(fs->store), &sv) < 0)
+		return 0; /* cannot tell: unpack nothing rather than fill the disk */
+	index_layer_totals(store_index(fs->store), &count, &bytes);
+	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
+	return (uint64_t)bytes + (uint64_t)image_bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+}
+
+/* The unpacker's limits: layer.h's defaults, the cap, and the tests' shorter deadline. */
+static void queue_limits(struct fs *fs, struct layer_limits *ret)
+{
+	const char *ms = getenv(FS_LAYER_TIMEOUT_ENV);
+
+	layer_limits_default(ret);
+	ret->max_total_bytes = fs->cfg->max_layers_size >= 0 ? (uint64_t)fs->cfg->max_layers_size
+							     : default_max_total(fs);
+	if (ms && *ms) {
+		char *end;
+		unsigned long long v = strtoull(ms, &end, 10);
+
+		if (!*end && v > 0)
+			ret->max_ms = v;
+	}
+}
+
+/*
+ * The worker built a layer's image: read it through the mount once, so
+ * that the first level to mount it finds its pages in the mount's page
+ * cache (open with keep_cache: they stay), as every later level does.
+ * Not where the mount negotiated passthrough: a level cannot mount the
+ * image there (ENOTBLK), and reads would not fill this cache anyway.
+ */
+static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
+{
+	struct fs_layers *l = ctx;
+	struct fs *fs = l->fs;
+	char through[4096];
+
+	if (atomic_load(&fs->passthrough) ||
+	    snprintf(through, sizeof(through),
+		     "%s/layers/" DIGEST_ALGORITHM ":%s" LAYER_IMAGE_SUFFIX, fs->cfg->mountpoint,
+		     diffid->hex) >= (int)sizeof(through))
+		return;
+	if (layer_image_warm(store_dir(fs->store), diffid, through, limits) == 0)
+		atomic_fetch_add(&l->warmed, 1);
+}
+
+int fs_layers_start_worker(struct fs_layers *l)
+{
+	struct layer_limits limits;
+	int r;
+
+	queue_limits(l->fs, &limits);
+	l->max_total = limits.max_total_bytes;
+	r = layer_queue_new(l->fs->store, &limits, LAYER_QUEUE_DEFAULT_CAPACITY, &l->queue);
+	if (r == 0)
+		layer_queue_set_image_hook(l->queue, warm_image, l);
+	return r;
+}
+
+void fs_layers_stop(struct fs_layers *l)
+{
+	if (!l || !l->queue)
+		return;
+	layer_queue_free(l->queue); /* an unpack in progress stops; it resumes next time */
+	l->queue = NULL;
+}
+
+void fs_layers_want_images(struct fs_layers *l, bool on)
+{
+	if (l && l->queue)
+		layer_queue_want_images(l->queue, on);
+}
+
+void fs_layers_rescan(struct fs_layers *l)
+{
+	if (l && l->queue)
+		layer_queue_rescan(l->queue);
+}
+
+int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
+{
+	struct layer_queue_stats qs = {0};
+
+	memset(ret, 0, sizeof(*ret));
+	if (!l)
+		return 0;
+	if (l->queue)
+		layer_queue_get_stats(l->queue, &qs);
+	ret->pending = qs.pending;
+	ret->unpacking = qs.busy;
+	ret->unpacked_now = qs.unpacked;
+	ret->failed_now = qs.failed;
+	ret->over_cap_now = qs.over_cap;
+	ret->images_failed_now = qs.images_failed;
+	ret->images_warmed_now = atomic_load(&l->warmed);
+	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
+	pthread_mutex_lock(&l->lock);
+	ret->inodes = (int64_t)l->n_inodes;
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
