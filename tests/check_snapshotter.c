@@ -358,8 +358,8 @@ static int count_erofs_mounts(const char *mount_point)
 
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*s %2047s %63s", point, type) == 2 && strcmp(point, mount_point) == 0 &&
-		    strcmp(type, "erofs") == 0)
+		if (sscanf(line, "%*s %2047s %63s", point, type) == 2 &&
+		    strcmp(point, mount_point) == 0 && strcmp(type, "erofs") == 0)
 			n++;
 	fclose(f);
 	return n;
