@@ -27,7 +27,9 @@
 # dindfs mount (the images' pages go through the daemon once); "erofs next"
 # is a fresh EROFS mount over the same dindfs mount (a second level: the
 # images' pages are in the FUSE mount's page cache, which every level
-# shares); "erofs warm" is the first EROFS mounts read again.
+# shares); "erofs warm" is the first EROFS mounts read again; "erofs host"
+# is a fresh EROFS mount of the store's own image files, no FUSE under it
+# (what host-side EROFS mounts, bound into every level, would give).
 #
 # Usage: bench/layers-read.sh [BUILD_DIR] [ROUNDS] [RANDOM_MB]
 #   defaults: build 5 170. Needs root (FUSE, overlayfs). TMPDIR: where the
@@ -112,13 +114,14 @@ d = {k: int(v) - int(a.get(k, 0)) for k, v in b.items()}
 print(" ".join(f"{k} {v} ({v / n:.2f})" for k, v in sorted(d.items()) if v) or "none")
 EOF
 }
-# erofs_overlay NAME: an overlayfs at $WORK/NAME over EROFS mounts of the mount's images
+# erofs_overlay NAME [ROOT]: an overlayfs at $WORK/NAME over EROFS mounts of
+# the images under ROOT/layers (default the mount's; $STORE: the store's own files)
 erofs_overlay() {
-	local n
+	local n root=${2:-$MNT}
 	for n in 0 1 2; do
 		mkdir -p "$WORK/erofs/${ids[n]}"
 		on_exit "umount '$WORK/erofs/${ids[n]}' 2>/dev/null"
-		mount_erofs "$MNT/layers/${ids[n]}.erofs" "$WORK/erofs/${ids[n]}"
+		mount_erofs "$root/layers/${ids[n]}.erofs" "$WORK/erofs/${ids[n]}"
 	done
 	overlay "$1" "$WORK/erofs"
 }
@@ -171,6 +174,10 @@ for ((r = 1; r <= rounds; r++)); do
 		T[erofs next]+="$(read_all "$WORK/erofs-ovl") "
 		erofs_unmount erofs-ovl
 		unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
+		# the images mounted from the store's files, no FUSE under them (as host-side mounts would be)
+		erofs_overlay erofs-ovl "$STORE"
+		T[erofs host]+="$(read_all "$WORK/erofs-ovl") "
+		erofs_unmount erofs-ovl
 		printf '  erofs %.2f / %.2f / %.2f s cold / next / warm\n' \
 			$(for k in "erofs cold" "erofs next" "erofs warm"; do v=${T[$k]% }; echo "${v##* }"; done)
 	fi
@@ -184,7 +191,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 echo
 keys=("disk cold" "mount cold" "disk warm" "mount warm")
-[[ -z ${EROFS:-} ]] || keys+=("erofs cold" "erofs next" "erofs warm")
+[[ -z ${EROFS:-} ]] || keys+=("erofs cold" "erofs next" "erofs warm" "erofs host")
 for k in "${keys[@]}"; do
 	printf '%-12s %s s   (rounds: %s)\n' "$k" "$(tr ' ' '\n' <<<"${T[$k]}" | grep . | median)" "${T[$k]}"
 done
@@ -193,7 +200,7 @@ for t in cold warm; do
 		"$(echo "$(tr ' ' '\n' <<<"${T[mount $t]}" | grep . | median) / $(tr ' ' '\n' <<<"${T[disk $t]}" | grep . | median)" | bc -l)" \
 		"$([[ $t == cold ]] && echo '   (goal at most 1.20)')"
 done
-[[ -z ${EROFS:-} ]] || for t in cold next warm; do
+[[ -z ${EROFS:-} ]] || for t in cold next warm host; do
 	base=cold
 	[[ $t != warm ]] || base=warm
 	printf 'read every file, EROFS %s: erofs / disk %s %.2f\n' "$t" "$base" \
