@@ -38,6 +38,7 @@ struct layer_queue {
 	int64_t dropped, unpacked, failed, over_cap, unpacking, images_failed;
 	layer_image_fn image_hook;
 	void *image_hook_ctx;
+	struct digest_list images; /* trees waiting for an image, built when all else is done */
 	/* the worker's alone: */
 	bool no_mkfs;			   /* mkfs.erofs is not installed: no images */
 	struct digest_list image_failures; /* layers whose image failed: not tried again */
@@ -48,6 +49,8 @@ struct layer_queue {
  * again and again; a restart tries them all once more.
  */
 #define MAX_IMAGE_FAILURES 4096
+/* Trees queued for their image (want_image) at most. */
+#define MAX_IMAGES_WAITING 4096
 
 int layer_config_diffids(const void *data, size_t len, struct digest_list *ret)
 {
@@ -232,6 +235,28 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 	count(q, &q->images_failed, 1);
 }
 
+/*
+ * Queue an unpacked layer for its image. The images wait until no event,
+ * resume or rescan does: a level needs the trees first, the images only
+ * make them faster. Past MAX_IMAGES_WAITING, the next rescan finds the
+ * rest.
+ */
+static void want_image(struct layer_queue *q, const struct digest *diffid)
+{
+	size_t i;
+
+	if (q->no_mkfs || atomic_load(&q->no_images) ||
+	    layer_image_present(store_dir(q->store), diffid))
+		return;
+	pthread_mutex_lock(&q->lock);
+	for (i = 0; i < q->images.len; i++)
+		if (digest_equal(&q->images.items[i], diffid))
+			break;
+	if (i == q->images.len && q->images.len < MAX_IMAGES_WAITING)
+		digest_list_append(&q->images, diffid);
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Unpack one layer unless it is settled already; its row says how it went. */
 static void unpack_one(struct layer_queue *q, const struct digest *blob,
 		       const struct digest *diffid)
@@ -247,7 +272,7 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 	if (index_get_layer(idx, diffid, &row) == 0) {
 		if (settled(&row, dir, limits.room_bytes)) {
 			if (row.state == INDEX_LAYER_UNPACKED)
-				image_one(q, diffid);
+				want_image(q, diffid);
 			return;
 		}
 		/* an UNPACKED row whose tree is gone counts no more */
@@ -287,7 +312,7 @@ static void unpack_one(struct layer_queue *q, const struct digest *blob,
 	if (r == -EDQUOT)
 		count(q, &q->over_cap, 1);
 	if (r == 0)
-		image_one(q, diffid);
+		want_image(q, diffid);
 }
 
 /* If m is an image manifest whose config and layers are all here, unpack its layers. */
@@ -375,6 +400,14 @@ static void *worker(void *arg)
 	while (!atomic_load(&q->stop)) {
 		struct digest d;
 
+		if (!q->resume && !q->rescan && q->len == 0 && q->images.len > 0) {
+			d = q->images.items[--q->images.len];
+			q->busy = true;
+			pthread_mutex_unlock(&q->lock);
+			image_one(q, &d);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
 		if (!q->resume && !q->rescan && q->len == 0) {
 			q->busy = false;
 			pthread_cond_broadcast(&q->idle);
@@ -455,6 +488,7 @@ void layer_queue_free(struct layer_queue *q)
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	digest_list_free(&q->image_failures);
+	digest_list_free(&q->images);
 	free(q->ring);
 	free(q);
 }
@@ -506,7 +540,8 @@ void layer_queue_want_images(struct layer_queue *q, bool on)
 void layer_queue_drain(struct layer_queue *q)
 {
 	pthread_mutex_lock(&q->lock);
-	while (!atomic_load(&q->stop) && (q->busy || q->len || q->resume || q->rescan))
+	while (!atomic_load(&q->stop) &&
+	       (q->busy || q->len || q->resume || q->rescan || q->images.len))
 		pthread_cond_wait(&q->idle, &q->lock);
 	pthread_mutex_unlock(&q->lock);
 }

@@ -8,7 +8,8 @@
  * config and layers are all in the store, each layer gets an index row
  * (QUEUED, then UNPACKED or FAILED) and is unpacked by layer_unpack()
  * into layers/sha256:<diffid>, its diff-id taken from the config's
- * rootfs.diff_ids, and then gets its EROFS image (layer_image.h) unless
+ * rootfs.diff_ids, and then, once no event, resume or rescan waits (the
+ * trees come first), gets its EROFS image (layer_image.h) unless
  * mkfs.erofs is missing or the image failed before in this process (the
  * tree alone serves then). Layers already unpacked are skipped, and so are those
  * that failed for a reason in the content (-EBADMSG, -EINVAL, -EPERM and
