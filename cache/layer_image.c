@@ -154,48 +154,63 @@ static int run_mkfs(const char *image, const char *tree, const struct layer_limi
 }
 
 /*
- * In the child: read path to its end, with no descriptor of the parent's
- * kept (not the daemon's /dev/fuse: a child blocked in a read of the mount
- * must not keep the connection alive once the daemon is gone).
+ * In the child: look path up (the kernel then knows its inode), with no
+ * descriptor of the parent's kept (not the daemon's /dev/fuse: a child
+ * blocked on the mount must not keep the connection alive once the daemon
+ * is gone), and hold nothing of the mount once it exits.
  */
-static void read_through(const char *path)
+static void look_up(const char *path)
 {
-	static char buf[1 << 16];
-	ssize_t n;
-	int fd;
+	struct stat st;
 
 	closefrom(0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
 		_exit(1);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		_exit(1);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		;
-	_exit(n == 0 ? 0 : 1);
+	_exit(stat(path, &st) == 0 && S_ISREG(st.st_mode) ? 0 : 1);
 }
 
 int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
-		     const struct layer_limits *limits)
+		     const struct layer_limits *limits, layer_image_push_fn push, void *ctx)
 {
 	uint64_t deadline = limits && limits->max_ms ? now_ms() + limits->max_ms : 0;
+	const _Atomic bool *stop = limits ? limits->stop : NULL;
 	char path[4096];
+	char *buf = NULL;
+	off_t off = 0;
+	ssize_t n = 0;
 	pid_t pid;
-	int fd, r;
+	int fd = -1, r;
 
-	if (!layer_image_present(store_dir, diffid))
-		return -ENOENT;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		read_through(through);
-	r = wait_child(pid, deadline, limits ? limits->stop : NULL);
-	if (r == 0 && layer_image_path(store_dir, diffid, path, sizeof(path)) == 0 &&
-	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* the mount's cache holds it now */
-		close(fd);
+	r = layer_image_path(store_dir, diffid, path, sizeof(path));
+	if (r == 0 && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = errno == ENOENT ? -ENOENT : -errno;
+	if (r == 0 && !(buf = malloc(LAYER_IMAGE_PUSH_CHUNK)))
+		r = -ENOMEM;
+	if (r == 0) {
+		pid = fork();
+		if (pid < 0)
+			r = -errno;
+		else if (pid == 0)
+			look_up(through);
+		else
+			r = wait_child(pid, deadline, stop);
 	}
+	while (r == 0 && (n = pread(fd, buf, LAYER_IMAGE_PUSH_CHUNK, off)) > 0) {
+		if (stop && atomic_load(stop))
+			r = -ECANCELED;
+		else if (deadline && now_ms() >= deadline)
+			r = -ETIMEDOUT;
+		else
+			r = push(ctx, path, buf, (size_t)n, off);
+		off += n;
+	}
+	if (r == 0 && n < 0)
+		r = -errno;
+	if (r == 0)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* the mount's cache holds it now */
+	if (fd >= 0)
+		close(fd);
+	free(buf);
 	return r;
 }
 

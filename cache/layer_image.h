@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "digest.h"
 #include "layer.h"
@@ -57,17 +58,30 @@ bool layer_image_present(const char *store_dir, const struct digest *diffid);
 int layer_image_build(const char *store_dir, const struct digest *diffid,
 		      const struct layer_limits *limits, uint64_t *ret_bytes);
 
+/* Bytes of an image layer_image_warm() hands to push at a time. */
+#define LAYER_IMAGE_PUSH_CHUNK (1u << 20)
+
 /*
- * Read the image of diffid once through `through`, its path on the mount,
- * in a child process, so that the mount's page cache, which every level
- * shares, holds it: a level that mounts it then reads no page of it
- * through the daemon. The store's own cached pages of the file are dropped
- * after (they would be a second copy). The child is killed at limits'
- * deadline or stop (limits may be NULL). 0, -ENOENT without the image, -EIO
- * when the read failed, -ETIMEDOUT, -ECANCELED.
+ * Put LEN bytes of the image (the store's file IMAGE) at OFF into the
+ * mount's page cache. 0 or -errno (which ends the warm).
+ */
+typedef int (*layer_image_push_fn)(void *ctx, const char *image, const void *buf, size_t len,
+				   off_t off);
+
+/*
+ * Fill the mount's page cache, which every level shares, with the image of
+ * diffid, so that a level that mounts it reads no page of it through the
+ * daemon: a child process looks up `through`, its path on the mount (so
+ * the kernel knows the file; the child holds nothing of the mount once it
+ * exits, so an unmount meanwhile is not made busy), then push gets the
+ * image's bytes, chunk by chunk, from the store's file, whose own cached
+ * pages are dropped after (they would be a second copy). The child is
+ * killed, and the pushes stop, at limits' deadline or stop (limits may be
+ * NULL). 0, -ENOENT without the image, -EIO when the lookup failed,
+ * -ETIMEDOUT, -ECANCELED, or push's error.
  */
 int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
-		     const struct layer_limits *limits);
+		     const struct layer_limits *limits, layer_image_push_fn push, void *ctx);
 
 /* Remove the image of diffid. -ENOENT if there is none. */
 int layer_image_remove(const char *store_dir, const struct digest *diffid);

@@ -232,6 +232,26 @@ static void forget_inode(struct fs_layers *l, struct layer_inode *inode, uint64_
 	free(inode);
 }
 
+struct layer_inode *fs_layers_hold(struct fs_layers *l, dev_t dev, ino_t ino)
+{
+	struct layer_inode *inode;
+
+	pthread_mutex_lock(&l->lock);
+	for (inode = l->buckets[bucket_of(dev, ino)]; inode; inode = inode->hash_next)
+		if (inode->dev == dev && inode->ino == ino)
+			break;
+	if (inode)
+		inode->nlookup++; /* not freed at the kernel's FORGET while held */
+	pthread_mutex_unlock(&l->lock);
+	return inode;
+}
+
+void fs_layers_unhold(struct fs_layers *l, struct layer_inode *inode)
+{
+	if (inode)
+		forget_inode(l, inode, 1);
+}
+
 static void layers_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_layers *l = layers_of(req);

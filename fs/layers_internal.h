@@ -35,6 +35,14 @@ struct fs_layers {
 	size_t n_inodes;
 };
 
+/*
+ * The inode of the store's file (dev, ino), if the kernel has looked it up,
+ * held: not freed, whatever the kernel forgets, until fs_layers_unhold.
+ */
+struct layer_inode *fs_layers_hold(struct fs_layers *l, dev_t dev, ino_t ino);
+/* Let go of fs_layers_hold's inode (NULL: nothing). */
+void fs_layers_unhold(struct fs_layers *l, struct layer_inode *inode);
+
 /* Start the unpack worker over l->fs's store (its cap into l->max_total). */
 int fs_layers_start_worker(struct fs_layers *l);
 

@@ -3,8 +3,10 @@
  * (cache/layer_queue.h): its limits and the cap of all trees, what it does
  * with each new EROFS image, and the stats.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "layer_image.h"
@@ -45,25 +47,55 @@ static void queue_limits(struct fs *fs, struct layer_limits *ret)
 	}
 }
 
+/* One warm: the layers, and the image's inode once found. */
+struct warm {
+	struct fs_layers *l;
+	struct layer_inode *inode;
+};
+
+/* layer_image_push_fn: the bytes into the kernel's page cache of the image's inode. */
+static int push_image(void *ctx, const char *image, const void *buf, size_t len, off_t off)
+{
+	struct warm *w = ctx;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+	struct stat st;
+
+	if (!w->inode) {
+		if (stat(image, &st) < 0)
+			return -errno;
+		w->inode = fs_layers_hold(w->l, st.st_dev, st.st_ino);
+		if (!w->inode)
+			return -ENOENT; /* the kernel forgot it already */
+	}
+	bv.buf[0].mem = (void *)buf;
+	return fuse_lowlevel_notify_store(w->l->fs->session, (fuse_ino_t)(uintptr_t)w->inode, off,
+					  &bv, 0);
+}
+
 /*
- * The worker built a layer's image: read it through the mount once, so
- * that the first level to mount it finds its pages in the mount's page
- * cache (open with keep_cache: they stay), as every later level does.
- * Not where the mount negotiated passthrough: a level cannot mount the
- * image there (ENOTBLK), and reads would not fill this cache anyway.
+ * The worker built a layer's image: put it into the mount's page cache
+ * (layer_image_warm: the kernel looks it up, then the daemon stores its
+ * bytes there with FUSE_NOTIFY_STORE, no READ and no open file of the
+ * mount), so that the first level to mount it finds every page there
+ * (opens keep_cache: they stay), as every later level does. Not where the
+ * mount negotiated passthrough: no image is made there.
  */
 static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
 {
 	struct fs_layers *l = ctx;
 	struct fs *fs = l->fs;
+	struct warm w = {.l = l};
 	char through[4096];
+	int r;
 
-	if (atomic_load(&fs->passthrough) ||
+	if (atomic_load(&fs->passthrough) || !fs->session ||
 	    snprintf(through, sizeof(through),
 		     "%s/layers/" DIGEST_ALGORITHM ":%s" LAYER_IMAGE_SUFFIX, fs->cfg->mountpoint,
 		     diffid->hex) >= (int)sizeof(through))
 		return;
-	if (layer_image_warm(store_dir(fs->store), diffid, through, limits) == 0)
+	r = layer_image_warm(store_dir(fs->store), diffid, through, limits, push_image, &w);
+	fs_layers_unhold(l, w.inode);
+	if (r == 0)
 		atomic_fetch_add(&l->warmed, 1);
 }
 
