@@ -805,6 +805,7 @@ static Suite *snapshotter_suite(void)
 	TCase *tc = tcase_create("snapshots");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, NULL, sweep_failed_mounts);
 	tcase_add_test(tc, test_chain_id);
 	tcase_add_test(tc, test_find_layer);
 	tcase_add_test(tc, test_mounts_like_overlayfs_snapshotter);

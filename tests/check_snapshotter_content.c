@@ -406,6 +406,7 @@ static Suite *snapshotter_content_suite(void)
 	TCase *tc = tcase_create("content");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, NULL, sweep_failed_mounts);
 	tcase_add_test(tc, test_content_digest_valid);
 	tcase_add_test(tc, test_content_namespace);
 	tcase_add_test(tc, test_content_link);

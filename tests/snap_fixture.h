@@ -16,6 +16,13 @@ extern struct snap *s;
  * is mounted under them, and remove. */
 void setup(void);
 void teardown(void);
+/*
+ * An unchecked fixture (it runs in the suite's own process): detach the
+ * snapshot mounts a failed test left (Check does not run a checked
+ * teardown after a failure in fork mode), those under
+ * TMPDIR/dindfs-test.XXXXXX/state/snapshots/ of this process's children.
+ */
+void sweep_failed_mounts(void);
 
 /* ROOT/layers/sha256:HEX/ with one file FILE holding its own name. */
 void make_layer(const char *hex, const char *file);
