@@ -224,7 +224,8 @@ static int run_fsck(const struct tool_command *cmd, int argc, char **argv)
 	printf("checked %" PRId64 " blob%s (%s) and %" PRId64 " unpacked layer%s\n", res.checked,
 	       res.checked == 1 ? "" : "s", bytes, layers.checked, layers.checked == 1 ? "" : "s");
 	if (layers.stray > 0)
-		printf("removed %" PRId64 " unfinished unpack%s from '%s/layers/tmp'\n",
+		printf("removed %" PRId64
+		       " leftover%s of unpacks and image builds from '%s/layers'\n",
 		       layers.stray, layers.stray == 1 ? "" : "s", opts.store);
 	if (res.bad > 0) {
 		tool_error("%" PRId64 " damaged blob%s quarantined in '%s/quarantine'", res.bad,
