@@ -215,6 +215,16 @@ void digest_list_sort(struct digest_list *list)
 		qsort(list->items, list->len, sizeof(list->items[0]), compare_digests);
 }
 
+bool digest_list_contains(const struct digest_list *list, const struct digest *d)
+{
+	size_t i;
+
+	for (i = 0; i < list->len; i++)
+		if (digest_equal(&list->items[i], d))
+			return true;
+	return false;
+}
+
 void digest_list_free(struct digest_list *list)
 {
 	free(list->items);

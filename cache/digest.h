@@ -66,6 +66,8 @@ int digest_list_append(struct digest_list *list, const struct digest *d);
 /* digest_list_append with the argument order of a walk callback (ctx is the list). */
 int digest_list_collect(const struct digest *d, void *list);
 void digest_list_sort(struct digest_list *list);
+/* Does list hold d (a linear scan)? */
+bool digest_list_contains(const struct digest_list *list, const struct digest *d);
 void digest_list_free(struct digest_list *list);
 
 #endif

@@ -185,16 +185,6 @@ static bool settled(const struct index_layer *row, const char *dir, uint64_t roo
 	return permanent(row->error);
 }
 
-static bool image_failed_before(struct layer_queue *q, const struct digest *diffid)
-{
-	size_t i;
-
-	for (i = 0; i < q->image_failures.len; i++)
-		if (digest_equal(&q->image_failures.items[i], diffid))
-			return true;
-	return false;
-}
-
 /*
  * Give an unpacked layer its EROFS image (layer_image.h) if it has none and
  * there is room under the cap. A failure costs the image alone: the tree
@@ -207,7 +197,7 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 	int r;
 
 	if (q->no_mkfs || atomic_load(&q->no_images) || layer_image_present(dir, diffid) ||
-	    image_failed_before(q, diffid))
+	    digest_list_contains(&q->image_failures, diffid))
 		return;
 	limits.room_bytes = room_left(q);
 	if (limits.room_bytes == 0)
@@ -243,16 +233,11 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
  */
 static void want_image(struct layer_queue *q, const struct digest *diffid)
 {
-	size_t i;
-
 	if (q->no_mkfs || atomic_load(&q->no_images) ||
 	    layer_image_present(store_dir(q->store), diffid))
 		return;
 	pthread_mutex_lock(&q->lock);
-	for (i = 0; i < q->images.len; i++)
-		if (digest_equal(&q->images.items[i], diffid))
-			break;
-	if (i == q->images.len && q->images.len < MAX_IMAGES_WAITING)
+	if (q->images.len < MAX_IMAGES_WAITING && !digest_list_contains(&q->images, diffid))
 		digest_list_append(&q->images, diffid);
 	pthread_mutex_unlock(&q->lock);
 }

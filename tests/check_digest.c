@@ -137,6 +137,11 @@ START_TEST(test_equal_and_list)
 	ck_assert_int_eq(digest_parse_hex(EMPTY_SHA256, &b), 0);
 	ck_assert(digest_equal(&a, &a));
 	ck_assert(!digest_equal(&a, &b));
+	ck_assert(!digest_list_contains(&list, &a));
+	ck_assert_int_eq(digest_list_append(&list, &b), 0);
+	ck_assert(digest_list_contains(&list, &b));
+	ck_assert(!digest_list_contains(&list, &a));
+	list.len = 0;
 	for (i = 0; i < 100; i++)
 		ck_assert_int_eq(digest_list_append(&list, i % 2 ? &a : &b), 0);
 	digest_list_sort(&list);
