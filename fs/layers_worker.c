@@ -88,10 +88,9 @@ static void warm_image(const struct digest *diffid, const struct layer_limits *l
 	char through[4096];
 	int r;
 
+	/* the mount's layers/ is the store's, so the image's path under either root is the same */
 	if (atomic_load(&fs->passthrough) || !fs->session ||
-	    snprintf(through, sizeof(through),
-		     "%s/layers/" DIGEST_ALGORITHM ":%s" LAYER_IMAGE_SUFFIX, fs->cfg->mountpoint,
-		     diffid->hex) >= (int)sizeof(through))
+	    layer_image_path(fs->cfg->mountpoint, diffid, through, sizeof(through)) < 0)
 		return;
 	r = layer_image_warm(store_dir(fs->store), diffid, through, limits, push_image, &w);
 	fs_layers_unhold(l, w.inode);
