@@ -10,15 +10,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +37,8 @@
 #define MKFS_MAX_ADDRESS_SPACE (4ull << 30)
 /* How often a running build looks at the stop flag. */
 #define POLL_MS 100
+/* How long a detach may wait for the mount to answer its lookups. */
+#define DETACH_MAX_MS 10000
 
 int layer_image_path(const char *store_dir, const struct digest *diffid, char *buf, size_t size)
 {
@@ -97,20 +103,21 @@ static void exec_mkfs(const char *program, const char *image, const char *tree, 
 
 /*
  * Wait for the child pid, killing it at the deadline (ms, 0: none) or on
- * *stop. -ENOEXEC when it exited 127 (no program), -EIO for another status.
+ * *stop (-ETIMEDOUT, -ECANCELED); 0 once it is reaped, its status in *ret_status.
  */
-static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
+static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop, int *ret_status)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0, r = 0;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), r = 0;
 	pid_t reaped = 0;
 
+	*ret_status = 0;
 	/* without a pidfd (out of descriptors), a look every POLL_MS */
 	while (reaped == 0) {
 		struct pollfd p = {.fd = pidfd, .events = POLLIN};
 
 		if (pidfd >= 0 && poll(&p, 1, POLL_MS) > 0)
 			break;
-		if (pidfd < 0 && (reaped = waitpid(pid, &status, WNOHANG)) != 0)
+		if (pidfd < 0 && (reaped = waitpid(pid, ret_status, WNOHANG)) != 0)
 			break;
 		if (pidfd < 0)
 			nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
@@ -125,11 +132,15 @@ static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
 	}
 	if (pidfd >= 0)
 		close(pidfd);
-	while (reaped <= 0 && (reaped = waitpid(pid, &status, 0)) < 0)
+	while (reaped <= 0 && (reaped = waitpid(pid, ret_status, 0)) < 0)
 		if (errno != EINTR)
 			return -errno;
-	if (r < 0)
-		return r;
+	return r;
+}
+
+/* mkfs.erofs's status: -ENOEXEC when it exited 127 (no program), -EIO for another than 0. */
+static int mkfs_verdict(int status)
+{
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
 		return -ENOEXEC;
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
@@ -137,10 +148,17 @@ static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* A child of ours that exits with an errno (0: done): that, negated; -EIO when it was killed. */
+static int errno_verdict(int status)
+{
+	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+}
+
 static int run_mkfs(const char *image, const char *tree, const struct layer_limits *lim)
 {
 	const char *program = getenv(LAYER_IMAGE_MKFS_ENV);
 	uint64_t deadline = lim && lim->max_ms ? now_ms() + lim->max_ms : 0;
+	int r, status;
 	pid_t pid;
 
 	if (!program || !*program)
@@ -150,23 +168,47 @@ static int run_mkfs(const char *image, const char *tree, const struct layer_limi
 		return -errno;
 	if (pid == 0)
 		exec_mkfs(program, image, tree, lim ? lim->room_bytes : UINT64_MAX);
-	return wait_child(pid, deadline, lim ? lim->stop : NULL);
+	r = wait_child(pid, deadline, lim ? lim->stop : NULL, &status);
+	return r < 0 ? r : mkfs_verdict(status);
 }
 
 /*
- * In the child: look path up (the kernel then knows its inode), with no
- * descriptor of the parent's kept (not the daemon's /dev/fuse: a child
- * blocked on the mount must not keep the connection alive once the daemon
- * is gone), and hold nothing of the mount once it exits.
+ * In a child: let go of every descriptor of the parent's (not the daemon's
+ * /dev/fuse: a child blocked on the mount must not keep the connection
+ * alive once the daemon is gone), and die with the thread that waits.
  */
-static void look_up(const char *path)
+static void child_alone(void)
+{
+	closefrom(0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		_exit(EIO);
+}
+
+/* In the child: look path up (the kernel then knows its inode); nothing of the mount is held after.
+ */
+static void look_up(const char *path, const char *unused)
 {
 	struct stat st;
 
-	closefrom(0);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
-		_exit(1);
-	_exit(stat(path, &st) == 0 && S_ISREG(st.st_mode) ? 0 : 1);
+	(void)unused;
+	child_alone();
+	_exit(stat(path, &st) == 0 && S_ISREG(st.st_mode) ? 0 : EIO);
+}
+
+/* Fork a child that runs fn(a, b) and wait for it: its errno_verdict, or wait_child's error. */
+static int run_child(void (*fn)(const char *, const char *), const char *a, const char *b,
+		     uint64_t max_ms, const _Atomic bool *stop)
+{
+	uint64_t deadline = max_ms ? now_ms() + max_ms : 0;
+	int r, status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		fn(a, b);
+	r = wait_child(pid, deadline, stop, &status);
+	return r < 0 ? r : errno_verdict(status);
 }
 
 int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
@@ -178,7 +220,6 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 	char *buf = NULL;
 	off_t off = 0;
 	ssize_t n = 0;
-	pid_t pid;
 	int fd = -1, r;
 
 	r = layer_image_path(store_dir, diffid, path, sizeof(path));
@@ -187,13 +228,9 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 	if (r == 0 && !(buf = malloc(LAYER_IMAGE_PUSH_CHUNK)))
 		r = -ENOMEM;
 	if (r == 0) {
-		pid = fork();
-		if (pid < 0)
-			r = -errno;
-		else if (pid == 0)
-			look_up(through);
-		else
-			r = wait_child(pid, deadline, stop);
+		r = run_child(look_up, through, NULL, limits ? limits->max_ms : 0, stop);
+		if (r < 0 && r != -ETIMEDOUT && r != -ECANCELED)
+			r = -EIO;
 	}
 	while (r == 0 && (n = pread(fd, buf, LAYER_IMAGE_PUSH_CHUNK, off)) > 0) {
 		if (stop && atomic_load(stop))
@@ -212,6 +249,150 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 		close(fd);
 	free(buf);
 	return r;
+}
+
+/* The deepest directory the warm walks into (a hostile tree may go deeper: not warmed). */
+#define WARM_MAX_DEPTH 64
+
+/*
+ * In the child: read every regular file under the directory dir_fd (which
+ * it closes), depth levels down at most, so that the page cache holds
+ * them. Raw getdents64 and one static buffer: nothing that allocates.
+ */
+static void read_tree(int dir_fd, int depth)
+{
+	static char data[1 << 16];
+	char entries[4096];
+	long n;
+
+	while ((n = syscall(SYS_getdents64, dir_fd, entries, sizeof(entries))) > 0) {
+		for (long at = 0; at < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *de = (void *)(entries + at);
+			int fd;
+
+			at += de->reclen;
+			if (!strcmp(de->name, ".") || !strcmp(de->name, ".."))
+				continue;
+			if (de->type == DT_DIR && depth < WARM_MAX_DEPTH) {
+				fd = openat(dir_fd, de->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+				if (fd >= 0)
+					read_tree(fd, depth + 1);
+			} else if (de->type == DT_REG) {
+				fd = openat(dir_fd, de->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+				if (fd >= 0) {
+					while (read(fd, data, sizeof(data)) > 0)
+						;
+					close(fd);
+				}
+			}
+		}
+	}
+	close(dir_fd);
+}
+
+/*
+ * In the child: mount image over tree unless an EROFS is there already,
+ * then read it all. Exits with 0 or the errno (EALREADY: it was there).
+ * Nothing of the parent's is kept open (child_alone).
+ */
+static void share(const char *image, const char *tree)
+{
+	struct statfs sf;
+	int fd;
+
+	child_alone();
+	if (statfs(tree, &sf) < 0)
+		_exit(errno);
+	if (sf.f_type == EROFS_SUPER_MAGIC_V1)
+		_exit(EALREADY);
+	if (mount(image, tree, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		_exit(errno);
+	fd = open(tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd >= 0)
+		read_tree(fd, 0);
+	_exit(0);
+}
+
+int layer_image_share(const char *store_dir, const struct digest *diffid, const char *tree,
+		      const struct layer_limits *limits)
+{
+	char path[4096], image[PATH_MAX];
+	int r = layer_image_path(store_dir, diffid, path, sizeof(path));
+
+	/* the canonical path: what layer_image_remove() finds it by in mountinfo */
+	if (r == 0 && (!layer_image_present(store_dir, diffid) || !realpath(path, image)))
+		r = -ENOENT;
+	if (r == 0)
+		r = run_child(share, image, tree, limits ? limits->max_ms : 0,
+			      limits ? limits->stop : NULL);
+	return r;
+}
+
+/* In the child: detach the mount at mountpoint (through the mount: see share). */
+static void detach(const char *mountpoint, const char *unused)
+{
+	(void)unused;
+	child_alone();
+	_exit(umount2(mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 ? errno : 0);
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space ...) of s, in place. */
+static void unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+int layer_image_detach(const char *source, const char *under)
+{
+	size_t under_len = under ? strlen(under) : 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int detached = 0, r = 0;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char mountpoint[4096], type[64], src[4096];
+		char *dash = strstr(line, " - ");
+
+		/* "id parent dev root MOUNTPOINT opts [optional...] - TYPE SOURCE superopts" */
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mountpoint) != 1 ||
+		    sscanf(dash + 3, "%63s %4095s", type, src) != 2 || strcmp(type, "erofs"))
+			continue;
+		unescape(mountpoint);
+		unescape(src);
+		if (source && strcmp(src, source))
+			continue;
+		if (under &&
+		    (strncmp(mountpoint, under, under_len) || mountpoint[under_len] != '/'))
+			continue;
+		r = run_child(detach, mountpoint, NULL, DETACH_MAX_MS, NULL);
+		if (r < 0 && r != -EINVAL) /* EINVAL: detached meanwhile */
+			break;
+		r = 0;
+		detached++;
+	}
+	free(line);
+	fclose(f);
+	return r < 0 ? r : detached;
 }
 
 /* Sync the image at path and give its size; it must fit in room. */
@@ -284,9 +465,12 @@ int layer_image_build(const char *store_dir, const struct digest *diffid,
 
 int layer_image_remove(const char *store_dir, const struct digest *diffid)
 {
-	char path[4096];
+	char path[4096], image[PATH_MAX];
 	int r = layer_image_path(store_dir, diffid, path, sizeof(path));
 
+	/* a level that uses the host's mount of it keeps it until it is done */
+	if (r == 0 && realpath(path, image))
+		layer_image_detach(image, NULL);
 	if (r == 0 && unlink(path) < 0)
 		r = -errno;
 	return r;

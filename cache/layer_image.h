@@ -83,7 +83,29 @@ typedef int (*layer_image_push_fn)(void *ctx, const char *image, const void *buf
 int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
 		     const struct layer_limits *limits, layer_image_push_fn push, void *ctx);
 
-/* Remove the image of diffid. -ENOENT if there is none. */
+/*
+ * Share the image of diffid with every level: mount it (the store's file,
+ * read-only, nosuid, nodev) over tree, the layer's tree on the mount
+ * (<mountpoint>/layers/sha256:<hex>), then read every file of it once. A
+ * level that binds the mount afterwards finds the layer there as this one
+ * EROFS, its page cache already full, and mounts nothing of its own; a
+ * read asks FUSE nothing. Done in a child (see layer_image_warm), killed
+ * at limits' deadline or stop. 0; -EALREADY when an EROFS is mounted there
+ * already; -ENOENT without the image; mount(2)'s errno (-EPERM without
+ * CAP_SYS_ADMIN, -ENODEV without EROFS ...); -ETIMEDOUT, -ECANCELED.
+ */
+int layer_image_share(const char *store_dir, const struct digest *diffid, const char *tree,
+		      const struct layer_limits *limits);
+
+/*
+ * Detach, lazily (a level using it keeps its copy until it is done), every
+ * EROFS mount whose source is the image path source (NULL: any) and whose
+ * mount point is under the directory under (NULL: anywhere). The number
+ * detached, or -errno.
+ */
+int layer_image_detach(const char *source, const char *under);
+
+/* Remove the image of diffid, detaching the host's mounts of it first. -ENOENT if there is none. */
 int layer_image_remove(const char *store_dir, const struct digest *diffid);
 
 /* How many images there are and their bytes together (what they add to the trees). */

@@ -3,15 +3,18 @@
  * real mkfs.erofs and appears complete or not at all; a missing, failing,
  * slow or stopped mkfs.erofs, or an image past the room, has its errno and
  * leaves nothing; the image goes with its tree; a warm pushes every byte
- * after its lookup, and stops at the deadline or on stop.
+ * after its lookup, and stops at the deadline or on stop; a share mounts
+ * the image over a directory, once, until the image is removed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +57,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	layer_image_detach(NULL, dir); /* what a failed share test left */
 	test_rmdir(dir);
 }
 
@@ -320,6 +324,70 @@ START_TEST(test_warm_pushes_the_image_after_a_lookup)
 }
 END_TEST
 
+static bool is_erofs(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && sf.f_type == EROFS_SUPER_MAGIC_V1;
+}
+
+START_TEST(test_share_mounts_the_image_until_it_is_removed)
+{
+	char over[4096], conf[4096 + 16], image[4096], buf[16] = "";
+	int fd;
+
+	snprintf(over, sizeof(over), "%s/over", dir);
+	ck_assert_int_eq(mkdir(over, 0755), 0);
+	ck_assert_int_eq(layer_image_share(dir, &diffid, over, &limits),
+			 -ENOENT); /* no image yet */
+	ck_assert_int_eq(layer_image_build(dir, &diffid, &limits, NULL), 0);
+	ck_assert_int_eq(layer_image_share(dir, &diffid, over, &limits), 0);
+	ck_assert(is_erofs(over));
+	snprintf(conf, sizeof(conf), "%s/etc/conf", over);
+	fd = open(conf, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), 5);
+	close(fd);
+	ck_assert_str_eq(buf, "conf\n");
+	ck_assert_int_eq(open(conf, O_WRONLY), -1);
+	ck_assert_int_eq(errno, EROFS);
+	/* once: a second share finds it there */
+	ck_assert_int_eq(layer_image_share(dir, &diffid, over, &limits), -EALREADY);
+	/* the image goes, and its mount before it */
+	ck_assert_int_eq(layer_image_remove(dir, &diffid), 0);
+	ck_assert(!is_erofs(over));
+	image_path(image, sizeof(image));
+	ck_assert_int_eq(access(image, F_OK), -1);
+	ck_assert_int_eq(layer_image_detach(NULL, dir), 0);
+}
+END_TEST
+
+START_TEST(test_share_over_nothing_is_its_errno)
+{
+	char over[4096];
+
+	snprintf(over, sizeof(over), "%s/absent", dir);
+	ck_assert_int_eq(layer_image_build(dir, &diffid, &limits, NULL), 0);
+	ck_assert_int_eq(layer_image_share(dir, &diffid, over, &limits), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_detach_takes_every_share_under_a_dir)
+{
+	char over[4096];
+
+	ck_assert_int_eq(layer_image_build(dir, &diffid, &limits, NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(over, sizeof(over), "%s/over-%d", dir, i);
+		ck_assert_int_eq(mkdir(over, 0755), 0);
+		ck_assert_int_eq(layer_image_share(dir, &diffid, over, &limits), 0);
+	}
+	ck_assert_int_eq(layer_image_detach(NULL, dir), 2);
+	ck_assert(!is_erofs(over));
+	ck_assert_int_eq(layer_image_detach(NULL, dir), 0);
+}
+END_TEST
+
 static Suite *layer_image_suite(void)
 {
 	Suite *s = suite_create("layer_image");
@@ -338,6 +406,9 @@ static Suite *layer_image_suite(void)
 	tcase_add_test(tc, test_image_goes_with_its_tree);
 	tcase_add_test(tc, test_crashed_build_is_recovered);
 	tcase_add_test(tc, test_warm_pushes_the_image_after_a_lookup);
+	tcase_add_test(tc, test_share_mounts_the_image_until_it_is_removed);
+	tcase_add_test(tc, test_share_over_nothing_is_its_errno);
+	tcase_add_test(tc, test_detach_takes_every_share_under_a_dir);
 	suite_add_tcase(s, tc);
 	return s;
 }
