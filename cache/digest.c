@@ -225,6 +225,15 @@ bool digest_list_contains(const struct digest_list *list, const struct digest *d
 	return false;
 }
 
+void digest_list_remove(struct digest_list *list, const struct digest *d)
+{
+	size_t i;
+
+	for (i = 0; i < list->len; i++)
+		if (digest_equal(&list->items[i], d))
+			list->items[i--] = list->items[--list->len];
+}
+
 void digest_list_free(struct digest_list *list)
 {
 	free(list->items);

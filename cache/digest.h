@@ -68,6 +68,8 @@ int digest_list_collect(const struct digest *d, void *list);
 void digest_list_sort(struct digest_list *list);
 /* Does list hold d (a linear scan)? */
 bool digest_list_contains(const struct digest_list *list, const struct digest *d);
+/* Remove every d from list (the last item takes its place: the order changes). */
+void digest_list_remove(struct digest_list *list, const struct digest *d);
 void digest_list_free(struct digest_list *list);
 
 #endif

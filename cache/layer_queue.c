@@ -42,6 +42,7 @@ struct layer_queue {
 	/* the worker's alone: */
 	bool no_mkfs;			   /* mkfs.erofs is not installed: no images */
 	struct digest_list image_failures; /* layers whose image failed: not tried again */
+	struct digest_list images_handed;  /* images given to image_hook since the start */
 };
 
 /*
@@ -51,6 +52,8 @@ struct layer_queue {
 #define MAX_IMAGE_FAILURES 4096
 /* Trees queued for their image (want_image) at most. */
 #define MAX_IMAGES_WAITING 4096
+/* Images remembered as handed to the hook; past it, the hook may see one again. */
+#define MAX_IMAGES_HANDED 8192
 
 int layer_config_diffids(const void *data, size_t len, struct digest_list *ret)
 {
@@ -185,9 +188,28 @@ static bool settled(const struct index_layer *row, const char *dir, uint64_t roo
 	return permanent(row->error);
 }
 
+/* Hand the image of diffid to the hook (the mount shares it), once per start. */
+static void hand_image(struct layer_queue *q, const struct digest *diffid,
+		       const struct layer_limits *limits)
+{
+	layer_image_fn hook;
+	void *ctx;
+
+	pthread_mutex_lock(&q->lock);
+	hook = q->image_hook;
+	ctx = q->image_hook_ctx;
+	pthread_mutex_unlock(&q->lock);
+	if (!hook || digest_list_contains(&q->images_handed, diffid))
+		return;
+	if (q->images_handed.len < MAX_IMAGES_HANDED)
+		digest_list_append(&q->images_handed, diffid);
+	hook(diffid, limits, ctx);
+}
+
 /*
  * Give an unpacked layer its EROFS image (layer_image.h) if it has none and
- * there is room under the cap. A failure costs the image alone: the tree
+ * there is room under the cap, and hand it to the hook (an image built
+ * before this start too). A failure costs the image alone: the tree
  * serves the levels as before.
  */
 static void image_one(struct layer_queue *q, const struct digest *diffid)
@@ -196,7 +218,11 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 	struct layer_limits limits = q->limits;
 	int r;
 
-	if (q->no_mkfs || atomic_load(&q->no_images) || layer_image_present(dir, diffid) ||
+	if (layer_image_present(dir, diffid)) {
+		hand_image(q, diffid, &limits);
+		return;
+	}
+	if (q->no_mkfs || atomic_load(&q->no_images) ||
 	    digest_list_contains(&q->image_failures, diffid))
 		return;
 	limits.room_bytes = room_left(q);
@@ -204,15 +230,8 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 		return; /* the cap is reached: no build to throw away */
 	r = layer_image_build(dir, diffid, &limits, NULL);
 	if (r == 0) {
-		layer_image_fn hook;
-		void *ctx;
-
-		pthread_mutex_lock(&q->lock);
-		hook = q->image_hook;
-		ctx = q->image_hook_ctx;
-		pthread_mutex_unlock(&q->lock);
-		if (hook)
-			hook(diffid, &limits, ctx);
+		digest_list_remove(&q->images_handed, diffid); /* a new image: hand it again */
+		hand_image(q, diffid, &limits);
 	}
 	if (r == 0 || r == -ECANCELED || r == -ENOENT)
 		return;
@@ -226,15 +245,16 @@ static void image_one(struct layer_queue *q, const struct digest *diffid)
 }
 
 /*
- * Queue an unpacked layer for its image. The images wait until no event,
- * resume or rescan does: a level needs the trees first, the images only
- * make them faster. Past MAX_IMAGES_WAITING, the next rescan finds the
- * rest.
+ * Queue an unpacked layer for its image (or, when it has one, for handing
+ * it to the hook once). The images wait until no event, resume or rescan
+ * does: a level needs the trees first, the images only make them faster.
+ * Past MAX_IMAGES_WAITING, the next rescan finds the rest.
  */
 static void want_image(struct layer_queue *q, const struct digest *diffid)
 {
-	if (q->no_mkfs || atomic_load(&q->no_images) ||
-	    layer_image_present(store_dir(q->store), diffid))
+	if (layer_image_present(store_dir(q->store), diffid)
+		    ? digest_list_contains(&q->images_handed, diffid)
+		    : q->no_mkfs || atomic_load(&q->no_images))
 		return;
 	pthread_mutex_lock(&q->lock);
 	if (q->images.len < MAX_IMAGES_WAITING && !digest_list_contains(&q->images, diffid))
@@ -473,6 +493,7 @@ void layer_queue_free(struct layer_queue *q)
 	pthread_cond_destroy(&q->wake);
 	pthread_mutex_destroy(&q->lock);
 	digest_list_free(&q->image_failures);
+	digest_list_free(&q->images_handed);
 	digest_list_free(&q->images);
 	free(q->ring);
 	free(q);
@@ -514,6 +535,11 @@ void layer_queue_set_image_hook(struct layer_queue *q, layer_image_fn fn, void *
 	pthread_mutex_lock(&q->lock);
 	q->image_hook = fn;
 	q->image_hook_ctx = ctx;
+	/* the images the start's rescan found before there was a hook: handed now */
+	if (fn) {
+		q->rescan = true;
+		pthread_cond_signal(&q->wake);
+	}
 	pthread_mutex_unlock(&q->lock);
 }
 

@@ -74,9 +74,11 @@ void layer_queue_commit_hook(const struct digest *d, void *ctx);
 void layer_queue_rescan(struct layer_queue *q);
 
 /*
- * Called by the worker right after it built a layer's EROFS image, with
- * the worker's limits (their stop flag is the queue's): what the mount does
- * with a new image (fs/layers.c reads it through the mount once).
+ * Called by the worker with each layer's EROFS image, once per start: right
+ * after it built one, and for those an earlier start built when it finds
+ * them. With the worker's limits (their stop flag is the queue's): what
+ * the mount does with an image (fs/layers_worker.c shares it with every
+ * level).
  */
 typedef void (*layer_image_fn)(const struct digest *diffid, const struct layer_limits *limits,
 			       void *ctx);

@@ -445,6 +445,42 @@ START_TEST(test_a_tree_without_an_image_gets_one_at_the_next_start)
 }
 END_TEST
 
+static _Atomic int images_handed;
+
+static void count_handed(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
+{
+	(void)limits;
+	ck_assert(layer_image_present(ctx, diffid));
+	images_handed++;
+}
+
+/* Each start hands every image to the hook once: those it built, and those it found. */
+START_TEST(test_each_image_is_handed_to_the_hook_once_per_start)
+{
+	struct layer_queue *q = start_queue();
+
+	images_handed = 0;
+	layer_queue_set_image_hook(q, count_handed, dir);
+	make_image(false);
+	put_manifest();
+	put_blobs();
+	layer_queue_drain(q);
+	layer_queue_rescan(q);
+	layer_queue_drain(q);
+	stop_queue(q);
+	assert_images();
+	ck_assert_int_eq(images_handed, N_LAYERS);
+	images_handed = 0;
+	q = start_queue();
+	layer_queue_set_image_hook(q, count_handed, dir);
+	layer_queue_drain(q);
+	layer_queue_rescan(q);
+	layer_queue_drain(q);
+	stop_queue(q);
+	ck_assert_int_eq(images_handed, N_LAYERS);
+}
+END_TEST
+
 START_TEST(test_gc_removes_layers_with_their_blobs)
 {
 	struct gc_result res;
@@ -762,6 +798,7 @@ static Suite *layer_queue_suite(void)
 	tcase_add_test(tc, test_trees_come_before_images);
 	tcase_add_test(tc, test_start_rescans_and_resumes);
 	tcase_add_test(tc, test_a_tree_without_an_image_gets_one_at_the_next_start);
+	tcase_add_test(tc, test_each_image_is_handed_to_the_hook_once_per_start);
 	tcase_add_test(tc, test_wrong_diffid_fails_for_good);
 	tcase_add_test(tc, test_gc_removes_layers_with_their_blobs);
 	tcase_add_test(tc, test_gc_drops_trees_whose_blob_is_gone);
