@@ -47,7 +47,8 @@ struct fs_layers_stats {
 	int64_t failed_now;	   /* layers this daemon failed to unpack */
 	int64_t over_cap_now;	   /* of those, refused for the cap of all trees (EDQUOT) */
 	int64_t images_failed_now; /* EROFS images this daemon failed to build */
-	int64_t images_warmed_now; /* of those it built, read through the mount once */
+	int64_t images_warmed_now; /* images it stored into the mount's page cache */
+	int64_t images_shared_now; /* images it mounted over their trees (layer_image_share) */
 	int64_t max_bytes;	   /* that cap (--max-layers-size or its default) */
 	int64_t inodes;		   /* layer inodes the kernel holds */
 };

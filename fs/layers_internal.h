@@ -28,8 +28,10 @@ struct fs_layers {
 	struct layer_inode top; /* layers/ itself: never freed */
 	struct fs *fs;
 	struct layer_queue *queue;
-	uint64_t max_total;	/* the cap of all trees (layer_limits.max_total_bytes) */
-	_Atomic int64_t warmed; /* images read through the mount once (warm_image) */
+	uint64_t max_total;	 /* the cap of all trees (layer_limits.max_total_bytes) */
+	_Atomic int64_t warmed;	 /* images stored into the mount's page cache (warm_image) */
+	_Atomic int64_t shared;	 /* images mounted over their trees (share_image) */
+	_Atomic bool no_sharing; /* a share failed for want of privilege or EROFS: none again */
 	pthread_mutex_t lock;
 	struct layer_inode **buckets;
 	size_t n_inodes;

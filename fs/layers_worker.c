@@ -1,7 +1,7 @@
 /*
  * layers_worker: the layers family's side of the unpack worker
- * (cache/layer_queue.h): its limits and the cap of all trees, what it does
- * with each new EROFS image, and the stats.
+ * (cache/layer_queue.h): its limits and the cap of all trees, how it shares
+ * each EROFS image with the levels, and the stats.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -73,29 +73,69 @@ static int push_image(void *ctx, const char *image, const void *buf, size_t len,
 }
 
 /*
- * The worker built a layer's image: put it into the mount's page cache
- * (layer_image_warm: the kernel looks it up, then the daemon stores its
- * bytes there with FUSE_NOTIFY_STORE, no READ and no open file of the
- * mount), so that the first level to mount it finds every page there
- * (opens keep_cache: they stay), as every later level does. Not where the
- * mount negotiated passthrough: no image is made there.
+ * Put the image into the mount's page cache (layer_image_warm: the kernel
+ * looks it up, then the daemon stores its bytes there with
+ * FUSE_NOTIFY_STORE, no READ and no open file of the mount), so that the
+ * first level to mount it finds every page there (opens keep_cache: they
+ * stay), as every later level does. 0 or -errno.
  */
-static void warm_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
+static int warm_image(struct fs_layers *l, const struct digest *diffid,
+		      const struct layer_limits *limits)
 {
-	struct fs_layers *l = ctx;
 	struct fs *fs = l->fs;
 	struct warm w = {.l = l};
 	char through[4096];
 	int r;
 
 	/* the mount's layers/ is the store's, so the image's path under either root is the same */
-	if (atomic_load(&fs->passthrough) || !fs->session ||
-	    layer_image_path(fs->cfg->mountpoint, diffid, through, sizeof(through)) < 0)
-		return;
-	r = layer_image_warm(store_dir(fs->store), diffid, through, limits, push_image, &w);
+	r = layer_image_path(fs->cfg->mountpoint, diffid, through, sizeof(through));
+	if (r == 0)
+		r = layer_image_warm(store_dir(fs->store), diffid, through, limits, push_image, &w);
 	fs_layers_unhold(l, w.inode);
 	if (r == 0)
 		atomic_fetch_add(&l->warmed, 1);
+	return r;
+}
+
+/*
+ * The worker has a layer's image: share it (layer_image_share: mounted over
+ * the tree on the mount, read once), so that every level started after
+ * reads the layer from the host's one EROFS and its page cache, through no
+ * FUSE request, and mounts nothing of its own. Where the daemon may not
+ * mount (no CAP_SYS_ADMIN, no EROFS), every level mounts the image itself:
+ * then warm it into the mount's page cache instead, unless the mount
+ * negotiated passthrough (no level can mount a file of it).
+ */
+static void share_image(const struct digest *diffid, const struct layer_limits *limits, void *ctx)
+{
+	struct fs_layers *l = ctx;
+	struct fs *fs = l->fs;
+	char tree[4096];
+	int r;
+
+	if (!fs->session)
+		return;
+	if (!atomic_load(&l->no_sharing) &&
+	    layer_path(fs->cfg->mountpoint, diffid, tree, sizeof(tree)) == 0) {
+		r = layer_image_share(store_dir(fs->store), diffid, tree, limits);
+		if (r == 0 || r == -EALREADY) {
+			atomic_fetch_add(&l->shared, 1);
+			return;
+		}
+		if (r == -EPERM || r == -EACCES || r == -ENODEV || r == -ENOSYS || r == -ENOTBLK) {
+			fs_log(fs, "cannot share the layers' EROFS images (mount: %s): %s",
+			       strerror(-r),
+			       atomic_load(&fs->passthrough)
+				       ? "none made, as no level could mount them"
+				       : "levels mount them");
+			atomic_store(&l->no_sharing, true);
+		}
+	}
+	/* a level cannot mount an image from a mount with passthrough (ENOTBLK) */
+	if (atomic_load(&fs->passthrough) && atomic_load(&l->no_sharing))
+		fs_layers_want_images(l, false);
+	else if (!atomic_load(&fs->passthrough))
+		warm_image(l, diffid, limits);
 }
 
 int fs_layers_start_worker(struct fs_layers *l)
@@ -107,7 +147,7 @@ int fs_layers_start_worker(struct fs_layers *l)
 	l->max_total = limits.max_total_bytes;
 	r = layer_queue_new(l->fs->store, &limits, LAYER_QUEUE_DEFAULT_CAPACITY, &l->queue);
 	if (r == 0)
-		layer_queue_set_image_hook(l->queue, warm_image, l);
+		layer_queue_set_image_hook(l->queue, share_image, l);
 	return r;
 }
 
@@ -147,6 +187,7 @@ int fs_layers_stats(struct fs_layers *l, struct fs_layers_stats *ret)
 	ret->over_cap_now = qs.over_cap;
 	ret->images_failed_now = qs.images_failed;
 	ret->images_warmed_now = atomic_load(&l->warmed);
+	ret->images_shared_now = atomic_load(&l->shared);
 	ret->max_bytes = l->max_total == UINT64_MAX ? -1 : (int64_t)l->max_total;
 	pthread_mutex_lock(&l->lock);
 	ret->inodes = (int64_t)l->n_inodes;

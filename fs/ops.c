@@ -132,8 +132,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 	fs_passthrough_init(userdata, conn);
 	fs_ws_init(fs->ws);
-	/* a level cannot mount an image from a mount with passthrough (ENOTBLK) */
-	fs_layers_want_images(fs->layers, !atomic_load(&fs->passthrough));
 	/*
 	 * Workspace writes splice into the backing file: the kernel hands
 	 * over its page-cache pages instead of copying them to us (the

@@ -67,10 +67,11 @@ int fs_stats_json(struct fs *fs, char **ret, size_t *ret_len)
 	json_decref(more);
 	/* the layers' EROFS images (layer_image.h) */
 	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
-	more = json_pack("{s:I, s:I, s:I, s:I}", "layer_images", (json_int_t)images,
+	more = json_pack("{s:I, s:I, s:I, s:I, s:I}", "layer_images", (json_int_t)images,
 			 "layer_image_bytes", (json_int_t)image_bytes, "layer_images_failed",
 			 (json_int_t)ls.images_failed_now, "layer_images_warmed",
-			 (json_int_t)ls.images_warmed_now);
+			 (json_int_t)ls.images_warmed_now, "layer_images_shared",
+			 (json_int_t)ls.images_shared_now);
 	if (!more || json_object_update(obj, more) < 0) {
 		json_decref(more);
 		json_decref(obj);

@@ -3,10 +3,15 @@
 # layer once into the store, and the mount serves the trees read-only with
 # the tar's metadata and overlayfs whiteouts. Checked against the tars
 # themselves (GNU tar extracts the reference), then by overlayfs itself
-# (mount -t overlay with the mount's trees as lower dirs). Each tree's EROFS
-# image is the same tree once the kernel mounts it (file-backed, through
-# the mount), and overlayfs over the images honours the whiteouts. Then a
-# kill -9 of the daemon in the middle of a big unpack.
+# (mount -t overlay with the mount's trees as lower dirs). The daemon makes
+# each tree's EROFS image and shares it: mounted over the tree on the mount,
+# where every level's bind finds it; that is the same tree, overlayfs over
+# it honours the whiteouts, and reading it asks the daemon nothing. A level
+# can also mount an image itself, file-backed through the mount (not from
+# a mount with passthrough). Then a kill -9 of the daemon in the middle of
+# a big unpack, and the next daemon shares the images again. The trees as
+# FUSE serves them are checked through a bind of the mount without its
+# submounts ($VIEW).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/mount_lib.sh"
@@ -72,30 +77,34 @@ tar_layer "$WORK/upper-layer" "$IMG/layer-3.tar.gz"
 _write_image "$IMG" oci amd64 "" layered:v1
 _push_image hub library/layered v1 "$IMG"
 mapfile -t DIFF_IDS <"$IMG/diff_ids"
-L1=$MNT/layers/${DIFF_IDS[0]}
-L2=$MNT/layers/${DIFF_IDS[1]}
-L3=$MNT/layers/${DIFF_IDS[2]}
+# the trees as FUSE serves them: a bind of the mount without the shares over them
+VIEW=$WORK/view
+L1=$VIEW/layers/${DIFF_IDS[0]}
+L2=$VIEW/layers/${DIFF_IDS[1]}
+L3=$VIEW/layers/${DIFF_IDS[2]}
+mkdir -p "$VIEW"
+# fuse_view: bind the mount, alone, at $VIEW (private: no share propagates into it)
+fuse_view() {
+	mount --bind "$MNT" "$VIEW" && mount --make-private "$VIEW"
+}
+on_exit "umount -l '$VIEW' 2>/dev/null"
 
 must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL"
+check "a bind of the mount, without its submounts" fuse_view
 check "layers/ is there, empty, before any pull" test -z "$(ls -A "$MNT/layers")"
 expect_exit 0 "dindfs pull through the mount" T "$DINDFS" pull --root "$MNT" layered:v1
 check "the three trees appear" wait_until 30 test -d "$L3" -a -d "$L2" -a -d "$L1"
-# the images are made only where a level can mount them: not on a mount with passthrough
-IMAGES=$([[ $(jq -r .passthrough "$MNT/.dindfs/stats") == true ]] && echo 0 || echo 3)
-if ((IMAGES)); then
-	check "and their three EROFS images" wait_until 30 test -f "$L3.erofs" -a -f "$L2.erofs" -a -f "$L1.erofs"
-	check "layers/ lists exactly the three diff-ids and their images" \
-		test "$(ls "$MNT/layers" | sort)" == "$(printf '%s\n' "${DIFF_IDS[@]}" "${DIFF_IDS[@]/%/.erofs}" | sort)"
-	# counted once the kernel took every byte (FUSE_NOTIFY_STORE answered 0 for each)
-	check "the daemon put each new image into the mount's page cache" \
-		wait_until 30 stat_is "$MNT" layer_images_warmed 3
-	check "... without a READ: it needs none" stat_is "$MNT" layers_requests.read 0
-	fincore -nb -o RES "$L1.erofs" >"$WORK/fincore" 2>&1 || true
-	echo "# fincore of layer 1's image right after: $(cat "$WORK/fincore") of $(stat -c %s "$L1.erofs") bytes"
-else
-	check "layers/ lists exactly the three diff-ids: no EROFS image on a mount with passthrough" \
-		test "$(ls "$MNT/layers" | sort)" == "$(printf '%s\n' "${DIFF_IDS[@]}" | sort)"
-fi
+PT=$(jq -r .passthrough "$MNT/.dindfs/stats")
+check "and their three EROFS images" wait_until 30 test -f "$L3.erofs" -a -f "$L2.erofs" -a -f "$L1.erofs"
+check "layers/ lists exactly the three diff-ids and their images" \
+	test "$(ls "$MNT/layers" | sort)" == "$(printf '%s\n' "${DIFF_IDS[@]}" "${DIFF_IDS[@]/%/.erofs}" | sort)"
+# shared_mounts: "MOUNTPOINT SOURCE" of each EROFS mount over the mount's layers/
+shared_mounts() { awk -v p="$MNT/layers/" '$3 == "erofs" && index($2, p) == 1 { print $2, $1 }' /proc/mounts | sort; }
+check "the daemon shares each image: mounted over its tree" wait_until 30 stat_is "$MNT" layer_images_shared 3
+check "... three EROFS mounts of the store's own image files, on the mount's trees" \
+	test "$(shared_mounts)" == "$(for d in "${DIFF_IDS[@]}"; do echo "$MNT/layers/$d $(realpath "$STORE")/layers/$d.erofs"; done | sort)"
+check "... so it stores none into the mount's page cache: no level reads one through FUSE" \
+	stat_is "$MNT" layer_images_warmed 0
 check "layers/tmp stays hidden" not test -e "$MNT/layers/tmp"
 stats_save "$MNT" "$WORK/stats"
 check "the stats count three unpacked layers" test "$(stat_in "$WORK/stats" layers)" == 3
@@ -103,9 +112,9 @@ check "... unpacked by this daemon, none failed" \
 	test "$(stat_in "$WORK/stats" layers_unpacked) $(stat_in "$WORK/stats" layers_failed)" == "3 0"
 check "... and their bytes (the uncompressed tars)" test "$(stat_in "$WORK/stats" layer_bytes)" == \
 	"$(for l in "$IMG"/layer-*.tar.gz; do gzip -dc "$l" | wc -c; done | paste -sd+ | bc)"
-check "... $IMAGES images of the bytes on disk, none failed" test \
+check "... 3 images of the bytes on disk, none failed" test \
 	"$(stat_in "$WORK/stats" layer_images) $(stat_in "$WORK/stats" layer_image_bytes) $(stat_in "$WORK/stats" layer_images_failed)" == \
-	"$IMAGES $( ((IMAGES)) && stat -c %s "$STORE"/layers/*.erofs | paste -sd+ | bc || echo 0) 0"
+	"3 $(stat -c %s "$STORE"/layers/*.erofs | paste -sd+ | bc) 0"
 
 # ---- each tree is its tar --------------------------------------------------
 
@@ -114,11 +123,11 @@ for n in 1 2; do
 	tar --numeric-owner --xattrs --xattrs-include='user.*' -xpzf "$IMG/layer-$n.tar.gz" \
 		-C "$WORK/ref-$n"
 	listing "$WORK/ref-$n" >"$WORK/ref-$n.list"
-	listing "$MNT/layers/${DIFF_IDS[n - 1]}" >"$WORK/tree-$n.list"
+	listing "$VIEW/layers/${DIFF_IDS[n - 1]}" >"$WORK/tree-$n.list"
 	check "layer $n: names, types, modes, owners, sizes, links as in the tar" \
 		cmp -s "$WORK/ref-$n.list" "$WORK/tree-$n.list"
 	check "layer $n: the same bytes" diff -r --no-dereference "$WORK/ref-$n" \
-		"$MNT/layers/${DIFF_IDS[n - 1]}"
+		"$VIEW/layers/${DIFF_IDS[n - 1]}"
 done
 [[ $(wc -l <"$WORK/tree-1.list") -gt 100 ]] && pass "busybox's applets are all there" ||
 	fail "busybox's layer has $(wc -l <"$WORK/tree-1.list") entries"
@@ -140,41 +149,66 @@ expect_fsop_is "getxattr:ENODATA" "other directories are not opaque" \
 
 # ---- each image is its tree, mounted by the kernel ---------------------------
 
-if ((IMAGES)); then
+# images_are_trees WHAT DIR1 DIR2 DIR3: the EROFS mounts DIRn of the images are the trees
+images_are_trees() {
+	local what=$1 n
+	shift
+	listing "$L3" >"$WORK/tree-3.list"
+	for n in 1 2 3; do
+		listing "${!n}" >"$WORK/erofs-$n.list"
+		check "$what, layer $n: names, types, modes, owners, sizes, links as in the tree" \
+			cmp -s "$WORK/tree-$n.list" "$WORK/erofs-$n.list"
+		((n == 3)) || # diff cannot compare the whiteout, a device: the listing did
+			check "$what, layer $n: the same bytes" diff -r --no-dereference \
+				"$VIEW/layers/${DIFF_IDS[n - 1]}" "${!n}"
+	done
+	check "$what: mtimes kept" test "$(stat -c %Y "$2/etc/keep.conf")" == 1700000000
+	expect_fsop_is kept "$what: and the tar's user xattr" getxattr "$2/etc/keep.conf" user.note
+	check "$what: the whiteout is a character device 0:0" \
+		test "$(stat -c '%F %t:%T' "$3/etc/gone.conf")" == "character special file 0:0"
+	expect_fsop_is y "$what: the opaque directory has trusted.overlay.opaque=y" \
+		getxattr "$3/opq" trusted.overlay.opaque
+	rm -rf "$WORK/ev-upper" "$WORK/ev-work"
+	mkdir -p "$WORK/ev-upper" "$WORK/ev-work" "$WORK/ev-merged"
+	on_exit "umount '$WORK/ev-merged' 2>/dev/null"
+	expect_exit 0 "$what: mount -t overlay over the three" mount -t overlay overlay \
+		-o "lowerdir=$(ovl "$3"):$(ovl "$2"):$(ovl "$1"),upperdir=$WORK/ev-upper,workdir=$WORK/ev-work" \
+		"$WORK/ev-merged"
+	check "$what: over them, the deleted file is absent" not test -e "$WORK/ev-merged/etc/gone.conf"
+	check "$what: the opaque directory hides the lower entries" test "$(ls -A "$WORK/ev-merged/opq")" == c
+	check "$what: busybox runs from the merged images" test "$("$WORK/ev-merged/bin/busybox" echo hi)" == hi
+}
+# a diff-id's ':' separates lower dirs in overlayfs's options: escape it as '\:'
+ovl() { printf '%s' "${1//:/\\:}"; }
+layer_requests() { jq '[.layers_requests[]] | add' "$MNT/.dindfs/stats"; }
 
+images_are_trees "the host's share" "$MNT/layers/${DIFF_IDS[0]}" "$MNT/layers/${DIFF_IDS[1]}" \
+	"$MNT/layers/${DIFF_IDS[2]}"
+before=$(layer_requests)
+read_all() { find "$1" -xdev -type f -exec cat {} + >/dev/null; }
+check "every file over the shared images reads" read_all "$WORK/ev-merged"
+expect_eq "$(layer_requests)" "$before" "... and the daemon got no request for it: the kernel read EROFS"
+umount "$WORK/ev-merged"
+expect_erofs "a shared image is read-only" touch "$MNT/layers/${DIFF_IDS[1]}/new"
+
+if [[ $PT == true ]]; then
+	mkdir "$WORK/erofs-1"
+	expect_fsop_is "mount:ENOTBLK" "a level cannot mount an image from a mount with passthrough itself" \
+		mounterofs "$MNT/layers/${DIFF_IDS[0]}.erofs" "$WORK/erofs-1"
+else
 	for n in 1 2 3; do
 		mkdir "$WORK/erofs-$n"
 		on_exit "umount '$WORK/erofs-$n' 2>/dev/null"
-		expect_fsop OK "layer $n's image mounts file-backed, through the mount" \
+		expect_fsop OK "layer $n's image mounts file-backed, through the mount, as a level may" \
 			mounterofs "$MNT/layers/${DIFF_IDS[n - 1]}.erofs" "$WORK/erofs-$n"
-		listing "$MNT/layers/${DIFF_IDS[n - 1]}" >"$WORK/tree-$n.list"
-		listing "$WORK/erofs-$n" >"$WORK/erofs-$n.list"
-		check "layer $n's image: names, types, modes, owners, sizes, links as in the tree" \
-			cmp -s "$WORK/tree-$n.list" "$WORK/erofs-$n.list"
-		((n == 3)) || # diff cannot compare the whiteout, a device: the listing did
-			check "layer $n's image: the same bytes" diff -r --no-dereference \
-				"$MNT/layers/${DIFF_IDS[n - 1]}" "$WORK/erofs-$n"
 	done
-	check "the image keeps mtimes" test "$(stat -c %Y "$WORK/erofs-2/etc/keep.conf")" == 1700000000
-	expect_fsop_is kept "and the tar's user xattr" getxattr "$WORK/erofs-2/etc/keep.conf" user.note
-	check "its whiteout is a character device 0:0" \
-		test "$(stat -c '%F %t:%T' "$WORK/erofs-3/etc/gone.conf")" == "character special file 0:0"
-	expect_fsop_is y "its opaque directory has trusted.overlay.opaque=y" \
-		getxattr "$WORK/erofs-3/opq" trusted.overlay.opaque
-	mkdir -p "$WORK/ev-upper" "$WORK/ev-work" "$WORK/ev-merged"
-	on_exit "umount '$WORK/ev-merged' 2>/dev/null"
-	expect_exit 0 "mount -t overlay over the three images" mount -t overlay overlay \
-		-o "lowerdir=$WORK/erofs-3:$WORK/erofs-2:$WORK/erofs-1,upperdir=$WORK/ev-upper,workdir=$WORK/ev-work" \
-		"$WORK/ev-merged"
-	check "over the images, the deleted file is absent" not test -e "$WORK/ev-merged/etc/gone.conf"
-	check "the opaque directory hides the lower entries" test "$(ls -A "$WORK/ev-merged/opq")" == c
-	check "busybox runs from the merged images" test "$("$WORK/ev-merged/bin/busybox" echo hi)" == hi
+	images_are_trees "a level's own mount" "$WORK/erofs-1" "$WORK/erofs-2" "$WORK/erofs-3"
 	umount "$WORK/ev-merged"
 	for n in 1 2 3; do umount "$WORK/erofs-$n"; done
-	expect_fsop_is "open:EROFS" "an image cannot be opened for writing" writeopen "$L2.erofs"
-	expect_erofs "nor an image be made in layers/" touch "$MNT/layers/sha256:$(printf 'b%.0s' {1..64}).erofs"
-	check "the store's image is read-only, root's" test "$(stat -c '%a %u' "$STORE/layers/${DIFF_IDS[1]}.erofs")" == "444 0"
 fi
+expect_fsop_is "open:EROFS" "an image cannot be opened for writing" writeopen "$L2.erofs"
+expect_erofs "nor an image be made in layers/" touch "$MNT/layers/sha256:$(printf 'b%.0s' {1..64}).erofs"
+check "the store's image is read-only, root's" test "$(stat -c '%a %u' "$STORE/layers/${DIFF_IDS[1]}.erofs")" == "444 0"
 
 # ---- read-only -----------------------------------------------------------
 
@@ -190,8 +224,6 @@ check "the mount answers nosuid,nodev" awk -v m="$MNT" \
 
 # ---- overlayfs over the mount's trees ------------------------------------------
 
-# a diff-id's ':' separates lower dirs in overlayfs's options: escape it as '\:'
-ovl() { printf '%s' "${1//:/\\:}"; }
 mkdir -p "$WORK/ov-upper" "$WORK/ov-work" "$WORK/merged"
 on_exit "umount '$WORK/merged' 2>/dev/null"
 expect_exit 0 "mount -t overlay with layers/ as lower dirs" mount -t overlay overlay \
@@ -244,19 +276,29 @@ if wait_until 30 unpacking; then
 else
 	fail "its unpack was never seen in layers/tmp"
 fi
+umount -l "$VIEW"
 fusermount3 -u -z "$MNT" 2>/dev/null || true
+check "a lazy unmount of the dead mount takes its shares with it" test -z "$(shared_mounts)"
 check "killed mid-unpack: no tree in the store" not test -e "$STORE/layers/$BIG_DIFF"
 check "only a leftover in layers/tmp" test -n "$(ls -A "$STORE/layers/tmp")"
 must_mount "$MNT" --store "$STORE" --upstream "docker.io=$hub_URL"
+check "the bind of the new mount, alone" fuse_view
 check "after a remount the unpack completes" wait_until 60 test -d "$MNT/layers/$BIG_DIFF"
 check "whole: 20 directories of 1000 files" \
 	test "$(find "$MNT/layers/$BIG_DIFF" -type f | wc -l)" == 20000
 tmp_empty() { test -z "$(ls -A "$STORE/layers/tmp")"; }
-((IMAGES == 0)) || check "its image follows" wait_until 30 test -f "$MNT/layers/$BIG_DIFF.erofs"
+check "its image follows" wait_until 30 test -f "$MNT/layers/$BIG_DIFF.erofs"
+check "the new daemon shares it, and the three images the last one built" \
+	wait_until 30 stat_is "$MNT" layer_images_shared 4
+check "... four EROFS mounts over the trees" test "$(shared_mounts | wc -l)" == 4
 check "the leftover is gone" wait_until 10 tmp_empty
 check "the other trees stayed" test -d "$L3" -a -d "$L2" -a -d "$L1"
 check "four layers now (busybox's is shared)" stat_is "$MNT" layers 4
 check "the new daemon unpacked the interrupted layer only" stat_is "$MNT" layers_unpacked 1
+umount "$VIEW"
+expect_exit 0 "dindfs umount" T "$DINDFS" umount "$MNT"
+check "... detaches the shares first: no EROFS mount is left over the trees" test -z "$(shared_mounts)"
+check "... and the daemon is gone" wait_until 10 pid_gone "$MOUNT_PID"
 unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
 
 # ---- fsck and gc see the trees ---------------------------------------------

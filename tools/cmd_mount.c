@@ -23,6 +23,7 @@
 
 #include "fs.h"
 #include "hosts.h"
+#include "layer_image.h"
 #include "mount_layout.h"
 #include "ref.h"
 
@@ -400,6 +401,7 @@ static pid_t daemon_pid(const char *mountpoint)
 
 static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 {
+	char layers[PATH_MAX];
 	const char *mountpoint;
 	pid_t pid;
 	int i;
@@ -414,6 +416,9 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 					argc == 2 ? argv[1] : "");
 	mountpoint = argv[1];
 	pid = daemon_pid(mountpoint);
+	/* the layers' images the daemon shared over its trees (a level using one keeps it) */
+	if (realpath(mountpoint, layers) && strlen(layers) < sizeof(layers) - sizeof("/layers"))
+		layer_image_detach(NULL, strcat(layers, "/layers"));
 	if (umount2(mountpoint, 0) < 0) {
 		tool_error("cannot unmount '%s': %s", mountpoint, strerror(errno));
 		return TOOL_EXIT_FAILED;
