@@ -491,6 +491,38 @@ START_TEST(test_remote_erofs_images)
 }
 END_TEST
 
+/* The host daemon shares an image over its tree: the level mounts nothing, its fs is the tree. */
+START_TEST(test_remote_erofs_shared_by_the_host)
+{
+	char tree[1300], image[1400], path[1400];
+	struct snap_mounts m = {0};
+	struct snap_label l;
+	struct snap_labels labels;
+
+	make_layer(A64, "a.txt");
+	make_image(A64);
+	snprintf(tree, sizeof(tree), "%s/layers/sha256:%s", root, A64);
+	snprintf(image, sizeof(image), "%s.erofs", tree);
+	ck_assert_int_eq(snap_erofs_mount(image, tree), 0); /* what layer_image_share does */
+	labels = one_label(&l, SNAP_LABEL_REF, "sha256:" A64);
+	ck_assert_int_eq(snap_prepare(s, "ns/1/extract-1 a", NULL, &labels, false, &m), -EEXIST);
+	expect_symlink_to_tree(1, A64);
+	ck_assert_ptr_null(image_of("sha256:" A64));
+	ck_assert_int_eq(count_erofs_mounts(tree), 1);
+	ck_assert_int_eq(snap_erofs_is_mounted(fs_of(1)), 0); /* the symlink is no mount of ours */
+	snprintf(path, sizeof(path), "%s/a.txt", fs_of(1));
+	ck_assert(test_path_exists(path));
+	/* a restart keeps it so, and Remove leaves the host's mount alone */
+	snap_free(s);
+	ck_assert_int_eq(snap_open(state, root, &s), 0);
+	expect_mount("sha256:" A64, "bind @/snapshots/1/fs ro,rbind");
+	expect_symlink_to_tree(1, A64);
+	ck_assert_int_eq(snap_remove(s, "sha256:" A64), 0);
+	ck_assert_int_eq(count_erofs_mounts(tree), 1);
+	ck_assert_int_eq(umount2(tree, MNT_DETACH), 0);
+}
+END_TEST
+
 /* CAP_SYS_ADMIN in this process's effective set on or off (it stays permitted). */
 static void sys_admin(bool on)
 {
@@ -815,6 +847,7 @@ static Suite *snapshotter_suite(void)
 	tcase_add_test(tc, test_remote_needs_the_parent_chain);
 	tcase_add_test(tc, test_remote_erofs_images);
 	tcase_add_test(tc, test_remote_erofs_fallback);
+	tcase_add_test(tc, test_remote_erofs_shared_by_the_host);
 	tcase_add_test(tc, test_catalogue_before_images);
 	tcase_add_test(tc, test_update_labels);
 	tcase_add_test(tc, test_walk_cleanup_and_reopen);

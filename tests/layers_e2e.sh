@@ -12,7 +12,9 @@
 #   L1 b:  pulls it again: no layer blob is read from the mount (only the
 #          config), /var/lib/docker grows by well under 1 MB; containers see
 #          the right files, whiteouts honoured, writes stay in the container;
-#          the layers are the kernel's EROFS mounts of the host's images;
+#          the layers are the host daemon's EROFS mounts of its images over
+#          the trees, seen through the level's bind of the mount (the level
+#          mounts none of its own);
 #          docker images lists it at once, build FROM, save (every layer, the
 #          right digests), rmi (containerd's GC removes the links alone)
 #
@@ -70,6 +72,7 @@ three_trees() {
 }
 check "the host daemon unpacks the image's three layers under the mount's layers/, with their EROFS images" \
 	wait_until 120 three_trees
+check "... and shares the images: mounted over the trees" wait_until 60 stat_is "$MNT" layer_images_shared 3
 dind_build 13 || {
 	finish || true
 	exit 1
@@ -92,7 +95,8 @@ expect_match "$WORK/out" '^dindfs ' "docker info: storage driver dindfs"
 expect_exit 0 "dindfs doctor in L1 a" lv snap-a "dindfs doctor >/tmp/doctor; grep -E 'shared layers|layer blobs|layer images' /tmp/doctor"
 expect_match "$WORK/out" '^ok +shared layers: yes ' "... says the level uses the shared layers"
 expect_match "$WORK/out" "^info +layer blobs: none in containerd's content store yet$" "... and no layer blob yet"
-expect_match "$WORK/out" "^info +layer images: none mounted " "... nor a layer image mounted"
+expect_match "$WORK/out" "^ok +layer images: 3 shared by the host .*, 0 mounted here$" \
+	"... and that the level sees the host's three shared images, mounting none"
 CONTENT=/var/lib/docker/containerd/io.containerd.content.v1.content
 stats_save "$MNT" "$WORK/stats.a0"
 expect_exit 0 "L1 a: docker pull $IMAGE" lv snap-a "docker pull -q $IMAGE"
@@ -144,11 +148,12 @@ check "the levels' pulls sent no blob request upstream" \
 	test "$(registry_log_count hub GET '/v2/library/layered/blobs/sha256:[0-9a-f]{64}')" = "$hub_gets"
 check "L1 b's /var/lib/docker grew by well under 1 MB ($((after - before)) KiB; the image is 3 MB)" \
 	test "$((after - before))" -lt 256
-expect_exit 0 "L1 b's EROFS mounts" lv snap-b "awk '\$3 == \"erofs\" { print \$1 }' /proc/mounts | sort"
-check "... are the three layers' images, mounted from the mount's layers/" test "$(cat "$WORK/out")" = \
-	"$(for l in "$image"/layer-*.tar.gz; do echo "/dindfs/layers/$(layer_diff_id "$l").erofs"; done | sort)"
+expect_exit 0 "L1 b's EROFS mounts" lv snap-b "awk '\$3 == \"erofs\" { print \$2 }' /proc/mounts | sort"
+check "... are the host's three, over the trees in the level's /dindfs/layers/: the level mounted none" \
+	test "$(cat "$WORK/out")" = \
+	"$(for l in "$image"/layer-*.tar.gz; do echo "/dindfs/layers/$(layer_diff_id "$l")"; done | sort)"
 expect_exit 0 "dindfs doctor in L1 b" lv snap-b "dindfs doctor >/tmp/doctor; grep 'layer images:' /tmp/doctor"
-expect_match "$WORK/out" '^ok +layer images: 3 EROFS images of the host.s layers mounted ' "... counts them"
+expect_match "$WORK/out" '^ok +layer images: 3 shared by the host .*, 0 mounted here$' "... counts them"
 lap "L1 b pull"
 
 expect_exit 0 "a container reads each layer's files" \

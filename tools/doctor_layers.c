@@ -4,7 +4,8 @@
  * containerd image store, that snapshotter answers on its socket, and how
  * many blobs of containerd's content store are links to the host's store
  * (a shared layer's blob, no copy) rather than files of their own, and
- * how many layers the kernel reads from their EROFS images (mounts of
+ * how many layers the kernel reads from their EROFS images (the host's
+ * mounts over ROOT/layers/sha256:<d>, or the level's of
  * ROOT/layers/sha256:<d>.erofs) instead of through FUSE.
  */
 #include "doctor.h"
@@ -108,27 +109,40 @@ static void check_links(struct doctor *d)
 			   links, blobs);
 }
 
-/* EROFS mounts of the mount's layer images: the snapshotter's, for containers' lower dirs. */
+/*
+ * EROFS mounts of the layers' images: the host's, over its trees (shared,
+ * seen here through the bind of the mount), and this level's snapshotter's
+ * of ROOT/layers/sha256:<d>.erofs, for containers' lower dirs.
+ */
 static void check_images(struct doctor *d)
 {
 	char prefix[PATH_MAX];
-	unsigned long images = 0;
+	unsigned long shared = 0, own = 0;
 	struct mntent *m;
 	FILE *f = setmntent("/proc/self/mounts", "r");
 
 	if (!f)
 		return;
 	snprintf(prefix, sizeof(prefix), "%s/layers/", d->root);
-	while ((m = getmntent(f)))
-		if (strcmp(m->mnt_type, "erofs") == 0 &&
-		    strncmp(m->mnt_fsname, prefix, strlen(prefix)) == 0)
-			images++;
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "erofs") != 0)
+			continue;
+		if (strncmp(m->mnt_dir, prefix, strlen(prefix)) == 0)
+			shared++;
+		else if (strncmp(m->mnt_fsname, prefix, strlen(prefix)) == 0)
+			own++;
+	}
 	endmntent(f);
-	if (images)
+	if (shared)
+		doctor_say(d, DOCTOR_OK,
+			   "layer images: %lu shared by the host (its EROFS mounts over the layer "
+			   "trees: one page cache for every level), %lu mounted here",
+			   shared, own);
+	else if (own)
 		doctor_say(d, DOCTOR_OK,
 			   "layer images: %lu EROFS images of the host's layers mounted (the "
 			   "kernel reads them, not the daemon file by file)",
-			   images);
+			   own);
 	else
 		doctor_say(d, DOCTOR_INFO,
 			   "layer images: none mounted (containers read the layer trees through "

@@ -23,7 +23,11 @@ int snap_erofs_mount(const char *image, const char *dir)
 int snap_erofs_is_mounted(const char *dir)
 {
 	struct statfs st;
+	struct stat lst;
 
+	/* a symlink to a tree is no mount of ours, even to a tree the host shares as an EROFS */
+	if (lstat(dir, &lst) == 0 && S_ISLNK(lst.st_mode))
+		return 0;
 	if (statfs(dir, &st) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 	return (unsigned long)st.f_type == EROFS_MAGIC;
@@ -120,7 +124,9 @@ int snap_erofs_make_fs(struct snap_erofs *e, const char *image, const char *tree
 {
 	int r;
 
-	if (!e->off_errno && is_regular(image)) {
+	/* unless the host daemon shares the image over the tree already: every level reads that one
+	 */
+	if (!e->off_errno && is_regular(image) && snap_erofs_is_mounted(tree) != 1) {
 		if (mkdir(fs, 0755) < 0)
 			return -errno;
 		r = snap_erofs_mount(image, fs);
