@@ -455,15 +455,16 @@ CD_STORE=(-e 'DOCKERD_CONFIG={"features": {"containerd-snapshotter": true}}')
 declare -A DISK READ
 
 # layers_unpacked: the host daemon has every layer of the image under layers/,
-# with its EROFS image (what a level's snapshotter mounts), read through the
-# mount once (layer_images_warmed; a mount with passthrough warms none).
+# with its EROFS image, shared (mounted over the tree and read once:
+# layer_images_shared), or where the daemon may not mount, stored into the
+# mount's page cache for the levels' own mounts (layer_images_warmed).
 layers_unpacked() {
 	local d n=0
 	for d in $DIFF_IDS; do
 		[[ -d $CACHE_MNT/layers/$d && -f $CACHE_MNT/layers/$d.erofs ]] || return 1
 		n=$((n + 1))
 	done
-	[[ $(jq -r ".layer_images_warmed >= $n or .passthrough" "$CACHE_MNT/.dindfs/stats") == true ]]
+	[[ $(jq -r ".layer_images_shared >= $n or .layer_images_warmed >= $n" "$CACHE_MNT/.dindfs/stats") == true ]]
 }
 
 # vardisk NAME: KiB in the L1's /var/lib/docker (a tmpfs; the shared trees
