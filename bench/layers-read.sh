@@ -28,8 +28,11 @@
 # is a fresh EROFS mount over the same dindfs mount (a second level: the
 # images' pages are in the FUSE mount's page cache, which every level
 # shares); "erofs warm" is the first EROFS mounts read again; "erofs host"
-# is a fresh EROFS mount of the store's own image files, no FUSE under it
-# (what host-side EROFS mounts, bound into every level, would give).
+# is a fresh EROFS mount of the store's own image files, no FUSE under it;
+# "erofs shared" is what the host daemon does with each image (it shares
+# it: the store's image mounted over the tree on the mount and read once
+# there), then a fresh overlayfs over the mount's trees, as a level that
+# binds the mount afterwards gets them.
 #
 # Usage: bench/layers-read.sh [BUILD_DIR] [ROUNDS] [RANDOM_MB]
 #   defaults: build 5 170. Needs root (FUSE, overlayfs). TMPDIR: where the
@@ -178,6 +181,20 @@ for ((r = 1; r <= rounds; r++)); do
 		erofs_overlay erofs-ovl "$STORE"
 		T[erofs host]+="$(read_all "$WORK/erofs-ovl") "
 		erofs_unmount erofs-ovl
+		# the host daemon's share (layer_image_share): each image over its tree on the
+		# mount, read once there; then what a level does, a fresh overlayfs over the trees
+		# shellcheck disable=SC2086 # words
+		mount_dindfs "$MNT" --store "$STORE" ${MOUNT_OPTS:-} >/dev/null
+		for n in 0 1 2; do
+			on_exit "umount '$MNT/layers/${ids[n]}' 2>/dev/null"
+			mount_erofs "$STORE/layers/${ids[n]}.erofs" "$MNT/layers/${ids[n]}"
+			(cd "$MNT/layers/${ids[n]}" && find . -xdev -type f -exec cat {} + >/dev/null)
+		done
+		overlay erofs-shared "$MNT/layers"
+		T[erofs shared]+="$(read_all "$WORK/erofs-shared") "
+		umount "$WORK/erofs-shared"
+		for n in 0 1 2; do umount "$MNT/layers/${ids[n]}"; done
+		unmount_dindfs "$MNT" "$MOUNT_PIDFILE"
 		printf '  erofs %.2f / %.2f / %.2f s cold / next / warm\n' \
 			$(for k in "erofs cold" "erofs next" "erofs warm"; do v=${T[$k]% }; echo "${v##* }"; done)
 	fi
@@ -191,7 +208,7 @@ for ((r = 1; r <= rounds; r++)); do
 done
 echo
 keys=("disk cold" "mount cold" "disk warm" "mount warm")
-[[ -z ${EROFS:-} ]] || keys+=("erofs cold" "erofs next" "erofs warm" "erofs host")
+[[ -z ${EROFS:-} ]] || keys+=("erofs cold" "erofs next" "erofs warm" "erofs host" "erofs shared")
 for k in "${keys[@]}"; do
 	printf '%-12s %s s   (rounds: %s)\n' "$k" "$(tr ' ' '\n' <<<"${T[$k]}" | grep . | median)" "${T[$k]}"
 done
@@ -200,7 +217,7 @@ for t in cold warm; do
 		"$(echo "$(tr ' ' '\n' <<<"${T[mount $t]}" | grep . | median) / $(tr ' ' '\n' <<<"${T[disk $t]}" | grep . | median)" | bc -l)" \
 		"$([[ $t == cold ]] && echo '   (goal at most 1.20)')"
 done
-[[ -z ${EROFS:-} ]] || for t in cold next warm host; do
+[[ -z ${EROFS:-} ]] || for t in cold next warm host shared; do
 	base=cold
 	[[ $t != warm ]] || base=warm
 	printf 'read every file, EROFS %s: erofs / disk %s %.2f\n' "$t" "$base" \
