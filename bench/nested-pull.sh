@@ -87,7 +87,11 @@
 #                          / the image size                     under 0.01
 #   read every file        in a container: find / -xdev -type f -exec cat,
 #                          timed inside it, on the shared layers against
-#                          the image unpacked locally (snapshotter off)
+#                          the image unpacked locally (snapshotter off),
+#                          each READ_SETTLE_S (default 5) seconds after the
+#                          pull, so that neither read shares the 2 cores
+#                          with what the pull left running; with the
+#                          requests it sent to the daemon's layers/
 #                                                               at most 1.20
 set -euo pipefail
 plot=$(realpath -m "${PLOT:-nested-pull.png}")
@@ -474,14 +478,17 @@ vardisk() { dk exec "$1" du -sxk /var/lib/docker | cut -f1; }
 # read_all LABEL NAME: in a container of the image in L1 NAME, read every
 # file once, timed inside the container (no container start in the figure).
 read_all() {
-	local t
+	local t asked
+	asked=$(jq '[.layers_requests[]] | add' "$CACHE_MNT/.dindfs/stats")
 	t=$(dk exec "$2" docker run --rm --network none "big:$TAG" sh -c \
 		's=$(date +%s.%N); n=$(find / -xdev -type f -exec cat {} + | wc -c); echo "$s $(date +%s.%N) $n"') || {
 		echo "bench/nested-pull.sh: $1: reading the image's files failed in $2" >&2
 		return 1
 	}
+	asked=$(($(jq '[.layers_requests[]] | add' "$CACHE_MNT/.dindfs/stats") - asked))
 	READ[$1]+="$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t") "
-	printf '  %-46s %s s (%s bytes)\n' "read every file, $1" "$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")" "${t##* }"
+	printf '  %-46s %s s (%s bytes; %s requests to the daemon'"'"'s layers/)\n' "read every file, $1" \
+		"$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")" "${t##* }" "$asked"
 }
 
 # measure_disk LABEL NAME COMMAND: measure, with the growth of L1's
@@ -501,6 +508,9 @@ measure_disk() {
 	DISK[$label]+="$(awk -v k=$((after - before)) -v s="$IMAGE_BYTES" 'BEGIN { printf "%.5f", k * 1024 / s }') "
 	say "$label: /var/lib/docker grew by $((after - before)) KiB"
 	if [[ -n ${READ_AFTER:-} ]]; then # twice: the second from the page cache
+		# the same quiet for both reads: what the pull left running in L1 (the
+		# snapshotter's links, containerd's GC) ends first
+		sleep "${READ_SETTLE_S:-5}"
 		read_all "$READ_AFTER" "$name"
 		read_all "$READ_AFTER again" "$name"
 	fi

@@ -184,8 +184,7 @@ static void child_alone(void)
 		_exit(EIO);
 }
 
-/* In the child: look path up (the kernel then knows its inode); nothing of the mount is held after.
- */
+/* In the child: look path up (the kernel then knows its inode), holding nothing after. */
 static void look_up(const char *path, const char *unused)
 {
 	struct stat st;
@@ -255,36 +254,32 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 #define WARM_MAX_DEPTH 64
 
 /*
- * In the child: read every regular file under the directory dir_fd (which
- * it closes), depth levels down at most, so that the page cache holds
- * them. Raw getdents64 and one static buffer: nothing that allocates.
+ * In the child: read every regular file under the directory dir_fd, which
+ * is depth levels below the top, so that the page cache holds them; close
+ * dir_fd. getdents64 and one static buffer: nothing that allocates (a
+ * child of a threaded process).
  */
 static void read_tree(int dir_fd, int depth)
 {
 	static char data[1 << 16];
 	char entries[4096];
-	long n;
+	ssize_t n;
 
-	while ((n = syscall(SYS_getdents64, dir_fd, entries, sizeof(entries))) > 0) {
-		for (long at = 0; at < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *de = (void *)(entries + at);
+	while ((n = getdents64(dir_fd, entries, sizeof(entries))) > 0) {
+		for (ssize_t at = 0; at < n;) {
+			struct dirent64 *de = (struct dirent64 *)(entries + at);
 			int fd;
 
-			at += de->reclen;
-			if (!strcmp(de->name, ".") || !strcmp(de->name, ".."))
+			at += de->d_reclen;
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			if (de->type == DT_DIR && depth < WARM_MAX_DEPTH) {
-				fd = openat(dir_fd, de->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+			if (de->d_type == DT_DIR && depth < WARM_MAX_DEPTH) {
+				fd = openat(dir_fd, de->d_name,
+					    O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 				if (fd >= 0)
 					read_tree(fd, depth + 1);
-			} else if (de->type == DT_REG) {
-				fd = openat(dir_fd, de->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+			} else if (de->d_type == DT_REG) {
+				fd = openat(dir_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
 				if (fd >= 0) {
 					while (read(fd, data, sizeof(data)) > 0)
 						;
@@ -385,10 +380,11 @@ int layer_image_detach(const char *source, const char *under)
 		    (strncmp(mountpoint, under, under_len) || mountpoint[under_len] != '/'))
 			continue;
 		r = run_child(detach, mountpoint, NULL, DETACH_MAX_MS, NULL);
-		if (r < 0 && r != -EINVAL) /* EINVAL: detached meanwhile */
+		if (r == 0)
+			detached++;
+		else if (r != -EINVAL) /* EINVAL: detached meanwhile */
 			break;
 		r = 0;
-		detached++;
 	}
 	free(line);
 	fclose(f);
