@@ -379,12 +379,13 @@ int layer_image_detach(const char *source, const char *under)
 		if (under &&
 		    (strncmp(mountpoint, under, under_len) || mountpoint[under_len] != '/'))
 			continue;
-		r = run_child(detach, mountpoint, NULL, DETACH_MAX_MS, NULL);
-		if (r == 0)
+		/* one that fails does not keep the others (EINVAL, ENOENT: gone meanwhile) */
+		int err = run_child(detach, mountpoint, NULL, DETACH_MAX_MS, NULL);
+
+		if (err == 0)
 			detached++;
-		else if (r != -EINVAL) /* EINVAL: detached meanwhile */
-			break;
-		r = 0;
+		else if (err != -EINVAL && err != -ENOENT && r == 0)
+			r = err;
 	}
 	free(line);
 	fclose(f);

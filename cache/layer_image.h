@@ -101,7 +101,7 @@ int layer_image_share(const char *store_dir, const struct digest *diffid, const 
  * Detach, lazily (a level using it keeps its copy until it is done), every
  * EROFS mount whose source is the image path source (NULL: any) and whose
  * mount point is under the directory under (NULL: anywhere). The number
- * detached, or -errno.
+ * detached, or the first -errno (the others are detached all the same).
  */
 int layer_image_detach(const char *source, const char *under);
 

@@ -190,6 +190,14 @@ check "every file over the shared images reads" read_all "$WORK/ev-merged"
 expect_eq "$(layer_requests)" "$before" "... and the daemon got no request for it: the kernel read EROFS"
 umount "$WORK/ev-merged"
 expect_erofs "a shared image is read-only" touch "$MNT/layers/${DIFF_IDS[1]}/new"
+# a level's copy of a share is its own: what it does to it stays in its mount
+# namespace (a slave of the host's, as with docker's rslave)
+expect_exit 0 "a level unmounts its copy of a share" \
+	unshare -m --propagation slave umount "$MNT/layers/${DIFF_IDS[0]}"
+check "... and the host's three shares stay" test "$(shared_mounts | wc -l)" == 3
+expect_erofs "a level that remounts its copy read-write still cannot write to it" \
+	unshare -m --propagation slave sh -c \
+	"mount -o remount,rw '$MNT/layers/${DIFF_IDS[1]}' && touch '$MNT/layers/${DIFF_IDS[1]}/new'"
 
 if [[ $PT == true ]]; then
 	mkdir "$WORK/erofs-1"

@@ -31,6 +31,8 @@
 #define MAX_REGISTRIES	 128
 #define DEFAULT_TAG_TTL	 300
 #define UMOUNT_WAIT_SECS 60
+/* Tries, 0.1 s apart, of an unmount that finds the mount busy (a share being made). */
+#define UMOUNT_BUSY_TRIES 30
 
 #define DEFAULT_NEGATIVE_TTL	 15
 #define DEFAULT_UPSTREAM_TIMEOUT 30
@@ -416,12 +418,27 @@ static int run_umount(const struct tool_command *cmd, int argc, char **argv)
 					argc == 2 ? argv[1] : "");
 	mountpoint = argv[1];
 	pid = daemon_pid(mountpoint);
-	/* the layers' images the daemon shared over its trees (a level using one keeps it) */
-	if (realpath(mountpoint, layers) && strlen(layers) < sizeof(layers) - sizeof("/layers"))
-		layer_image_detach(NULL, strcat(layers, "/layers"));
-	if (umount2(mountpoint, 0) < 0) {
-		tool_error("cannot unmount '%s': %s", mountpoint, strerror(errno));
-		return TOOL_EXIT_FAILED;
+	if (!realpath(mountpoint, layers) || strlen(layers) >= sizeof(layers) - sizeof("/layers"))
+		layers[0] = '\0';
+	else
+		strcat(layers, "/layers");
+	/*
+	 * The layers' images the daemon shared over its trees go first (a level
+	 * using one keeps it). The daemon may be sharing one more meanwhile, its
+	 * child walking the mount: busy for a moment, so tried again.
+	 */
+	for (i = 0;; i++) {
+		struct timespec tick = {0, 100000000L};
+
+		if (layers[0])
+			layer_image_detach(NULL, layers);
+		if (umount2(mountpoint, 0) == 0)
+			break;
+		if (errno != EBUSY || i == UMOUNT_BUSY_TRIES) {
+			tool_error("cannot unmount '%s': %s", mountpoint, strerror(errno));
+			return TOOL_EXIT_FAILED;
+		}
+		nanosleep(&tick, NULL);
 	}
 	/* the daemon stops its downloads and closes the store; wait for it */
 	for (i = 0; pid > 0 && i < UMOUNT_WAIT_SECS * 10 && kill(pid, 0) == 0; i++) {
