@@ -128,7 +128,7 @@ struct pump {
 	char *buf;
 };
 
-static uint64_t now_ms(void)
+uint64_t layer_now_ms(void)
 {
 	struct timespec ts;
 
@@ -139,7 +139,7 @@ static uint64_t now_ms(void)
 /* Has the unpack run past its time? Checked per chunk, and once at the end. */
 static bool pump_late(const struct pump *p)
 {
-	return p->deadline_ms && now_ms() >= p->deadline_ms;
+	return p->deadline_ms && layer_now_ms() >= p->deadline_ms;
 }
 
 static ssize_t pump_read(struct archive *b, void *ctx, const void **ret_buf)
@@ -529,7 +529,7 @@ static int unpack_into(int blob_fd, int tmp_fd, const struct digest *diffid,
 	struct pump pump = {.max_bytes = lim->max_bytes,
 			    .room_bytes = lim->room_bytes,
 			    .stop = lim->stop,
-			    .deadline_ms = lim->max_ms ? now_ms() + lim->max_ms : 0};
+			    .deadline_ms = lim->max_ms ? layer_now_ms() + lim->max_ms : 0};
 	struct digest actual;
 	int cwd_fd, r;
 

@@ -36,6 +36,9 @@
 
 #include "digest.h"
 
+/* Milliseconds of CLOCK_MONOTONIC: the clock of layer_limits.max_ms's deadlines. */
+uint64_t layer_now_ms(void);
+
 /* What a hostile layer cannot pass, and the errno it gets when it tries. */
 struct layer_limits {
 	uint64_t max_bytes;   /* uncompressed stream, and file sizes summed: -EFBIG */

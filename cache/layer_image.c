@@ -70,14 +70,6 @@ bool layer_image_name_parse(const char *name, struct digest *ret)
 	return digest_parse(digest, ret) == 0;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* In the child: only async-signal-safe calls until exec. */
 static void exec_mkfs(const char *program, const char *image, const char *tree, uint64_t room)
 {
@@ -123,7 +115,7 @@ static int wait_child(pid_t pid, uint64_t deadline, const _Atomic bool *stop, in
 			nanosleep(&(struct timespec){0, POLL_MS * 1000000L}, NULL);
 		if (stop && atomic_load(stop))
 			r = -ECANCELED;
-		else if (deadline && now_ms() >= deadline)
+		else if (deadline && layer_now_ms() >= deadline)
 			r = -ETIMEDOUT;
 		if (r < 0) {
 			kill(pid, SIGKILL);
@@ -157,7 +149,7 @@ static int errno_verdict(int status)
 static int run_mkfs(const char *image, const char *tree, const struct layer_limits *lim)
 {
 	const char *program = getenv(LAYER_IMAGE_MKFS_ENV);
-	uint64_t deadline = lim && lim->max_ms ? now_ms() + lim->max_ms : 0;
+	uint64_t deadline = lim && lim->max_ms ? layer_now_ms() + lim->max_ms : 0;
 	int r, status;
 	pid_t pid;
 
@@ -198,7 +190,7 @@ static void look_up(const char *path, const char *unused)
 static int run_child(void (*fn)(const char *, const char *), const char *a, const char *b,
 		     uint64_t max_ms, const _Atomic bool *stop)
 {
-	uint64_t deadline = max_ms ? now_ms() + max_ms : 0;
+	uint64_t deadline = max_ms ? layer_now_ms() + max_ms : 0;
 	int r, status;
 	pid_t pid = fork();
 
@@ -213,7 +205,7 @@ static int run_child(void (*fn)(const char *, const char *), const char *a, cons
 int layer_image_warm(const char *store_dir, const struct digest *diffid, const char *through,
 		     const struct layer_limits *limits, layer_image_push_fn push, void *ctx)
 {
-	uint64_t deadline = limits && limits->max_ms ? now_ms() + limits->max_ms : 0;
+	uint64_t deadline = limits && limits->max_ms ? layer_now_ms() + limits->max_ms : 0;
 	const _Atomic bool *stop = limits ? limits->stop : NULL;
 	char path[4096];
 	char *buf = NULL;
@@ -234,7 +226,7 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 	while (r == 0 && (n = pread(fd, buf, LAYER_IMAGE_PUSH_CHUNK, off)) > 0) {
 		if (stop && atomic_load(stop))
 			r = -ECANCELED;
-		else if (deadline && now_ms() >= deadline)
+		else if (deadline && layer_now_ms() >= deadline)
 			r = -ETIMEDOUT;
 		else
 			r = push(ctx, path, buf, (size_t)n, off);
