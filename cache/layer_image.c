@@ -306,6 +306,11 @@ static void share(const char *image, const char *tree)
 	_exit(0);
 }
 
+bool layer_image_mount_refused(int err)
+{
+	return err == EPERM || err == EACCES || err == ENODEV || err == ENOSYS || err == ENOTBLK;
+}
+
 int layer_image_share(const char *store_dir, const struct digest *diffid, const char *tree,
 		      const struct layer_limits *limits)
 {

@@ -84,6 +84,14 @@ int layer_image_warm(const char *store_dir, const struct digest *diffid, const c
 		     const struct layer_limits *limits, layer_image_push_fn push, void *ctx);
 
 /*
+ * Does mount(2) of an image failing with err (positive) say that no image
+ * will mount there, whatever the image: no right to mount (EPERM, EACCES),
+ * no EROFS in the kernel (ENODEV, ENOSYS), or a backing file on a FUSE
+ * mount with passthrough (ENOTBLK)? Any other errno is that image's.
+ */
+bool layer_image_mount_refused(int err);
+
+/*
  * Share the image of diffid with every level: mount it (the store's file,
  * read-only, nosuid, nodev) over tree, the layer's tree on the mount
  * (<mountpoint>/layers/sha256:<hex>), then read every file of it once. A

@@ -122,7 +122,7 @@ static void share_image(const struct digest *diffid, const struct layer_limits *
 			atomic_fetch_add(&l->shared, 1);
 			return;
 		}
-		if (r == -EPERM || r == -EACCES || r == -ENODEV || r == -ENOSYS || r == -ENOTBLK) {
+		if (layer_image_mount_refused(-r)) {
 			fs_log(fs, "cannot share the layers' EROFS images (mount: %s): %s",
 			       strerror(-r),
 			       atomic_load(&fs->passthrough)

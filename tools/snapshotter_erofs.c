@@ -5,6 +5,7 @@
 #include "snapshotter_erofs.h"
 
 #include <errno.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -12,8 +13,9 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#define EROFS_MAGIC 0xE0F5E1E2 /* EROFS_SUPER_MAGIC_V1, linux/magic.h */
-#define UMOUNT_MAX  16	       /* stacked mounts one call detaches */
+#include "layer_image.h"
+
+#define UMOUNT_MAX 16 /* stacked mounts one call detaches */
 
 int snap_erofs_mount(const char *image, const char *dir)
 {
@@ -30,7 +32,7 @@ int snap_erofs_is_mounted(const char *dir)
 		return 0;
 	if (statfs(dir, &st) < 0)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
-	return (unsigned long)st.f_type == EROFS_MAGIC;
+	return (unsigned long)st.f_type == EROFS_SUPER_MAGIC_V1;
 }
 
 int snap_erofs_umount(const char *dir)
@@ -48,19 +50,13 @@ int snap_erofs_umount(const char *dir)
 }
 
 /*
- * The level's or the host mount's fault, the same for every image: no
- * EROFS (ENODEV), no right to mount (EPERM, EACCES), a mount with FUSE
- * passthrough (ENOTBLK). Anything else (a bad image, one GC removed, a
- * dead mount, no memory) is that layer's, and other images may mount.
+ * The image at IMAGE did not mount (err): the tree serves, for this layer
+ * alone when the cause is the image's (a bad one, one GC removed, a dead
+ * mount), for every layer when no image would mount here.
  */
-static bool bad_image(int err)
-{
-	return err != EPERM && err != EACCES && err != ENODEV && err != ENOTBLK && err != ENOSYS;
-}
-
 static void fall_back(struct snap_erofs *e, const char *image, int err)
 {
-	if (bad_image(err)) {
+	if (!layer_image_mount_refused(err)) {
 		fprintf(stderr,
 			"dindfs snapshotter: cannot mount the EROFS image %s (%s: %s): that "
 			"layer's tree is shared instead\n",
@@ -124,8 +120,7 @@ int snap_erofs_make_fs(struct snap_erofs *e, const char *image, const char *tree
 {
 	int r;
 
-	/* unless the host daemon shares the image over the tree already: every level reads that one
-	 */
+	/* not when the host daemon shares the image over the tree: every level reads that one */
 	if (!e->off_errno && is_regular(image) && snap_erofs_is_mounted(tree) != 1) {
 		if (mkdir(fs, 0755) < 0)
 			return -errno;
