@@ -37,8 +37,6 @@ void fs_layers_free(struct fs_layers *l);
 
 /* GC removed trees: layers refused for the cap may fit now. Accepts NULL. */
 void fs_layers_rescan(struct fs_layers *l);
-/* Whether the worker makes the layers' EROFS images from now on (on at start). */
-void fs_layers_want_images(struct fs_layers *l, bool on);
 
 struct fs_layers_stats {
 	int64_t pending;	   /* events waiting for the worker */

@@ -133,7 +133,7 @@ static void share_image(const struct digest *diffid, const struct layer_limits *
 	}
 	/* a level cannot mount an image from a mount with passthrough (ENOTBLK) */
 	if (atomic_load(&fs->passthrough) && atomic_load(&l->no_sharing))
-		fs_layers_want_images(l, false);
+		layer_queue_want_images(l->queue, false);
 	else if (!atomic_load(&fs->passthrough))
 		warm_image(l, diffid, limits);
 }
@@ -157,12 +157,6 @@ void fs_layers_stop(struct fs_layers *l)
 		return;
 	layer_queue_free(l->queue); /* an unpack in progress stops; it resumes next time */
 	l->queue = NULL;
-}
-
-void fs_layers_want_images(struct fs_layers *l, bool on)
-{
-	if (l && l->queue)
-		layer_queue_want_images(l->queue, on);
 }
 
 void fs_layers_rescan(struct fs_layers *l)

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "cache_ops.h"
-#include "layers.h"
 #include "workspace.h"
 
 /* The slot of ino's family; an inode of none is a broken invariant. */
