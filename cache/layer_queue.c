@@ -153,14 +153,13 @@ static bool permanent(int err)
 
 /*
  * What the next tree or image may add under the cap of all trees: the cap
- * less the bytes of the UNPACKED rows and of the images. Only this worker adds trees, so the room
- * cannot shrink under an unpack (GC only frees).
+ * less the bytes of the UNPACKED rows and of the images. Only this worker
+ * adds trees and images, so the room cannot shrink under an unpack (GC
+ * only frees).
  */
 static uint64_t room_left(struct layer_queue *q)
 {
-	int64_t count = 0, bytes = 0;
-
-	int64_t images = 0, image_bytes = 0;
+	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
 
 	if (q->limits.max_total_bytes == UINT64_MAX)
 		return UINT64_MAX;

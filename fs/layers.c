@@ -3,17 +3,19 @@
  * (cache/layer.h), read-only, as a family of inodes of its own.
  *
  * layers/ lists only complete trees (sha256:<diffid>; never tmp/) and
- * their EROFS images (sha256:<diffid>.erofs, layer_image.h: a level mounts
- * one instead of reading the tree through FUSE), and everything below is served from the store's
- * files with their on-disk metadata: owners, modes, device numbers (whiteouts are 0:0 character
+ * their EROFS images (sha256:<diffid>.erofs, layer_image.h), and
+ * everything below is served from the store's files with their on-disk
+ * metadata: owners, modes, device numbers (whiteouts are 0:0 character
  * devices), times, xattrs (trusted.overlay.opaque), symlinks and link
- * counts, so a level can hand the paths to overlayfs as lower dirs.
+ * counts, so a level can hand the paths to overlayfs as lower dirs. Once
+ * the daemon shares a tree's image (fs/layers_worker.c), that EROFS mount
+ * covers the tree's directory and reads of it no longer come here.
  *
  * The shape is libfuse's passthrough_ll: an inode holds a descriptor of its
  * file, opened O_PATH|O_NOFOLLOW by one name relative to its parent's (then,
  * for a directory or regular file, reopened for reading through that
- * descriptor), and the table maps (st_dev, st_ino) to it; nothing a request names is
- * resolved as a path, "." and ".." are refused, so nothing above a tree is
+ * descriptor), and the table maps (st_dev, st_ino) to it; nothing a
+ * request names is resolved as a path, "." and ".." are refused, so nothing above a tree is
  * reachable. A tree never changes once it is there, so entries and
  * attributes are cached a long time and opens keep the page cache (or go
  * through FUSE passthrough where the build and kernel have it). Only
@@ -22,7 +24,7 @@
  * Everything that would write is EROFS.
  *
  * The family also runs the unpack worker (cache/layer_queue.h) over the
- * daemon's store, and reads each new image through the mount once.
+ * daemon's store (fs/layers_worker.c).
  *
  * Locking: l->lock guards the table and every inode's nlookup and backing;
  * no descriptor is opened or closed while it is held.
