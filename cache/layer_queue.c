@@ -151,6 +151,16 @@ static bool permanent(int err)
 	       err == -E2BIG || err == -ENAMETOOLONG || err == -ELOOP || err == -ETIMEDOUT;
 }
 
+int layer_queue_capped_bytes(struct store *store, uint64_t *ret_bytes)
+{
+	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
+	int r = index_layer_totals(store_index(store), &count, &bytes);
+	int r_images = layer_image_totals(store_dir(store), &images, &image_bytes);
+
+	*ret_bytes = (uint64_t)bytes + (uint64_t)image_bytes;
+	return r < 0 ? r : r_images;
+}
+
 /*
  * What the next tree or image may add under the cap of all trees: the cap
  * less the bytes of the UNPACKED rows and of the images. Only this worker
@@ -159,17 +169,13 @@ static bool permanent(int err)
  */
 static uint64_t room_left(struct layer_queue *q)
 {
-	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
+	uint64_t used;
 
 	if (q->limits.max_total_bytes == UINT64_MAX)
 		return UINT64_MAX;
-	if (index_layer_totals(store_index(q->store), &count, &bytes) < 0 ||
-	    layer_image_totals(store_dir(q->store), &images, &image_bytes) < 0)
+	if (layer_queue_capped_bytes(q->store, &used) < 0)
 		return 0; /* cannot count: add nothing */
-	bytes += image_bytes;
-	return (uint64_t)bytes >= q->limits.max_total_bytes
-		       ? 0
-		       : q->limits.max_total_bytes - (uint64_t)bytes;
+	return used >= q->limits.max_total_bytes ? 0 : q->limits.max_total_bytes - used;
 }
 
 /*

@@ -70,6 +70,14 @@ int layer_queue_blob(struct layer_queue *q, const struct digest *d);
 /* A store commit hook (store_set_commit_hook) that calls layer_queue_blob; ctx is the queue. */
 void layer_queue_commit_hook(const struct digest *d, void *ctx);
 
+/*
+ * What counts under the cap of all trees in store: the bytes of the
+ * index's UNPACKED rows (their uncompressed streams) and of the images.
+ * On an error, *ret_bytes is what could be counted, and the first -errno
+ * is returned.
+ */
+int layer_queue_capped_bytes(struct store *store, uint64_t *ret_bytes);
+
 /* Look at every manifest again soon (room came back: GC removed trees). Never blocks. */
 void layer_queue_rescan(struct layer_queue *q);
 

@@ -13,21 +13,20 @@
 #include "layers_internal.h"
 
 /*
- * The cap of all trees: --max-layers-size, else the trees and images already there
- * plus half of what is free on the store's file system now, so that trees
+ * The cap of all trees: --max-layers-size, else the trees and images
+ * already there plus half of what is free on the store's file system now, so that trees
  * alone never take more than half the room that was left for everything
  * else (blobs, the workspace, the host).
  */
 static uint64_t default_max_total(struct fs *fs)
 {
-	int64_t count = 0, bytes = 0, images = 0, image_bytes = 0;
+	uint64_t used = 0;
 	struct statvfs sv;
 
 	if (statvfs(store_dir(fs->store), &sv) < 0)
 		return 0; /* cannot tell: unpack nothing rather than fill the disk */
-	index_layer_totals(store_index(fs->store), &count, &bytes);
-	layer_image_totals(store_dir(fs->store), &images, &image_bytes);
-	return (uint64_t)bytes + (uint64_t)image_bytes + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
+	layer_queue_capped_bytes(fs->store, &used); /* on an error, what it could count */
+	return used + (uint64_t)sv.f_bavail * sv.f_frsize / 2;
 }
 
 /* The unpacker's limits: layer.h's defaults, the cap, and the tests' shorter deadline. */
