@@ -477,15 +477,16 @@ vardisk() { dk exec "$1" du -sxk /var/lib/docker | cut -f1; }
 
 # read_all LABEL NAME: in a container of the image in L1 NAME, read every
 # file once, timed inside the container (no container start in the figure).
+layer_requests() { jq '[.layers_requests[]] | add' "$CACHE_MNT/.dindfs/stats"; } # all of them
 read_all() {
 	local t asked
-	asked=$(jq '[.layers_requests[]] | add' "$CACHE_MNT/.dindfs/stats")
+	asked=$(layer_requests)
 	t=$(dk exec "$2" docker run --rm --network none "big:$TAG" sh -c \
 		's=$(date +%s.%N); n=$(find / -xdev -type f -exec cat {} + | wc -c); echo "$s $(date +%s.%N) $n"') || {
 		echo "bench/nested-pull.sh: $1: reading the image's files failed in $2" >&2
 		return 1
 	}
-	asked=$(($(jq '[.layers_requests[]] | add' "$CACHE_MNT/.dindfs/stats") - asked))
+	asked=$(($(layer_requests) - asked))
 	READ[$1]+="$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t") "
 	printf '  %-46s %s s (%s bytes; %s requests to the daemon'"'"'s layers/)\n' "read every file, $1" \
 		"$(awk '{ printf "%.2f", $2 - $1 }' <<<"$t")" "${t##* }" "$asked"

@@ -180,12 +180,12 @@ images_are_trees() {
 }
 # a diff-id's ':' separates lower dirs in overlayfs's options: escape it as '\:'
 ovl() { printf '%s' "${1//:/\\:}"; }
+read_all() { find "$1" -xdev -type f -exec cat {} + >/dev/null; } # DIR: every file under it
 layer_requests() { jq '[.layers_requests[]] | add' "$MNT/.dindfs/stats"; }
 
 images_are_trees "the host's share" "$MNT/layers/${DIFF_IDS[0]}" "$MNT/layers/${DIFF_IDS[1]}" \
 	"$MNT/layers/${DIFF_IDS[2]}"
 before=$(layer_requests)
-read_all() { find "$1" -xdev -type f -exec cat {} + >/dev/null; }
 check "every file over the shared images reads" read_all "$WORK/ev-merged"
 expect_eq "$(layer_requests)" "$before" "... and the daemon got no request for it: the kernel read EROFS"
 umount "$WORK/ev-merged"
@@ -242,12 +242,11 @@ check "the opaque directory hides the lower entries" test "$(ls -A "$WORK/merged
 check "busybox runs from the merged tree" test "$("$WORK/merged/bin/busybox" echo hi)" == hi
 # the requests reading every file of the merged tree sends to the trees
 layer_counts() { for k in flush lookup read; do stat_of "$MNT" "layers_requests.$k"; done | paste -sd' '; }
-read_merged() { find "$WORK/merged" -xdev -type f -exec cat {} + >/dev/null; }
 before=$(layer_counts)
-check "every file of the merged tree reads" read_merged
+check "every file of the merged tree reads" read_all "$WORK/merged"
 after=$(layer_counts)
 expect_eq "${after%% *}" "${before%% *}" "closing a tree's files sends no FLUSH (FOPEN_NOFLUSH)"
-check "every file of the merged tree reads again" read_merged
+check "every file of the merged tree reads again" read_all "$WORK/merged"
 expect_eq "$(layer_counts)" "$after" \
 	"... and again from the kernel's caches: no FLUSH, LOOKUP or READ reaches the daemon"
 echo new >"$WORK/merged/etc/keep.conf"
