@@ -24,6 +24,7 @@ struct fake_registry {
 
 	pthread_mutex_t lock; /* guards everything below */
 	struct fake_answer answers[FAKE_ANSWERS_MAX];
+	void *bodies[FAKE_ANSWERS_MAX]; /* the answers' own copies of their bodies */
 	int uses[FAKE_ANSWERS_MAX];
 	int n_answers;
 	struct fake_request requests[FAKE_REQUESTS_MAX];
@@ -173,6 +174,8 @@ void fake_registry_stop(struct fake_registry *f)
 		return;
 	if (f->daemon)
 		MHD_stop_daemon(f->daemon);
+	for (int i = 0; i < f->n_answers; i++)
+		free(f->bodies[i]);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -189,15 +192,36 @@ const char *fake_registry_url(const struct fake_registry *f)
 
 int fake_registry_add(struct fake_registry *f, const struct fake_answer *a)
 {
+	size_t len = a->body && !a->len ? strlen(a->body) : a->len;
+	void *body = NULL;
 	int r = -1;
 
+	/*
+	 * A copy of the body, freed with the server: a connection thread may
+	 * still be sending it after the test that gave it has freed its own.
+	 */
+	if (a->body && !(body = malloc(len + 1)))
+		return -1;
+	if (body) {
+		memcpy(body, a->body, len);
+		((char *)body)[len] =
+			'\0'; /* an empty body stays one: answer() takes strlen of len 0 */
+	}
 	pthread_mutex_lock(&f->lock);
 	if (f->n_answers < FAKE_ANSWERS_MAX) {
 		f->uses[f->n_answers] = 0;
-		f->answers[f->n_answers++] = *a;
+		f->bodies[f->n_answers] = body;
+		f->answers[f->n_answers] = *a;
+		if (body) {
+			f->answers[f->n_answers].body = body;
+			f->answers[f->n_answers].len = len;
+		}
+		f->n_answers++;
 		r = 0;
 	}
 	pthread_mutex_unlock(&f->lock);
+	if (r < 0)
+		free(body);
 	return r;
 }
 

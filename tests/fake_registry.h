@@ -50,7 +50,10 @@ unsigned fake_registry_port(const struct fake_registry *f);
 /* "http://127.0.0.1:<port>" */
 const char *fake_registry_url(const struct fake_registry *f);
 
-/* Append an answer to the script; the strings must outlive the server. -1 when full. */
+/*
+ * Append an answer to the script; its body is copied, the other strings
+ * must outlive the server. -1 when full.
+ */
 int fake_registry_add(struct fake_registry *f, const struct fake_answer *a);
 
 /* Requests seen so far for path (NULL: all). */
