@@ -94,11 +94,24 @@ void fs_hash_drain(struct fs_hash *t, void (*fn)(struct fs_hash_link *link, void
 	t->n = 0;
 }
 
+#define FNV_OFFSET 1469598103934665603u
+#define FNV_PRIME  1099511628211u
+
 size_t fs_hash_string(const char *s)
 {
-	uint64_t h = 1469598103934665603u; /* FNV-1a */
+	uint64_t h = FNV_OFFSET; /* FNV-1a */
 
 	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
+		h = (h ^ (unsigned char)*s) * FNV_PRIME;
+	return (size_t)h;
+}
+
+size_t fs_hash_bytes(const void *bytes, size_t n)
+{
+	const unsigned char *b = bytes;
+	uint64_t h = FNV_OFFSET;
+
+	while (n--)
+		h = (h ^ *b++) * FNV_PRIME;
 	return (size_t)h;
 }

@@ -43,7 +43,8 @@ void fs_hash_remove(struct fs_hash *t, struct fs_hash_link *link);
 /* Empty the table, calling fn on each link it held (fn may free its entry). */
 void fs_hash_drain(struct fs_hash *t, void (*fn)(struct fs_hash_link *link, void *ctx), void *ctx);
 
-/* FNV-1a of a string. */
+/* FNV-1a of a string, and of n bytes. */
 size_t fs_hash_string(const char *s);
+size_t fs_hash_bytes(const void *bytes, size_t n);
 
 #endif

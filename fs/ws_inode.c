@@ -36,7 +36,7 @@ void ws_inode_init(struct ws_inode *inode, int fd, const struct stat *st)
 	inode->fd = fd;
 	inode->dev = st->st_dev;
 	inode->ino = st->st_ino;
-	inode->wd = -1;
+	inode->mark = NULL;
 }
 
 static struct ws_inode *table_find(struct fs_ws *ws, dev_t dev, ino_t ino)
@@ -251,7 +251,7 @@ void ws_inode_ref(struct fs_ws *ws, struct ws_inode *inode)
 
 static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 {
-	int fd, wd;
+	int fd;
 
 	pthread_mutex_lock(&ws->lock);
 	fs_check(inode->nlookup >= n, "negative lookup count on workspace inode %" PRIu64,
@@ -270,9 +270,8 @@ static void inode_forget(struct fs_ws *ws, struct ws_inode *inode, uint64_t n)
 		lru_unlink(inode);
 		ws->n_fds--;
 	}
-	wd = ws_watch_drop(ws, inode);
+	ws_watch_drop(ws, inode);
 	pthread_mutex_unlock(&ws->lock);
-	ws_watch_remove(ws, wd);
 	if (fd >= 0)
 		close(fd);
 	free(inode->handle);

@@ -32,6 +32,8 @@
 #define WS_MINUTE_TIMEOUT 60.0
 #define WS_SHORT_TIMEOUT  1.0
 
+struct ws_mark;
+
 struct ws_inode {
 	uint32_t family; /* FS_FAMILY_WORKSPACE: first, as in struct fs_node */
 	dev_t dev;
@@ -47,7 +49,7 @@ struct ws_inode {
 	struct fs_backing backing;	      /* the passthrough id its open files share */
 	struct fs_hash_link link;	      /* in ws->inodes */
 	struct ws_inode *lru_prev, *lru_next; /* on ws->lru while fd is open; newest first */
-	int wd; /* the inotify watch of a directory, or -1 (ws_watch.c) */
+	struct ws_mark *mark; /* a directory's fanotify mark, or NULL (ws_watch.c) */
 };
 
 struct ws_file {
@@ -256,7 +258,7 @@ void ws_entry_init(struct fs_ws *ws, struct fuse_entry_param *e);
 
 /* How long the kernel may trust what we reply now (one of the WS_*_TIMEOUTs). */
 double ws_timeout(struct fs_ws *ws);
-/* Set up inotify (no thread yet). A failure only leaves the timeouts short. */
+/* Set up fanotify (no thread yet). A failure only leaves the timeouts short. */
 void ws_watch_new(struct fs_ws *ws);
 /* Start the thread, once: called when the kernel first looks the workspace up. */
 void ws_watch_start(struct fs_ws *ws);
@@ -266,9 +268,11 @@ void ws_watch_free(struct fs_ws *ws);
 bool ws_watch_stuck(const struct fs_ws *ws);
 /* Watch the directory inode (its fd open). Called with ws->lock held. */
 void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode);
-/* Forget inode's watch; returns its wd for ws_watch_remove(). Called with ws->lock held. */
-int ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode);
-/* Remove the watch wd (from ws_watch_drop) from the kernel, with no lock held. */
-void ws_watch_remove(struct fs_ws *ws, int wd);
+/*
+ * Remove inode's mark, if it has one, before its descriptor is closed.
+ * Called with ws->lock held, so that no mark of the same directory is
+ * added meanwhile (the kernel keeps one mark per directory and group).
+ */
+void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode);
 
 #endif

@@ -2,29 +2,34 @@
  * ws_watch.c: what is changed in the workspace directly on the host,
  * told to the kernel, so that it may trust names and attributes long.
  *
- * Every directory inode the kernel holds has an inotify watch (added when
- * the table makes the inode, removed at its last forget). A thread of its
- * own reads the events and tells the kernel what they make stale: a name
- * made, removed or renamed in a directory (fuse_lowlevel_notify_inval_entry,
- * and the directory's attributes and the listing the kernel keeps), the
- * attributes or the data of a file in it (fuse_lowlevel_notify_inval_inode).
- * It holds no lock while it notifies: a notification may wait for the
- * kernel, which may wait for a request a FUSE thread serves.
+ * Every directory inode the kernel holds has a fanotify mark (added when
+ * the table makes the inode, removed at its last forget). Each event names
+ * the directory by its file handle, the entry in it, and the process that
+ * made the change. A thread of its own reads the events and tells the
+ * kernel what the host's changes make stale: a name made, removed or
+ * renamed in a directory (fuse_lowlevel_notify_inval_entry, and the
+ * directory's attributes and the listing the kernel keeps), the attributes
+ * or the data of a file in it (fuse_lowlevel_notify_inval_inode). It holds
+ * no lock while it notifies: a notification may wait for the kernel, which
+ * may wait for a request a FUSE thread serves.
  *
- * What a level changes through the mount raises the same events (inotify
- * cannot tell who made them); the kernel's caches are already right then,
- * and an invalidation only costs the next access a lookup. Events are
- * taken in batches and each (inode, kind) notified once per batch.
+ * What a level changes through the mount, this daemon does, and the
+ * kernel's caches are already right: those events (the daemon's own pid)
+ * are skipped. Told of them, the kernel would drop the very names and
+ * attributes a level has just made, and a find after an untar would look
+ * every one of them up again (inotify, which cannot tell who made a change,
+ * cost that). Events are taken in batches, and each directory's listing is
+ * dropped once per batch.
  *
- * When a watch cannot be added (fs.inotify.max_user_watches reached, or no
- * inotify at all) or events were lost (the queue overflowed), the
- * workspace goes back to short timeouts (WS_SHORT_TIMEOUT) for good, logged
- * once, and the thread drops what the kernel was told to trust long: every
- * name (FUSE_NOTIFY_INC_EPOCH) and every inode's attributes, data and
- * listing. A host change then shows within that many seconds. A kernel
- * without INC_EPOCH (before 6.16) cannot drop its names at once, so the long
- * timeout is then a minute (WS_MINUTE_TIMEOUT), how long a name may stay
- * stale after such a failure.
+ * When a mark cannot be added (fs.fanotify.max_user_marks reached, a file
+ * system without file handles, or no fanotify at all) or events were lost
+ * (the queue overflowed), the workspace goes back to short timeouts
+ * (WS_SHORT_TIMEOUT) for good, logged once, and the thread drops what the
+ * kernel was told to trust long: every name (FUSE_NOTIFY_INC_EPOCH) and
+ * every inode's attributes, data and listing. A host change then shows
+ * within that many seconds. A kernel without INC_EPOCH (before 6.16) cannot
+ * drop its names at once, so the long timeout is then a minute
+ * (WS_MINUTE_TIMEOUT), how long a name may stay stale after such a failure.
  */
 #include "ws_internal.h"
 
@@ -33,37 +38,49 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/vfs.h>
 #include <time.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 /* FUSE_NOTIFY_INC_EPOCH (protocol 7.44; libfuse 3.17 has no call for it) */
 #define NOTIFY_INC_EPOCH 8
 
-#define WATCH_MASK                                                                                 \
-	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_MODIFY |             \
-	 IN_CLOSE_WRITE | IN_ONLYDIR | IN_EXCL_UNLINK)
-#define ENTRY_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
-#define DATA_EVENTS  (IN_MODIFY | IN_CLOSE_WRITE)
-/* Events read at once (their longest names), and told to the kernel as one batch. */
-#define BATCH_EVENTS 64
+#define ENTRY_EVENTS (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO)
+#define DATA_EVENTS  (FAN_MODIFY | FAN_CLOSE_WRITE)
+/* of the directory itself, and (FAN_EVENT_ON_CHILD) of every entry in it */
+#define MARK_MASK (ENTRY_EVENTS | DATA_EVENTS | FAN_ATTRIB | FAN_EVENT_ON_CHILD | FAN_ONDIR)
+/* Bytes of events read at once, and told to the kernel as one batch. */
+#define BATCH_BYTES 16384
+/* The shortest event: its metadata, a record with an empty handle, a name of one byte. */
+#define MIN_EVENT_BYTES                                                                            \
+	(sizeof(struct fanotify_event_metadata) + sizeof(struct fanotify_event_info_fid) +         \
+	 sizeof(struct file_handle) + 2)
 /* How long the thread gathers events before it notifies (ms). */
 #define BATCH_MS 5
 /* How long the daemon waits for the thread to end at unmount (s). */
 #define STOP_WAIT_S 2
+/* A mark's key: the file system's id, the handle's type, the handle's bytes. */
+#define KEY_MAX (sizeof(__kernel_fsid_t) + sizeof(int) + MAX_HANDLE_SZ)
+
+/* A watched directory, found by the key its events carry. */
+struct ws_mark {
+	struct fs_hash_link link; /* in watch->marks */
+	struct ws_inode *inode;
+	size_t key_len;
+	unsigned char key[];
+};
 
 struct ws_watch {
-	int fd;		      /* inotify */
+	int fd;		      /* fanotify */
 	int wake;	      /* eventfd: stop, or flush */
 	atomic_bool stopping; /* what wake says: stop the thread */
 	atomic_bool flush;    /* or: drop what the kernel holds (a watch failed) */
 	atomic_bool epoch;    /* the kernel takes NOTIFY_INC_EPOCH */
 	pthread_t thread;
 	bool started;
-	bool stuck; /* the thread did not end: it may still use the table */
-	/* wd -> inode, guarded by ws->lock */
-	struct ws_inode **by_wd;
-	size_t n_by_wd;
+	bool stuck;	      /* the thread did not end: it may still use the table */
+	struct fs_hash marks; /* guarded by ws->lock */
 };
 
 double ws_timeout(struct fs_ws *ws)
@@ -94,8 +111,8 @@ static void watch_failed(struct fs_ws *ws, int err)
 	       "workspace: cannot watch for host changes (%s%s); names and attributes are"
 	       " trusted %g s from now on",
 	       err == EOVERFLOW ? "events lost" : strerror(err),
-	       err == ENOSPC	  ? ": raise fs.inotify.max_user_watches"
-	       : err == EOVERFLOW ? ": raise fs.inotify.max_queued_events"
+	       err == ENOSPC	  ? ": raise fs.fanotify.max_user_marks"
+	       : err == EOVERFLOW ? ": raise fs.fanotify.max_queued_events"
 				  : "",
 	       (double)WS_SHORT_TIMEOUT);
 	if (w) {
@@ -138,70 +155,104 @@ static void drop_everything(struct fs_ws *ws)
 	free(inos);
 }
 
-/* Map wd to inode. Called with ws->lock held. Returns 0 or -ENOMEM. */
-static int by_wd_set(struct ws_watch *w, int wd, struct ws_inode *inode)
+/* The key of a file system's id and a handle in it: its length, at most KEY_MAX. */
+static size_t make_key(unsigned char *key, const __kernel_fsid_t *fsid,
+		       const struct file_handle *fh)
 {
-	if ((size_t)wd >= w->n_by_wd) {
-		size_t n = w->n_by_wd ? w->n_by_wd : 256;
-		struct ws_inode **p;
+	memcpy(key, fsid, sizeof(*fsid));
+	memcpy(key + sizeof(*fsid), &fh->handle_type, sizeof(int));
+	memcpy(key + sizeof(*fsid) + sizeof(int), fh->f_handle, fh->handle_bytes);
+	return sizeof(*fsid) + sizeof(int) + fh->handle_bytes;
+}
 
-		while (n <= (size_t)wd)
-			n *= 2;
-		p = realloc(w->by_wd, n * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		memset(p + w->n_by_wd, 0, (n - w->n_by_wd) * sizeof(*p));
-		w->by_wd = p;
-		w->n_by_wd = n;
+/* A mark for the directory fd (its events' key), not in the table yet; NULL and *err. */
+static struct ws_mark *mark_of_fd(int fd, int *err)
+{
+	unsigned char fh_buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	struct file_handle *fh = (struct file_handle *)fh_buf;
+	unsigned char key[KEY_MAX];
+	struct statfs sfs;
+	__kernel_fsid_t fsid;
+	struct ws_mark *mark;
+	size_t n;
+	int mount_id;
+
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (fstatfs(fd, &sfs) < 0 || name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) < 0) {
+		*err = errno;
+		return NULL;
 	}
-	w->by_wd[wd] = inode;
-	return 0;
+	memcpy(&fsid, &sfs.f_fsid, sizeof(fsid)); /* what fanotify reports as the fsid */
+	n = make_key(key, &fsid, fh);
+	mark = malloc(sizeof(*mark) + n);
+	if (!mark) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	mark->key_len = n;
+	memcpy(mark->key, key, n);
+	return mark;
 }
 
 void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode)
 {
+	struct ws_mark *mark;
 	char path[64];
-	int wd;
+	int err;
 
 	if (!ws->watch || !atomic_load(&ws->watching))
 		return;
+	mark = mark_of_fd(inode->fd, &err);
+	if (!mark)
+		return watch_failed(ws, err);
 	ws_proc_path(path, sizeof(path), inode->fd);
-	wd = inotify_add_watch(ws->watch->fd, path, WATCH_MASK);
-	if (wd < 0)
-		return watch_failed(ws, errno);
-	if (by_wd_set(ws->watch, wd, inode) < 0) {
-		inotify_rm_watch(ws->watch->fd, wd);
-		return watch_failed(ws, ENOMEM);
+	if (fanotify_mark(ws->watch->fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, MARK_MASK, AT_FDCWD,
+			  path) < 0) {
+		err = errno;
+		free(mark);
+		return watch_failed(ws, err);
 	}
-	inode->wd = wd;
+	mark->inode = inode;
+	fs_hash_add(&ws->watch->marks, &mark->link, fs_hash_bytes(mark->key, mark->key_len));
+	inode->mark = mark;
 }
 
-int ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode)
+void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode)
 {
-	int wd = inode->wd;
+	struct ws_mark *mark = inode->mark;
+	char path[64];
+	int fd = inode->fd;
 
-	if (wd < 0)
-		return -1;
-	if ((size_t)wd < ws->watch->n_by_wd && ws->watch->by_wd[wd] == inode)
-		ws->watch->by_wd[wd] = NULL;
-	inode->wd = -1;
-	return wd;
+	if (!mark)
+		return;
+	fs_hash_remove(&ws->watch->marks, &mark->link);
+	inode->mark = NULL;
+	free(mark);
+	if (fd < 0 && inode->handle) /* its descriptor was closed for the budget */
+		fd = open_by_handle_at(ws->mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return; /* gone from the disk: its mark went with it */
+	ws_proc_path(path, sizeof(path), fd);
+	/* ENOENT when the directory was removed: its mark went with it */
+	fanotify_mark(ws->watch->fd, FAN_MARK_REMOVE, MARK_MASK, AT_FDCWD, path);
+	if (fd != inode->fd)
+		close(fd);
 }
 
-void ws_watch_remove(struct fs_ws *ws, int wd)
+/* The directory an event's key names, with one lookup counted for us; NULL if none. */
+static struct ws_inode *hold_dir(struct fs_ws *ws, const unsigned char *key, size_t n)
 {
-	if (wd >= 0)
-		inotify_rm_watch(ws->watch->fd, wd); /* EINVAL when it went with its directory */
-}
-
-/* The inode watched by wd, with one lookup counted for us; NULL if none. */
-static struct ws_inode *dir_of_wd(struct fs_ws *ws, int wd)
-{
+	size_t hash = fs_hash_bytes(key, n);
 	struct ws_inode *dir = NULL;
+	struct fs_hash_link *link;
 
 	pthread_mutex_lock(&ws->lock);
-	if (wd >= 0 && (size_t)wd < ws->watch->n_by_wd)
-		dir = ws->watch->by_wd[wd];
+	for (link = fs_hash_chain(&ws->watch->marks, hash); link && !dir; link = link->next) {
+		struct ws_mark *mark = fs_hash_entry(link, struct ws_mark, link);
+
+		if (link->hash == hash && mark->key_len == n && memcmp(mark->key, key, n) == 0)
+			dir = mark->inode;
+	}
 	if (dir)
 		dir->nlookup++;
 	pthread_mutex_unlock(&ws->lock);
@@ -224,41 +275,72 @@ static fuse_ino_t child_ino(struct fs_ws *ws, struct ws_inode *dir, const char *
 }
 
 /*
- * One event: what it makes stale, told to the kernel. No lock is held. A
- * name made or removed also makes the directory's attributes and listing
- * stale: that is told once for the batch, by notify_dir(), and *dir_wd is
- * set to the watch of the directory to tell it of (else left as it is).
+ * The directory record of an event (FAN_REPORT_DFID_NAME): its key in
+ * key[] and the entry's name ("." for the directory itself). Returns the
+ * key's length, or 0 when the event has no such record.
  */
-static void notify_event(struct fs_ws *ws, const struct inotify_event *ev, int *dir_wd)
+static size_t event_dir(const struct fanotify_event_metadata *ev, unsigned char *key,
+			const char **name)
+{
+	size_t off = ev->metadata_len;
+
+	while (off + sizeof(struct fanotify_event_info_fid) <= ev->event_len) {
+		const struct fanotify_event_info_fid *info = (const void *)((const char *)ev + off);
+		const struct file_handle *fh = (const void *)info->handle;
+		size_t room = info->hdr.len;
+
+		if (room < sizeof(*info) + sizeof(*fh) || room > ev->event_len - off)
+			return 0;
+		room -= sizeof(*info) + sizeof(*fh);
+		if ((info->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+		     info->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID) &&
+		    fh->handle_bytes <= MAX_HANDLE_SZ && fh->handle_bytes <= room) {
+			const char *s = (const char *)fh->f_handle + fh->handle_bytes;
+
+			*name = ".";
+			if (info->hdr.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+				if (!memchr(s, '\0', room - fh->handle_bytes))
+					return 0;
+				*name = s;
+			}
+			return make_key(key, &info->fsid, fh);
+		}
+		off += info->hdr.len;
+	}
+	return 0;
+}
+
+/*
+ * One event of the host's: what it makes stale, told to the kernel. No
+ * lock is held. A name made or removed also makes the directory's
+ * attributes and listing stale: that is told once for the batch, by
+ * notify_dirs(), and the directory is then added to dirs[] with the lookup
+ * it was held by (else that is given back here).
+ */
+static void notify_event(struct fs_ws *ws, const struct fanotify_event_metadata *ev,
+			 struct ws_inode **dirs, size_t *n_dirs)
 {
 	struct fuse_session *se = ws->fs->session;
+	unsigned char key[KEY_MAX];
+	const char *name;
 	struct ws_inode *dir;
 	fuse_ino_t ino;
+	size_t n = event_dir(ev, key, &name), i;
 
-	if (ev->mask & IN_IGNORED) { /* the directory is gone, or its watch dropped */
-		pthread_mutex_lock(&ws->lock);
-		if (ev->wd >= 0 && (size_t)ev->wd < ws->watch->n_by_wd &&
-		    ws->watch->by_wd[ev->wd]) {
-			ws->watch->by_wd[ev->wd]->wd = -1;
-			ws->watch->by_wd[ev->wd] = NULL;
-		}
-		pthread_mutex_unlock(&ws->lock);
+	if (!n || !(dir = hold_dir(ws, key, n)))
 		return;
-	}
-	if (ev->mask & IN_Q_OVERFLOW) { /* events lost: nothing cached can be trusted long */
-		watch_failed(ws, EOVERFLOW);
-		return;
-	}
-	dir = dir_of_wd(ws, ev->wd);
-	if (!dir)
-		return;
-	if (!ev->len) {
-		if (ev->mask & IN_ATTRIB)
+	if (strcmp(name, ".") == 0) {
+		if (ev->mask & FAN_ATTRIB)
 			fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), -1, 0);
 	} else if (ev->mask & ENTRY_EVENTS) {
-		fuse_lowlevel_notify_inval_entry(se, ws_ino_of(dir), ev->name, strlen(ev->name));
-		*dir_wd = ev->wd;
-	} else if ((ino = child_ino(ws, dir, ev->name))) {
+		fuse_lowlevel_notify_inval_entry(se, ws_ino_of(dir), name, strlen(name));
+		for (i = 0; i < *n_dirs && dirs[i] != dir; i++)
+			;
+		if (i == *n_dirs) {
+			dirs[(*n_dirs)++] = dir; /* as many as events in a batch at most */
+			return;
+		}
+	} else if ((ino = child_ino(ws, dir, name))) {
 		/* attributes only (-1), or the data too */
 		fuse_lowlevel_notify_inval_inode(se, ino, ev->mask & DATA_EVENTS ? 0 : -1, 0);
 	}
@@ -266,29 +348,40 @@ static void notify_event(struct fs_ws *ws, const struct inotify_event *ev, int *
 }
 
 /*
- * The directory of watch wd has names made or removed: its attributes and
- * (offset 0) the listing the kernel keeps (cache_readdir) are stale. Once a
- * batch for each directory: a burst (rm -rf, an untar) changes many names
- * of one directory, and each notification takes the directory's lock in
- * the kernel, against the very operations making the burst.
+ * Directories that had names made or removed: their attributes and (offset
+ * 0) the listings the kernel keeps (cache_readdir) are stale. Once a batch
+ * for each: a burst (rm -rf, an untar) changes many names of one directory,
+ * and each notification takes the directory's lock in the kernel, against
+ * the very operations making the burst.
  */
-static void notify_dir(struct fs_ws *ws, int wd)
+static void notify_dirs(struct fs_ws *ws, struct ws_inode **dirs, size_t n)
 {
-	struct ws_inode *dir = dir_of_wd(ws, wd);
+	size_t i;
 
-	if (!dir)
-		return;
-	fuse_lowlevel_notify_inval_inode(ws->fs->session, ws_ino_of(dir), 0, 0);
-	fs_ws_forget(ws, ws_ino_of(dir), 1);
+	for (i = 0; i < n; i++) {
+		fuse_lowlevel_notify_inval_inode(ws->fs->session, ws_ino_of(dirs[i]), 0, 0);
+		fs_ws_forget(ws, ws_ino_of(dirs[i]), 1);
+	}
 }
 
-/* Whether a and b (events of one batch) tell the kernel the same thing. */
-static bool same_event(const struct inotify_event *a, const struct inotify_event *b)
+/* Tell the kernel of one batch of events (n bytes of buf). */
+static void notify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws_inode **dirs)
 {
-	uint32_t kinds = ENTRY_EVENTS | DATA_EVENTS | IN_ATTRIB;
+	const struct fanotify_event_metadata *ev = (const void *)buf;
+	pid_t self = getpid();
+	size_t n_dirs = 0;
 
-	return a->wd == b->wd && (a->mask & kinds) == (b->mask & kinds) && a->len == b->len &&
-	       (!a->len || strcmp(a->name, b->name) == 0);
+	for (; FAN_EVENT_OK(ev, n); ev = FAN_EVENT_NEXT(ev, n)) {
+		if (ev->vers != FANOTIFY_METADATA_VERSION) {
+			watch_failed(ws, EPROTO);
+			break;
+		}
+		if (ev->mask & FAN_Q_OVERFLOW) /* events lost: nothing cached can be trusted long */
+			watch_failed(ws, EOVERFLOW);
+		else if (ev->pid != self) /* the daemon's own: the kernel's caches are right */
+			notify_event(ws, ev, dirs, &n_dirs);
+	}
+	notify_dirs(ws, dirs, n_dirs);
 }
 
 static void *watch_thread(void *arg)
@@ -296,19 +389,16 @@ static void *watch_thread(void *arg)
 	struct fs_ws *ws = arg;
 	struct pollfd pfd[2] = {{.fd = ws->watch->fd, .events = POLLIN},
 				{.fd = ws->watch->wake, .events = POLLIN}};
-	static const size_t size = BATCH_EVENTS * (sizeof(struct inotify_event) + NAME_MAX + 1);
-	/* an event takes sizeof(struct inotify_event) at least: so many fit in buf */
-	int dirs[BATCH_EVENTS * (NAME_MAX + 1) / sizeof(struct inotify_event) + BATCH_EVENTS];
-	size_t n_dirs, i;
-	char *buf = malloc(size);
+	char *buf = malloc(BATCH_BYTES);
+	struct ws_inode **dirs = malloc(BATCH_BYTES / MIN_EVENT_BYTES * sizeof(*dirs));
 
-	if (!buf) {
+	if (!buf || !dirs) {
 		watch_failed(ws, ENOMEM);
-		return NULL;
+		goto out;
 	}
 	for (;;) {
-		ssize_t n, off, prev;
 		uint64_t count;
+		ssize_t n;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
@@ -322,33 +412,12 @@ static void *watch_thread(void *arg)
 			continue;
 		}
 		poll(pfd + 1, 1, BATCH_MS); /* let a burst gather: one notification each */
-		n = read(ws->watch->fd, buf, size);
-		if (n <= 0)
-			continue;
-		n_dirs = 0;
-		for (off = 0; off < n;) {
-			const struct inotify_event *ev = (const void *)(buf + off);
-			bool seen = false;
-			int dir_wd = -1;
-
-			for (prev = 0; prev < off && !seen;) {
-				const struct inotify_event *p = (const void *)(buf + prev);
-
-				seen = same_event(p, ev);
-				prev += (ssize_t)(sizeof(*p) + p->len);
-			}
-			if (!seen)
-				notify_event(ws, ev, &dir_wd);
-			for (i = 0; dir_wd >= 0 && i < n_dirs; i++)
-				if (dirs[i] == dir_wd)
-					dir_wd = -1;
-			if (dir_wd >= 0)
-				dirs[n_dirs++] = dir_wd; /* as many as events in buf at most */
-			off += (ssize_t)(sizeof(*ev) + ev->len);
-		}
-		for (i = 0; i < n_dirs; i++)
-			notify_dir(ws, dirs[i]);
+		n = read(ws->watch->fd, buf, BATCH_BYTES);
+		if (n > 0)
+			notify_batch(ws, buf, n, dirs);
 	}
+out:
+	free(dirs);
 	free(buf);
 	return NULL;
 }
@@ -360,10 +429,11 @@ void ws_watch_new(struct fs_ws *ws)
 	atomic_store(&ws->watching, true); /* so that watch_failed() logs a failure */
 	if (!w)
 		return watch_failed(ws, ENOMEM);
-	w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	w->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
+			      O_RDONLY | O_CLOEXEC);
 	w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->fd < 0 || w->wake < 0) {
-		int err = errno;
+	if (w->fd < 0 || w->wake < 0 || fs_hash_init(&w->marks, 256) < 0) {
+		int err = w->fd < 0 || w->wake < 0 ? errno : ENOMEM;
 
 		if (w->fd >= 0)
 			close(w->fd);
@@ -427,6 +497,15 @@ bool ws_watch_stuck(const struct fs_ws *ws)
 	return ws->watch && ws->watch->stuck;
 }
 
+static void free_mark(struct fs_hash_link *link, void *ctx)
+{
+	struct ws_mark *mark = fs_hash_entry(link, struct ws_mark, link);
+
+	mark->inode->mark = NULL;
+	free(mark);
+	(void)ctx;
+}
+
 void ws_watch_free(struct fs_ws *ws)
 {
 	struct ws_watch *w = ws->watch;
@@ -436,9 +515,10 @@ void ws_watch_free(struct fs_ws *ws)
 	fs_ws_stop_watching(ws);
 	if (w->stuck)
 		return;
-	close(w->fd);
+	fs_hash_drain(&w->marks, free_mark, NULL);
+	fs_hash_release(&w->marks);
+	close(w->fd); /* and the kernel's marks with it */
 	close(w->wake);
-	free(w->by_wd);
 	free(w);
 	ws->watch = NULL;
 }
