@@ -301,9 +301,12 @@ void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 		return (void)fuse_reply_err(req, -fd);
 	r = ws_stat_shown(fd, &st);
 	ws_fd_put(ws, inode);
-	if (r < 0)
+	if (r < 0) {
+		ws_watch_stale(ws, ino, NULL); /* some of it may be done: the kernel's copy goes */
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, ws_timeout(ws));
+	}
+	if (fuse_reply_attr(req, &st, ws_timeout(ws)) < 0)
+		ws_watch_stale(ws, ino, NULL);
 }
 
 static int set_times(int inode_fd, int file_fd, const struct stat *attr, int to_set)
@@ -376,9 +379,12 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 	if (r == 0)
 		ws_show(fd, &st);
 	ws_fd_put(ws, inode);
-	if (r < 0)
+	if (r < 0) {
+		ws_watch_stale(ws, ino, NULL); /* some of it may be done: the kernel's copy goes */
 		return (void)fuse_reply_err(req, -r);
-	fuse_reply_attr(req, &st, ws_timeout(ws));
+	}
+	if (fuse_reply_attr(req, &st, ws_timeout(ws)) < 0)
+		ws_watch_stale(ws, ino, NULL);
 }
 
 void fs_ws_readlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)

@@ -93,6 +93,24 @@ static void reply_entry(struct fs_ws *ws, fuse_req_t req, struct fuse_entry_para
 		fs_ws_forget(ws, e->ino, 1);
 }
 
+/*
+ * A name just made in the directory parent: its entry, or the error. Made
+ * on the disk either way, so when the kernel does not get the entry, the
+ * watch tells it the name it holds there is stale (it skips the daemon's
+ * own events).
+ */
+static void reply_made(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name, int r,
+		       struct fuse_entry_param *e)
+{
+	if (r == 0 && fs_reply_entry(req, e))
+		return;
+	if (r == 0)
+		fs_ws_forget(ws, e->ino, 1);
+	ws_watch_stale(ws, parent, name);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+}
+
 void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req)
 {
 	struct fuse_entry_param e;
@@ -194,11 +212,14 @@ static void make_node(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, c
 		r = mknodat(dirfd, name, S_IFREG | 0600, 0);
 	else
 		r = mknodat(dirfd, name, disk_mode, rdev);
-	r = r < 0 ? -errno : finish_new(ws, req, dirfd, name, mode, rdev, &e);
-	ws_fd_put(ws, parent);
-	if (r < 0)
+	if (r < 0) {
+		r = -errno;
+		ws_fd_put(ws, parent);
 		return (void)fuse_reply_err(req, -r);
-	reply_entry(ws, req, &e);
+	}
+	r = finish_new(ws, req, dirfd, name, mode, rdev, &e);
+	ws_fd_put(ws, parent);
+	reply_made(ws, req, parent_ino, name, r, &e);
 }
 
 void fs_ws_mknod(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -246,14 +267,17 @@ void fs_ws_link(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, fuse_ino_t new
 		ws_fd_put(ws, dir);
 	}
 	ws_entry_init(ws, &e);
-	if (r == 0)
-		r = ws_stat_shown(fd, &e.attr);
-	ws_fd_put(ws, inode);
-	if (r < 0)
+	if (r < 0) {
+		ws_fd_put(ws, inode);
 		return (void)fuse_reply_err(req, -r);
-	ws_inode_ref(ws, inode);
-	e.ino = ino;
-	reply_entry(ws, req, &e);
+	}
+	r = ws_stat_shown(fd, &e.attr);
+	ws_fd_put(ws, inode);
+	if (r == 0) {
+		ws_inode_ref(ws, inode);
+		e.ino = ino;
+	}
+	reply_made(ws, req, newparent, newname, r, &e);
 }
 
 static void remove_name(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const char *name,

@@ -83,16 +83,20 @@ static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 	free(f);
 }
 
-/* ws_privilege_clear() for an open file. */
+/* ws_privilege_clear() for an open file: 1 when its mode changed (the kernel's is stale). */
 static int setid_drop(int fd)
 {
 	struct stat st;
 	char path[64];
+	mode_t before;
+	int r;
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	before = st.st_mode;
 	ws_proc_path(path, sizeof(path), fd);
-	return ws_privilege_clear(fd, path, &st);
+	r = ws_privilege_clear(fd, path, &st);
+	return r < 0 ? r : st.st_mode != before;
 }
 
 /* Open flags for the backing file: never follow, never create here. */
@@ -119,8 +123,11 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 		 * before a cached write, but not before a direct (O_APPEND)
 		 * or passthrough one, nor at a truncating open
 		 */
-		if (r == 0)
-			r = ws_owner_setid_kill(req, pfd);
+		if (r >= 0) {
+			int shown = ws_owner_setid_kill(req, pfd);
+
+			r = shown < 0 ? shown : r + shown;
+		}
 		if (r > 0) { /* the kernel's copy of the mode goes (it holds no lock for it) */
 			fuse_lowlevel_notify_inval_inode(ws->fs->session, ino, -1, 0);
 			r = 0;
@@ -187,13 +194,16 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
-	if (!fs_reply_create(req, &e, fi)) {
+	if (!fs_reply_create(req, &e, fi)) { /* the caller went away: the kernel has no entry */
 		file_free(ws, NULL, ws_file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
+		ws_watch_stale(ws, parent_ino, name);
 	}
 	return;
 out_close:
 	close(fd);
+	/* made on the disk, but the kernel is told it failed: its name there is stale */
+	ws_watch_stale(ws, parent_ino, name);
 	fuse_reply_err(req, -r);
 }
 

@@ -274,5 +274,12 @@ void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode);
  * added meanwhile (the kernel keeps one mark per directory and group).
  */
 void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode);
+/*
+ * The daemon changed the disk but the kernel did not hear of it (a request
+ * that failed half way, or whose reply was lost): name in the directory
+ * ino, or (name NULL) the inode ino itself. The watch thread tells the
+ * kernel. The caller holds a lookup of ino; no lock held.
+ */
+void ws_watch_stale(struct fs_ws *ws, fuse_ino_t ino, const char *name);
 
 #endif

@@ -71,6 +71,19 @@ struct ws_mark {
 	unsigned char key[];
 };
 
+/*
+ * A change the daemon made that the kernel was not told of (an operation
+ * that failed after changing the disk, or whose reply did not arrive). Its
+ * own events are skipped, so the thread tells the kernel of it instead: a
+ * request's thread may not, the kernel holding the directory's lock for it.
+ */
+struct ws_stale {
+	struct ws_stale *next;
+	struct ws_inode *inode; /* held by one lookup */
+	bool entry;		/* name in the directory inode, else inode itself */
+	char name[];
+};
+
 struct ws_watch {
 	int fd;		      /* fanotify */
 	int wake;	      /* eventfd: stop, or flush */
@@ -79,8 +92,10 @@ struct ws_watch {
 	atomic_bool epoch;    /* the kernel takes NOTIFY_INC_EPOCH */
 	pthread_t thread;
 	bool started;
-	bool stuck;	      /* the thread did not end: it may still use the table */
-	struct fs_hash marks; /* guarded by ws->lock */
+	bool stuck;		   /* the thread did not end: it may still use the table */
+	struct fs_hash marks;	   /* guarded by ws->lock */
+	struct ws_stale *stale;	   /* guarded by ws->lock */
+	atomic_bool stale_pending; /* what wake says: tell the kernel of them */
 };
 
 double ws_timeout(struct fs_ws *ws)
@@ -228,13 +243,24 @@ void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode)
 	fs_hash_remove(&ws->watch->marks, &mark->link);
 	inode->mark = NULL;
 	free(mark);
-	if (fd < 0 && inode->handle) /* its descriptor was closed for the budget */
+	/*
+	 * Its descriptor closed for the budget: reopened, under the lock, so
+	 * that no mark of the same directory is added in between (rare: the
+	 * budget is thousands of descriptors).
+	 */
+	if (fd < 0 && inode->handle) {
 		fd = open_by_handle_at(ws->mount_fd, inode->handle, O_PATH | O_CLOEXEC);
+		if (fd < 0 && errno != ESTALE) /* ESTALE: gone from the disk, its mark with it */
+			fs_log(ws->fs, "workspace: cannot reopen a directory to unmark it: %s",
+			       strerror(errno));
+	}
 	if (fd < 0)
-		return; /* gone from the disk: its mark went with it */
+		return;
 	ws_proc_path(path, sizeof(path), fd);
 	/* ENOENT when the directory was removed: its mark went with it */
-	fanotify_mark(ws->watch->fd, FAN_MARK_REMOVE, MARK_MASK, AT_FDCWD, path);
+	if (fanotify_mark(ws->watch->fd, FAN_MARK_REMOVE, MARK_MASK, AT_FDCWD, path) < 0 &&
+	    errno != ENOENT)
+		fs_log(ws->fs, "workspace: cannot unmark a directory: %s", strerror(errno));
 	if (fd != inode->fd)
 		close(fd);
 }
@@ -384,6 +410,53 @@ static void notify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws
 	notify_dirs(ws, dirs, n_dirs);
 }
 
+void ws_watch_stale(struct fs_ws *ws, fuse_ino_t ino, const char *name)
+{
+	struct ws_watch *w = ws->watch;
+	size_t len = name ? strlen(name) + 1 : 1;
+	struct ws_stale *stale;
+	uint64_t one = 1;
+
+	if (!w || !atomic_load(&ws->watching))
+		return; /* the kernel trusts nothing long: it asks again soon */
+	stale = malloc(sizeof(*stale) + len);
+	if (!stale)
+		return watch_failed(ws, ENOMEM);
+	stale->entry = name != NULL;
+	memcpy(stale->name, name ? name : "", len);
+	stale->inode = ws_inode_of(ws, ino);
+	pthread_mutex_lock(&ws->lock);
+	stale->inode->nlookup++;
+	stale->next = w->stale;
+	w->stale = stale;
+	pthread_mutex_unlock(&ws->lock);
+	atomic_store(&w->stale_pending, true);
+	if (write(w->wake, &one, sizeof(one)) != sizeof(one))
+		watch_failed(ws, errno);
+}
+
+/* Tell the kernel of the changes ws_watch_stale() was given. No lock held. */
+static void notify_stale(struct fs_ws *ws)
+{
+	struct fuse_session *se = ws->fs->session;
+	struct ws_stale *stale, *next;
+
+	pthread_mutex_lock(&ws->lock);
+	stale = ws->watch->stale;
+	ws->watch->stale = NULL;
+	pthread_mutex_unlock(&ws->lock);
+	for (; stale; stale = next) {
+		fuse_ino_t ino = ws_ino_of(stale->inode);
+
+		next = stale->next;
+		if (stale->entry)
+			fuse_lowlevel_notify_inval_entry(se, ino, stale->name, strlen(stale->name));
+		fuse_lowlevel_notify_inval_inode(se, ino, 0, 0); /* attributes, data, listing */
+		fs_ws_forget(ws, ino, 1);
+		free(stale);
+	}
+}
+
 static void *watch_thread(void *arg)
 {
 	struct fs_ws *ws = arg;
@@ -407,6 +480,8 @@ static void *watch_thread(void *arg)
 				break;
 			if (read(ws->watch->wake, &count, sizeof(count)) < 0 && errno != EAGAIN)
 				break;
+			if (atomic_exchange(&ws->watch->stale_pending, false))
+				notify_stale(ws);
 			if (atomic_exchange(&ws->watch->flush, false))
 				drop_everything(ws);
 			continue;
@@ -515,6 +590,12 @@ void ws_watch_free(struct fs_ws *ws)
 	fs_ws_stop_watching(ws);
 	if (w->stuck)
 		return;
+	while (w->stale) { /* the inodes go with the table */
+		struct ws_stale *next = w->stale->next;
+
+		free(w->stale);
+		w->stale = next;
+	}
 	fs_hash_drain(&w->marks, free_mark, NULL);
 	fs_hash_release(&w->marks);
 	close(w->fd); /* and the kernel's marks with it */

@@ -620,6 +620,8 @@ check "a set-user-ID file the host made, opened for writing by a level" \
 	as_container_root sh -c "printf '' >>'$WS/host-suid'"
 check "is one no more (as the kernel does for a writer without CAP_FSETID)" \
 	test "$(stat -c %a "$DIR/host-suid")" = 755
+check "and 755 through the mount at once (the daemon tells the kernel: the watch skips its own change)" \
+	test "$(T stat -c %a "$WS/host-suid")" = 755
 # With FUSE_HANDLE_KILLPRIV_V2 (libfuse 3.17) the daemon, not the kernel,
 # clears what a rewrite must: the kernel stops asking for
 # security.capability before every write.
