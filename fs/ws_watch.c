@@ -18,8 +18,15 @@
  * are skipped. Told of them, the kernel would drop the very names and
  * attributes a level has just made, and a find after an untar would look
  * every one of them up again (inotify, which cannot tell who made a change,
- * cost that). Events are taken in batches, and each directory's listing is
- * dropped once per batch.
+ * cost that). A request that changed the disk but could not tell the
+ * kernel (it failed half way, or its reply was lost) hands the change to
+ * the thread (ws_watch_stale). Events are taken in batches, and each
+ * directory's listing is dropped once per batch.
+ *
+ * Where fanotify cannot mark the workspace's root (no fanotify, a file
+ * system without file handles or fsid, a btrfs subvolume before Linux
+ * 6.8), inotify watches instead, as it did before: its events carry a
+ * watch, not a handle, and no process, so the daemon's own are told too.
  *
  * When a mark cannot be added (fs.fanotify.max_user_marks reached, a file
  * system without file handles, or no fanotify at all) or events were lost
@@ -39,6 +46,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,23 +58,24 @@
 #define DATA_EVENTS  (FAN_MODIFY | FAN_CLOSE_WRITE)
 /* of the directory itself, and (FAN_EVENT_ON_CHILD) of every entry in it */
 #define MARK_MASK (ENTRY_EVENTS | DATA_EVENTS | FAN_ATTRIB | FAN_EVENT_ON_CHILD | FAN_ONDIR)
+/* the same for inotify (whose IN_* bits are fanotify's FAN_* ones) */
+#define WATCH_MASK (ENTRY_EVENTS | DATA_EVENTS | IN_ATTRIB | IN_ONLYDIR | IN_EXCL_UNLINK)
 /* Bytes of events read at once, and told to the kernel as one batch. */
 #define BATCH_BYTES 16384
-/* The shortest event: its metadata, a record with an empty handle, a name of one byte. */
-#define MIN_EVENT_BYTES                                                                            \
-	(sizeof(struct fanotify_event_metadata) + sizeof(struct fanotify_event_info_fid) +         \
-	 sizeof(struct file_handle) + 2)
+/* The shortest event of both kinds: inotify's, without a name. */
+#define MIN_EVENT_BYTES sizeof(struct inotify_event)
 /* How long the thread gathers events before it notifies (ms). */
 #define BATCH_MS 5
 /* How long the daemon waits for the thread to end at unmount (s). */
 #define STOP_WAIT_S 2
-/* A mark's key: the file system's id, the handle's type, the handle's bytes. */
+/* A mark's key: the file system's id, the handle's type, the handle's bytes (inotify: its wd). */
 #define KEY_MAX (sizeof(__kernel_fsid_t) + sizeof(int) + MAX_HANDLE_SZ)
 
 /* A watched directory, found by the key its events carry. */
 struct ws_mark {
 	struct fs_hash_link link; /* in watch->marks */
 	struct ws_inode *inode;
+	int wd; /* inotify's watch, or -1 */
 	size_t key_len;
 	unsigned char key[];
 };
@@ -85,7 +94,8 @@ struct ws_stale {
 };
 
 struct ws_watch {
-	int fd;		      /* fanotify */
+	int fd;		      /* fanotify, or inotify */
+	bool inotify;	      /* fanotify cannot watch the workspace: inotify does */
 	int wake;	      /* eventfd: stop, or flush */
 	atomic_bool stopping; /* what wake says: stop the thread */
 	atomic_bool flush;    /* or: drop what the kernel holds (a watch failed) */
@@ -126,9 +136,11 @@ static void watch_failed(struct fs_ws *ws, int err)
 	       "workspace: cannot watch for host changes (%s%s); names and attributes are"
 	       " trusted %g s from now on",
 	       err == EOVERFLOW ? "events lost" : strerror(err),
-	       err == ENOSPC	  ? ": raise fs.fanotify.max_user_marks"
-	       : err == EOVERFLOW ? ": raise fs.fanotify.max_queued_events"
-				  : "",
+	       err != ENOSPC && err != EOVERFLOW ? ""
+	       : !w || !w->inotify ? (err == ENOSPC ? ": raise fs.fanotify.max_user_marks"
+						    : ": raise fs.fanotify.max_queued_events")
+	       : err == ENOSPC	   ? ": raise fs.inotify.max_user_watches"
+				   : ": raise fs.inotify.max_queued_events",
 	       (double)WS_SHORT_TIMEOUT);
 	if (w) {
 		atomic_store(&w->flush, true);
@@ -180,7 +192,20 @@ static size_t make_key(unsigned char *key, const __kernel_fsid_t *fsid,
 	return sizeof(*fsid) + sizeof(int) + fh->handle_bytes;
 }
 
-/* A mark for the directory fd (its events' key), not in the table yet; NULL and *err. */
+/* A mark of key (n bytes), not in the table yet; NULL if out of memory. */
+static struct ws_mark *mark_new(const void *key, size_t n, int wd)
+{
+	struct ws_mark *mark = malloc(sizeof(*mark) + n);
+
+	if (!mark)
+		return NULL;
+	mark->wd = wd;
+	mark->key_len = n;
+	memcpy(mark->key, key, n);
+	return mark;
+}
+
+/* A fanotify mark for the directory fd (its events' key), not in the table yet; NULL and *err. */
 static struct ws_mark *mark_of_fd(int fd, int *err)
 {
 	unsigned char fh_buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
@@ -199,14 +224,63 @@ static struct ws_mark *mark_of_fd(int fd, int *err)
 	}
 	memcpy(&fsid, &sfs.f_fsid, sizeof(fsid)); /* what fanotify reports as the fsid */
 	n = make_key(key, &fsid, fh);
-	mark = malloc(sizeof(*mark) + n);
-	if (!mark) {
+	mark = mark_new(key, n, -1);
+	if (!mark)
 		*err = ENOMEM;
+	return mark;
+}
+
+/* Mark the directory path with fanotify: the mark, or NULL and *err. */
+static struct ws_mark *fanotify_add(struct ws_watch *w, int fd, const char *path, int *err)
+{
+	struct ws_mark *mark = mark_of_fd(fd, err);
+
+	if (mark &&
+	    fanotify_mark(w->fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, MARK_MASK, AT_FDCWD, path) < 0) {
+		*err = errno;
+		free(mark);
+		mark = NULL;
+	}
+	return mark;
+}
+
+/* Watch the directory path with inotify: the mark, or NULL and *err. */
+static struct ws_mark *inotify_add(struct ws_watch *w, const char *path, int *err)
+{
+	int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+	struct ws_mark *mark;
+
+	if (wd < 0) {
+		*err = errno;
 		return NULL;
 	}
-	mark->key_len = n;
-	memcpy(mark->key, key, n);
+	mark = mark_new(&wd, sizeof(wd), wd);
+	if (!mark) {
+		inotify_rm_watch(w->fd, wd);
+		*err = ENOMEM;
+	}
 	return mark;
+}
+
+/*
+ * fanotify cannot watch the workspace (no fanotify, a file system without
+ * file handles or fsid, a btrfs subvolume before Linux 6.8): inotify, which
+ * cannot tell the daemon's own events from the host's, so a level's change
+ * costs the kernel its next lookup or getattr. Returns 0 or -errno.
+ */
+static int use_inotify(struct fs_ws *ws, int why)
+{
+	struct ws_watch *w = ws->watch;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fd;
+	w->inotify = true;
+	fs_log(ws->fs, "workspace: fanotify cannot watch it (%s): inotify does", strerror(why));
+	return 0;
 }
 
 void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode)
@@ -217,16 +291,17 @@ void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode)
 
 	if (!ws->watch || !atomic_load(&ws->watching))
 		return;
-	mark = mark_of_fd(inode->fd, &err);
+	ws_proc_path(path, sizeof(path), inode->fd);
+	if (ws->watch->inotify) {
+		mark = inotify_add(ws->watch, path, &err);
+	} else {
+		mark = fanotify_add(ws->watch, inode->fd, path, &err);
+		/* the first mark, the root's, decides: fanotify, or inotify for all */
+		if (!mark && inode == &ws->root && err != ENOMEM && use_inotify(ws, err) == 0)
+			mark = inotify_add(ws->watch, path, &err);
+	}
 	if (!mark)
 		return watch_failed(ws, err);
-	ws_proc_path(path, sizeof(path), inode->fd);
-	if (fanotify_mark(ws->watch->fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, MARK_MASK, AT_FDCWD,
-			  path) < 0) {
-		err = errno;
-		free(mark);
-		return watch_failed(ws, err);
-	}
 	mark->inode = inode;
 	fs_hash_add(&ws->watch->marks, &mark->link, fs_hash_bytes(mark->key, mark->key_len));
 	inode->mark = mark;
@@ -242,6 +317,11 @@ void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode)
 		return;
 	fs_hash_remove(&ws->watch->marks, &mark->link);
 	inode->mark = NULL;
+	if (mark->wd >= 0) { /* EINVAL when it went with its directory */
+		inotify_rm_watch(ws->watch->fd, mark->wd);
+		free(mark);
+		return;
+	}
 	free(mark);
 	/*
 	 * Its descriptor closed for the budget: reopened, under the lock, so
@@ -343,22 +423,20 @@ static size_t event_dir(const struct fanotify_event_metadata *ev, unsigned char 
  * notify_dirs(), and the directory is then added to dirs[] with the lookup
  * it was held by (else that is given back here).
  */
-static void notify_event(struct fs_ws *ws, const struct fanotify_event_metadata *ev,
-			 struct ws_inode **dirs, size_t *n_dirs)
+static void notify_event(struct fs_ws *ws, const unsigned char *key, size_t n, const char *name,
+			 uint64_t mask, struct ws_inode **dirs, size_t *n_dirs)
 {
 	struct fuse_session *se = ws->fs->session;
-	unsigned char key[KEY_MAX];
-	const char *name;
 	struct ws_inode *dir;
 	fuse_ino_t ino;
-	size_t n = event_dir(ev, key, &name), i;
+	size_t i;
 
 	if (!n || !(dir = hold_dir(ws, key, n)))
 		return;
 	if (strcmp(name, ".") == 0) {
-		if (ev->mask & FAN_ATTRIB)
+		if (mask & FAN_ATTRIB)
 			fuse_lowlevel_notify_inval_inode(se, ws_ino_of(dir), -1, 0);
-	} else if (ev->mask & ENTRY_EVENTS) {
+	} else if (mask & ENTRY_EVENTS) {
 		fuse_lowlevel_notify_inval_entry(se, ws_ino_of(dir), name, strlen(name));
 		for (i = 0; i < *n_dirs && dirs[i] != dir; i++)
 			;
@@ -368,7 +446,7 @@ static void notify_event(struct fs_ws *ws, const struct fanotify_event_metadata 
 		}
 	} else if ((ino = child_ino(ws, dir, name))) {
 		/* attributes only (-1), or the data too */
-		fuse_lowlevel_notify_inval_inode(se, ino, ev->mask & DATA_EVENTS ? 0 : -1, 0);
+		fuse_lowlevel_notify_inval_inode(se, ino, mask & DATA_EVENTS ? 0 : -1, 0);
 	}
 	fs_ws_forget(ws, ws_ino_of(dir), 1);
 }
@@ -390,11 +468,13 @@ static void notify_dirs(struct fs_ws *ws, struct ws_inode **dirs, size_t n)
 	}
 }
 
-/* Tell the kernel of one batch of events (n bytes of buf). */
-static void notify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws_inode **dirs)
+/* Tell the kernel of one batch of fanotify events (n bytes of buf). */
+static void fanotify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws_inode **dirs)
 {
 	const struct fanotify_event_metadata *ev = (const void *)buf;
+	unsigned char key[KEY_MAX];
 	pid_t self = getpid();
+	const char *name = ".";
 	size_t n_dirs = 0;
 
 	for (; FAN_EVENT_OK(ev, n); ev = FAN_EVENT_NEXT(ev, n)) {
@@ -402,10 +482,55 @@ static void notify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws
 			watch_failed(ws, EPROTO);
 			break;
 		}
-		if (ev->mask & FAN_Q_OVERFLOW) /* events lost: nothing cached can be trusted long */
+		if (ev->mask &
+		    FAN_Q_OVERFLOW) { /* events lost: nothing cached can be trusted long */
 			watch_failed(ws, EOVERFLOW);
-		else if (ev->pid != self) /* the daemon's own: the kernel's caches are right */
-			notify_event(ws, ev, dirs, &n_dirs);
+		} else if (ev->pid != self) { /* the daemon's own: the kernel's caches are right */
+			size_t key_len = event_dir(ev, key, &name);
+
+			notify_event(ws, key, key_len, name, ev->mask, dirs, &n_dirs);
+		}
+	}
+	notify_dirs(ws, dirs, n_dirs);
+}
+
+/* The watch wd is gone (its directory removed): so is its mark. */
+static void inotify_ignored(struct fs_ws *ws, int wd)
+{
+	size_t hash = fs_hash_bytes(&wd, sizeof(wd));
+	struct fs_hash_link *link;
+
+	pthread_mutex_lock(&ws->lock);
+	for (link = fs_hash_chain(&ws->watch->marks, hash); link; link = link->next) {
+		struct ws_mark *mark = fs_hash_entry(link, struct ws_mark, link);
+
+		if (mark->wd == wd) {
+			fs_hash_remove(&ws->watch->marks, link);
+			mark->inode->mark = NULL;
+			free(mark);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
+/* Tell the kernel of one batch of inotify events (n bytes of buf): all, the daemon's too. */
+static void inotify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct ws_inode **dirs)
+{
+	size_t n_dirs = 0;
+	ssize_t off;
+
+	for (off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+		const struct inotify_event *ev = (const void *)(buf + off);
+
+		if (ev->mask & IN_Q_OVERFLOW)
+			watch_failed(ws, EOVERFLOW);
+		else if (ev->mask & IN_IGNORED)
+			inotify_ignored(ws, ev->wd);
+		else
+			notify_event(ws, (const void *)&ev->wd, sizeof(ev->wd),
+				     ev->len ? ev->name : ".", ev->mask, dirs, &n_dirs);
+		off += (ssize_t)(sizeof(*ev) + ev->len);
 	}
 	notify_dirs(ws, dirs, n_dirs);
 }
@@ -488,8 +613,10 @@ static void *watch_thread(void *arg)
 		}
 		poll(pfd + 1, 1, BATCH_MS); /* let a burst gather: one notification each */
 		n = read(ws->watch->fd, buf, BATCH_BYTES);
-		if (n > 0)
-			notify_batch(ws, buf, n, dirs);
+		if (n > 0 && ws->watch->inotify)
+			inotify_batch(ws, buf, n, dirs);
+		else if (n > 0)
+			fanotify_batch(ws, buf, n, dirs);
 	}
 out:
 	free(dirs);
@@ -504,20 +631,30 @@ void ws_watch_new(struct fs_ws *ws)
 	atomic_store(&ws->watching, true); /* so that watch_failed() logs a failure */
 	if (!w)
 		return watch_failed(ws, ENOMEM);
-	w->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
-			      O_RDONLY | O_CLOEXEC);
+	w->fd = -1;
 	w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->fd < 0 || w->wake < 0 || fs_hash_init(&w->marks, 256) < 0) {
-		int err = w->fd < 0 || w->wake < 0 ? errno : ENOMEM;
+	if (w->wake < 0 || fs_hash_init(&w->marks, 256) < 0) {
+		int err = w->wake < 0 ? errno : ENOMEM;
 
-		if (w->fd >= 0)
-			close(w->fd);
 		if (w->wake >= 0)
 			close(w->wake);
 		free(w);
 		return watch_failed(ws, err);
 	}
 	ws->watch = w;
+	w->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
+			      O_RDONLY | O_CLOEXEC);
+	if (w->fd < 0) {
+		int r = use_inotify(ws, errno);
+
+		if (r < 0) {
+			ws->watch = NULL;
+			fs_hash_release(&w->marks);
+			close(w->wake);
+			free(w);
+			return watch_failed(ws, -r);
+		}
+	}
 }
 
 void fs_ws_init(struct fs_ws *ws)

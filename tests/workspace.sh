@@ -259,6 +259,31 @@ expect_match "$WORK/doctor-lost" "fix: raise fs.fanotify.max_user_marks and fs.f
 	"... and says what to raise"
 unmount_dindfs "$WORK/mnt-lost" "$MOUNT_PIDFILE"
 
+# Where fanotify cannot mark the workspace (here a ramfs: no file handles;
+# also a btrfs subvolume before Linux 6.8, or no fanotify), the daemon
+# watches it with inotify, which cannot skip its own events.
+RAM_DIR=$WORK/ramfs
+mkdir -p "$RAM_DIR"
+mount -t ramfs ramfs "$RAM_DIR"
+on_exit "umount -l '$RAM_DIR'"
+RAM=$WORK/mnt-ramfs/workspace
+must_mount "$WORK/mnt-ramfs" --store "$WORK/store-ramfs" --workspace "$RAM_DIR"
+check "the log says inotify watches a workspace fanotify cannot" \
+	grep -q "workspace: fanotify cannot watch it (Operation not supported): inotify does" "$MOUNT_LOG"
+check "and it is watched: trusted $long s" \
+	test "$(stat_of "$WORK/mnt-ramfs" workspace_timeout_s)" = "$long"
+ram_is() { [[ $(T cat "$RAM/$1" 2>/dev/null) == "$2" ]]; } # NAME TEXT
+check "a name not there yet is not there" test ! -e "$RAM/r1"
+echo one >"$RAM_DIR/r1"
+check "a file made on the host shows within 1 s" wait_until 1 ram_is r1 one
+echo two >"$RAM_DIR/r1"
+check "rewritten: its new bytes within 1 s" wait_until 1 ram_is r1 two
+rm "$RAM_DIR/r1"
+check "removed: gone within 1 s" wait_until 1 test ! -e "$RAM/r1"
+check "what is made through the mount shows through it" T sh -c "echo three >'$RAM/r3'"
+check "and on the host" test "$(cat "$RAM_DIR/r3")" = three
+unmount_dindfs "$WORK/mnt-ramfs" "$MOUNT_PIDFILE"
+
 # ---- appends ----------------------------------------------------------------
 
 # Three writers at once, one of them a shell opening the file for each line.

@@ -269,10 +269,11 @@ void doctor_check_mount(struct doctor *d)
 				" daemon's --log says why): names and attributes are trusted 1 s,"
 				" so stats and listings ask the daemon",
 				path);
-			doctor_fix(
-				d,
-				"raise fs.fanotify.max_user_marks and "
-				"fs.fanotify.max_queued_events on the host, then mount it again");
+			doctor_fix(d, "raise fs.fanotify.max_user_marks and "
+				      "fs.fanotify.max_queued_events on the host "
+				      "(fs.inotify.max_user_watches"
+				      " and fs.inotify.max_queued_events where the log says inotify"
+				      " watches), then mount it again");
 		} else if (trust > 1) {
 			doctor_say(
 				d, DOCTOR_OK,
