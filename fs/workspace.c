@@ -301,12 +301,9 @@ void fs_ws_getattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse
 		return (void)fuse_reply_err(req, -fd);
 	r = ws_stat_shown(fd, &st);
 	ws_fd_put(ws, inode);
-	if (r < 0) {
-		ws_watch_stale(ws, ino, NULL); /* some of it may be done: the kernel's copy goes */
+	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	}
-	if (fuse_reply_attr(req, &st, ws_timeout(ws)) < 0)
-		ws_watch_stale(ws, ino, NULL);
+	fuse_reply_attr(req, &st, ws_timeout(ws));
 }
 
 static int set_times(int inode_fd, int file_fd, const struct stat *attr, int to_set)
@@ -383,8 +380,10 @@ void fs_ws_setattr(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct stat
 		ws_watch_stale(ws, ino, NULL); /* some of it may be done: the kernel's copy goes */
 		return (void)fuse_reply_err(req, -r);
 	}
+	ws_inode_ref(ws, inode); /* the kernel may forget it once it has the reply */
 	if (fuse_reply_attr(req, &st, ws_timeout(ws)) < 0)
 		ws_watch_stale(ws, ino, NULL);
+	fs_ws_forget(ws, ino, 1);
 }
 
 void fs_ws_readlink(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino)

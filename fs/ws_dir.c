@@ -102,13 +102,16 @@ static void reply_entry(struct fs_ws *ws, fuse_req_t req, struct fuse_entry_para
 static void reply_made(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent, const char *name, int r,
 		       struct fuse_entry_param *e)
 {
-	if (r == 0 && fs_reply_entry(req, e))
-		return;
-	if (r == 0)
+	if (r < 0) {
+		ws_watch_stale(ws, parent, name);
+		return (void)fuse_reply_err(req, -r);
+	}
+	ws_inode_ref(ws, ws_inode_of(ws, parent)); /* the kernel may forget it once replied to */
+	if (!fs_reply_entry(req, e)) {
 		fs_ws_forget(ws, e->ino, 1);
-	ws_watch_stale(ws, parent, name);
-	if (r < 0)
-		fuse_reply_err(req, -r);
+		ws_watch_stale(ws, parent, name);
+	}
+	fs_ws_forget(ws, parent, 1);
 }
 
 void fs_ws_lookup_root(struct fs_ws *ws, fuse_req_t req)

@@ -83,8 +83,8 @@ static void file_free(struct fs_ws *ws, fuse_req_t req, struct ws_file *f)
 	free(f);
 }
 
-/* ws_privilege_clear() for an open file: 1 when its mode changed (the kernel's is stale). */
-static int setid_drop(int fd)
+/* ws_privilege_clear() for an open file; *changed when its mode did (the kernel's is stale). */
+static int setid_drop(int fd, bool *changed)
 {
 	struct stat st;
 	char path[64];
@@ -95,8 +95,9 @@ static int setid_drop(int fd)
 		return -errno;
 	before = st.st_mode;
 	ws_proc_path(path, sizeof(path), fd);
-	r = ws_privilege_clear(fd, path, &st);
-	return r < 0 ? r : st.st_mode != before;
+	r = ws_privilege_clear(fd, path, &st); /* may fail after the mode changed */
+	*changed = st.st_mode != before;
+	return r;
 }
 
 /* Open flags for the backing file: never follow, never create here. */
@@ -117,21 +118,24 @@ void fs_ws_open(struct fs_ws *ws, fuse_req_t req, fuse_ino_t ino, struct fuse_fi
 	fd = open(path, open_flags(fi->flags));
 	r = fd < 0 ? -errno : 0;
 	if (r == 0 && (fi->flags & O_ACCMODE) != O_RDONLY) {
-		r = setid_drop(fd); /* a privileged program a level rewrites is one no more */
+		bool changed = false;
+
+		r = setid_drop(fd,
+			       &changed); /* a privileged program a level rewrites is one no more */
 		/*
 		 * and the set-id bits shown only: the kernel asks for that
 		 * before a cached write, but not before a direct (O_APPEND)
 		 * or passthrough one, nor at a truncating open
 		 */
-		if (r >= 0) {
-			int shown = ws_owner_setid_kill(req, pfd);
-
-			r = shown < 0 ? shown : r + shown;
-		}
-		if (r > 0) { /* the kernel's copy of the mode goes (it holds no lock for it) */
-			fuse_lowlevel_notify_inval_inode(ws->fs->session, ino, -1, 0);
+		if (r == 0)
+			r = ws_owner_setid_kill(req, pfd);
+		if (r > 0) {
+			changed = true;
 			r = 0;
 		}
+		/* the kernel's copy of the mode goes (it holds no lock for it), even on failure */
+		if (changed)
+			fuse_lowlevel_notify_inval_inode(ws->fs->session, ino, -1, 0);
 	}
 	if (r == 0)
 		r = file_new(ws, req, inode, fd, fi->flags, fi);
@@ -194,11 +198,13 @@ void fs_ws_create(struct fs_ws *ws, fuse_req_t req, fuse_ino_t parent_ino, const
 		fs_ws_forget(ws, e.ino, 1);
 		goto out_close;
 	}
+	ws_inode_ref(ws, parent);	     /* the kernel may forget it once replied to */
 	if (!fs_reply_create(req, &e, fi)) { /* the caller went away: the kernel has no entry */
 		file_free(ws, NULL, ws_file_of(fi));
 		fs_ws_forget(ws, e.ino, 1);
 		ws_watch_stale(ws, parent_ino, name);
 	}
+	fs_ws_forget(ws, parent_ino, 1);
 	return;
 out_close:
 	close(fd);
