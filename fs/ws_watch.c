@@ -205,11 +205,15 @@ static struct ws_mark *mark_new(const void *key, size_t n, int wd)
 	return mark;
 }
 
-/* A fanotify mark for the directory fd (its events' key), not in the table yet; NULL and *err. */
-static struct ws_mark *mark_of_fd(int fd, int *err)
+/*
+ * A fanotify mark for the directory inode (its events' key), not in the
+ * table yet; NULL and *err. Its handle is the table's (ws_inode.c) where it
+ * has one: the same name_to_handle_at() of the same descriptor.
+ */
+static struct ws_mark *mark_of_inode(const struct ws_inode *inode, int *err)
 {
 	unsigned char fh_buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-	struct file_handle *fh = (struct file_handle *)fh_buf;
+	const struct file_handle *fh = inode->handle;
 	unsigned char key[KEY_MAX];
 	struct statfs sfs;
 	__kernel_fsid_t fsid;
@@ -217,8 +221,17 @@ static struct ws_mark *mark_of_fd(int fd, int *err)
 	size_t n;
 	int mount_id;
 
-	fh->handle_bytes = MAX_HANDLE_SZ;
-	if (fstatfs(fd, &sfs) < 0 || name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) < 0) {
+	if (!fh) { /* the root, or a directory of another file system below it */
+		struct file_handle *made = (struct file_handle *)fh_buf;
+
+		made->handle_bytes = MAX_HANDLE_SZ;
+		if (name_to_handle_at(inode->fd, "", made, &mount_id, AT_EMPTY_PATH) < 0) {
+			*err = errno;
+			return NULL;
+		}
+		fh = made;
+	}
+	if (fstatfs(inode->fd, &sfs) < 0) {
 		*err = errno;
 		return NULL;
 	}
@@ -230,10 +243,11 @@ static struct ws_mark *mark_of_fd(int fd, int *err)
 	return mark;
 }
 
-/* Mark the directory path with fanotify: the mark, or NULL and *err. */
-static struct ws_mark *fanotify_add(struct ws_watch *w, int fd, const char *path, int *err)
+/* Mark the directory inode (path names it) with fanotify: the mark, or NULL and *err. */
+static struct ws_mark *fanotify_add(struct ws_watch *w, const struct ws_inode *inode,
+				    const char *path, int *err)
 {
-	struct ws_mark *mark = mark_of_fd(fd, err);
+	struct ws_mark *mark = mark_of_inode(inode, err);
 
 	if (mark &&
 	    fanotify_mark(w->fd, FAN_MARK_ADD | FAN_MARK_ONLYDIR, MARK_MASK, AT_FDCWD, path) < 0) {
@@ -295,7 +309,7 @@ void ws_watch_add(struct fs_ws *ws, struct ws_inode *inode)
 	if (ws->watch->inotify) {
 		mark = inotify_add(ws->watch, path, &err);
 	} else {
-		mark = fanotify_add(ws->watch, inode->fd, path, &err);
+		mark = fanotify_add(ws->watch, inode, path, &err);
 		/* the first mark, the root's, decides: fanotify, or inotify for all */
 		if (!mark && inode == &ws->root && err != ENOMEM && use_inotify(ws, err) == 0)
 			mark = inotify_add(ws->watch, path, &err);
@@ -345,22 +359,33 @@ void ws_watch_drop(struct fs_ws *ws, struct ws_inode *inode)
 		close(fd);
 }
 
-/* The directory an event's key names, with one lookup counted for us; NULL if none. */
-static struct ws_inode *hold_dir(struct fs_ws *ws, const unsigned char *key, size_t n)
+/* The mark of key (n bytes), or NULL. Called with ws->lock held. */
+static struct ws_mark *mark_find(struct ws_watch *w, const void *key, size_t n)
 {
 	size_t hash = fs_hash_bytes(key, n);
-	struct ws_inode *dir = NULL;
 	struct fs_hash_link *link;
 
-	pthread_mutex_lock(&ws->lock);
-	for (link = fs_hash_chain(&ws->watch->marks, hash); link && !dir; link = link->next) {
+	for (link = fs_hash_chain(&w->marks, hash); link; link = link->next) {
 		struct ws_mark *mark = fs_hash_entry(link, struct ws_mark, link);
 
 		if (link->hash == hash && mark->key_len == n && memcmp(mark->key, key, n) == 0)
-			dir = mark->inode;
+			return mark;
 	}
-	if (dir)
+	return NULL;
+}
+
+/* The directory an event's key names, with one lookup counted for us; NULL if none. */
+static struct ws_inode *hold_dir(struct fs_ws *ws, const unsigned char *key, size_t n)
+{
+	struct ws_inode *dir = NULL;
+	struct ws_mark *mark;
+
+	pthread_mutex_lock(&ws->lock);
+	mark = mark_find(ws->watch, key, n);
+	if (mark) {
+		dir = mark->inode;
 		dir->nlookup++;
+	}
 	pthread_mutex_unlock(&ws->lock);
 	return dir;
 }
@@ -497,19 +522,14 @@ static void fanotify_batch(struct fs_ws *ws, const char *buf, ssize_t n, struct 
 /* The watch wd is gone (its directory removed): so is its mark. */
 static void inotify_ignored(struct fs_ws *ws, int wd)
 {
-	size_t hash = fs_hash_bytes(&wd, sizeof(wd));
-	struct fs_hash_link *link;
+	struct ws_mark *mark;
 
 	pthread_mutex_lock(&ws->lock);
-	for (link = fs_hash_chain(&ws->watch->marks, hash); link; link = link->next) {
-		struct ws_mark *mark = fs_hash_entry(link, struct ws_mark, link);
-
-		if (mark->wd == wd) {
-			fs_hash_remove(&ws->watch->marks, link);
-			mark->inode->mark = NULL;
-			free(mark);
-			break;
-		}
+	mark = mark_find(ws->watch, &wd, sizeof(wd)); /* an inotify mark's key is its wd */
+	if (mark) {
+		fs_hash_remove(&ws->watch->marks, &mark->link);
+		mark->inode->mark = NULL;
+		free(mark);
 	}
 	pthread_mutex_unlock(&ws->lock);
 }
